@@ -1,0 +1,54 @@
+from django.db import models
+
+from pufferpost.ids import PrefixedIdField
+from pufferpost.models import Workspace
+
+
+class DkimStatus(models.TextChoices):
+    PENDING = "pending"
+    VERIFIED = "verified"
+    FAILED = "failed"
+
+
+class DmarcStatus(models.TextChoices):
+    UNKNOWN = "unknown"
+    PRESENT = "present"
+    MISSING = "missing"
+
+
+class Domain(models.Model):
+    """A sending domain. `verified` is DKIM alone; DMARC is observed, never a gate."""
+
+    id = PrefixedIdField(prefix="dom")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="domains")
+    domain = models.CharField(max_length=253)
+    selector = models.CharField(max_length=63, blank=True, default="")
+    # PEM (PKCS#8) private key; never rendered by the API, the admin or a log line.
+    dkim_private_key = models.TextField(blank=True, default="")
+    # Base64 DER SubjectPublicKeyInfo, exactly what goes after `p=` in the DNS record.
+    dkim_public_key = models.TextField(blank=True, default="")
+    dkim_status = models.CharField(max_length=16, choices=DkimStatus.choices, default=DkimStatus.PENDING)
+    dmarc_status = models.CharField(max_length=16, choices=DmarcStatus.choices, default=DmarcStatus.UNKNOWN)
+    dkim_error = models.CharField(max_length=500, blank=True, default="")
+    dmarc_error = models.CharField(max_length=500, blank=True, default="")
+    verified_at = models.DateTimeField(null=True, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "domain"], name="domain_unique_per_workspace")]
+        indexes = [models.Index(fields=["domain"], name="domain_name_idx")]
+
+    def __str__(self):
+        return self.domain
+
+    @property
+    def verified(self) -> bool:
+        return self.dkim_status == DkimStatus.VERIFIED
+
+    @property
+    def dkim_host(self) -> str:
+        return f"{self.selector}._domainkey.{self.domain}" if self.selector else ""

@@ -1,0 +1,191 @@
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+
+from pufferpost.ids import PrefixedIdField
+from pufferpost.models import Workspace
+
+
+class MessageStatus(models.TextChoices):
+    ACCEPTED = "accepted"
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    SUPPRESSED = "suppressed"
+    ERRORED = "errored"
+
+
+TERMINAL_STATUSES = (
+    MessageStatus.DELIVERED,
+    MessageStatus.BOUNCED,
+    MessageStatus.COMPLAINED,
+    MessageStatus.SUPPRESSED,
+    MessageStatus.ERRORED,
+)
+
+
+class EventType(models.TextChoices):
+    ACCEPTED = "accepted"
+    QUEUED = "queued"
+    SENT = "sent"
+    DEFERRED = "deferred"
+    DELIVERED = "delivered"
+    OPENED = "opened"
+    CLICKED = "clicked"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    SUPPRESSED = "suppressed"
+    UNSUBSCRIBED = "unsubscribed"
+    ERRORED = "errored"
+
+
+class UnsubscribeGroup(models.Model):
+    id = PrefixedIdField(prefix="grp")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="unsubscribe_groups")
+    name = models.CharField(max_length=200)
+    description = models.CharField(max_length=1000, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.name
+
+
+class Unsubscribe(models.Model):
+    group = models.ForeignKey(UnsubscribeGroup, on_delete=models.CASCADE, related_name="unsubscribes")
+    email = models.CharField(max_length=254)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["group", "email"], name="unsubscribe_unique_per_group")]
+
+    def __str__(self):
+        return f"{self.email} from {self.group_id}"
+
+
+class SuppressionReason(models.TextChoices):
+    BOUNCE = "bounce"
+    COMPLAINT = "complaint"
+    UNSUBSCRIBE = "unsubscribe"
+    MANUAL = "manual"
+
+
+class Suppression(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="suppressions")
+    email = models.CharField(max_length=254)
+    reason = models.CharField(max_length=16, choices=SuppressionReason.choices)
+    source_message = models.ForeignKey("Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "email"], name="suppression_unique_per_workspace")]
+        indexes = [models.Index(fields=["workspace", "-created_at", "-id"], name="suppression_page_idx")]
+
+    def __str__(self):
+        return f"{self.email} ({self.reason})"
+
+
+class Message(models.Model):
+    """One accepted send, with its rendering inputs pinned (template version, data, locale, zone)."""
+
+    id = PrefixedIdField(prefix="msg")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="messages")
+    sender = models.ForeignKey("senders.Sender", on_delete=models.PROTECT, related_name="messages")
+    from_address = models.CharField(max_length=254)
+    to = models.CharField(max_length=254)
+    cc = ArrayField(models.CharField(max_length=254), default=list, blank=True)
+    reply_to = models.CharField(max_length=254, null=True, blank=True)
+    template = models.ForeignKey("templates_app.Template", on_delete=models.PROTECT, related_name="messages")
+    template_version = models.ForeignKey(
+        "templates_app.TemplateVersion", on_delete=models.PROTECT, related_name="messages"
+    )
+    data = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    tags = ArrayField(models.CharField(max_length=100), default=list, blank=True)
+    locale = models.CharField(max_length=35)
+    timezone = models.CharField(max_length=64, default="UTC")
+    unsubscribe_group = models.ForeignKey(
+        UnsubscribeGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    status = models.CharField(max_length=16, choices=MessageStatus.choices, default=MessageStatus.ACCEPTED)
+    subject = models.TextField(blank=True, default="")
+    # Delivery bookkeeping (owned by messaging.delivery).
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_response = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["workspace", "-created_at", "-id"], name="message_page_idx"),
+            models.Index(fields=["workspace", "status", "-created_at", "-id"], name="message_status_page_idx"),
+            models.Index(fields=["workspace", "to", "-created_at", "-id"], name="message_to_page_idx"),
+            models.Index(fields=["workspace", "from_address", "-created_at", "-id"], name="message_from_page_idx"),
+            models.Index(fields=["workspace", "template", "-created_at", "-id"], name="message_template_page_idx"),
+            # The outbox sweeper only ever looks at messages not yet handed to delivery.
+            models.Index(
+                fields=["updated_at"],
+                name="message_outbox_idx",
+                condition=Q(status__in=["accepted", "queued"]),
+            ),
+        ]
+
+    def __str__(self):
+        return self.id
+
+
+class MessageAttachment(models.Model):
+    """Attachment bytes live apart from the message row so reads never load (or echo) them."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
+    position = models.PositiveSmallIntegerField()
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=255)
+    content = models.BinaryField()
+
+    class Meta:
+        ordering = ["message", "position"]
+        constraints = [models.UniqueConstraint(fields=["message", "position"], name="attachment_position_unique")]
+
+    def __str__(self):
+        return self.filename
+
+
+class MessageEvent(models.Model):
+    id = PrefixedIdField(prefix="evt")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    type = models.CharField(max_length=16, choices=EventType.choices)
+    occurred_at = models.DateTimeField()
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        indexes = [models.Index(fields=["message", "occurred_at", "id"], name="event_timeline_idx")]
+
+    def __str__(self):
+        return f"{self.type} {self.message_id}"
+
+
+class IdempotencyRecord(models.Model):
+    """One Idempotency-Key per workspace, fingerprinted against the send body; kept ≥ 24 h."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    response = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "key"], name="idempotency_key_unique")]
+
+    def __str__(self):
+        return self.key

@@ -1,0 +1,26 @@
+"""Workspace-level API: `GET /v1/workspace`."""
+
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from pufferpost.serializers import TimestampField
+
+
+class WorkspaceSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    default_locale = serializers.CharField()
+    sending_paused = serializers.BooleanField()
+    monthly_quota = serializers.IntegerField()
+    rate_limit_per_minute = serializers.IntegerField()
+    open_tracking = serializers.BooleanField()
+    click_tracking = serializers.BooleanField()
+    created_at = TimestampField()
+
+
+class WorkspaceView(APIView):
+    required_scopes = {"GET": "workspace:read"}
+
+    def get(self, request):
+        return Response(WorkspaceSerializer(request.auth.workspace).data)

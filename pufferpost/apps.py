@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class PufferPostConfig(AppConfig):
+    name = "pufferpost"
+    verbose_name = "Workspaces and API keys"

@@ -1,0 +1,112 @@
+"""A small authoritative DNS server on loopback, for tests and `make up` (never for production).
+
+Records live in a dict the owner edits while the server runs; a name can also be made to
+fail (SERVFAIL) or to stall (no answer), to drill the resolver-failure paths.
+"""
+
+import threading
+import time
+
+from dnslib import AAAA, MX, QTYPE, RCODE, RR, TXT, A, DNSLabel
+from dnslib.server import BaseResolver, DNSLogger, DNSServer
+
+
+class Zone(BaseResolver):
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._records: dict[tuple[str, str], list] = {}
+        self._failing: dict[str, str] = {}
+        self.stall_seconds = 3.0
+
+    @staticmethod
+    def _key(name: str) -> str:
+        return str(DNSLabel(name.rstrip(".").lower()))
+
+    def publish(self, name: str, rtype: str, value, *, ttl: int = 60) -> None:
+        """Add a record. TXT values longer than 255 bytes are split into strings, as providers do."""
+        rtype = rtype.upper()
+        if rtype == "TXT":
+            raw = value.encode() if isinstance(value, str) else value
+            rdata = TXT([raw[i : i + 255] for i in range(0, len(raw), 255)] or [b""])
+        elif rtype == "MX":
+            preference, host = value
+            rdata = MX(host, preference)
+        elif rtype == "A":
+            rdata = A(value)
+        elif rtype == "AAAA":
+            rdata = AAAA(value)
+        else:
+            raise ValueError(f"unsupported record type {rtype}")
+        with self._lock:
+            self._records.setdefault((self._key(name), rtype), []).append((rdata, ttl))
+
+    def remove(self, name: str, rtype: str | None = None) -> None:
+        with self._lock:
+            for key in [k for k in self._records if k[0] == self._key(name) and rtype in (None, k[1])]:
+                del self._records[key]
+
+    def fail(self, name: str, mode: str = "servfail") -> None:
+        """Make lookups of `name` answer SERVFAIL (`servfail`) or not at all (`timeout`)."""
+        with self._lock:
+            self._failing[self._key(name)] = mode
+
+    def heal(self, name: str) -> None:
+        with self._lock:
+            self._failing.pop(self._key(name), None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._records.clear()
+            self._failing.clear()
+
+    def resolve(self, request, handler):
+        reply = request.reply()
+        qname = str(request.q.qname).lower()
+        qtype = QTYPE[request.q.qtype]
+        with self._lock:
+            mode = self._failing.get(qname)
+            answers = list(self._records.get((qname, qtype), []))
+            exists = any(k[0] == qname for k in self._records)
+        if mode == "timeout":
+            # Answer only after any sane client has given up (the server is threaded).
+            time.sleep(self.stall_seconds)
+            reply.header.rcode = RCODE.SERVFAIL
+            return reply
+        if mode == "servfail":
+            reply.header.rcode = RCODE.SERVFAIL
+            return reply
+        for rdata, ttl in answers:
+            reply.add_answer(RR(request.q.qname, QTYPE.reverse[qtype], rdata=rdata, ttl=ttl))
+        if not answers and not exists:
+            reply.header.rcode = RCODE.NXDOMAIN
+        return reply
+
+
+class LoopbackDnsServer:
+    """UDP and TCP on 127.0.0.1; port 0 picks a free port (read `.port` after `start()`)."""
+
+    def __init__(self, zone: Zone | None = None, *, host: str = "127.0.0.1", port: int = 0):
+        self.zone = zone or Zone()
+        self.host = host
+        self.port = port
+        self._servers = []
+
+    def start(self) -> "LoopbackDnsServer":
+        logger = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", prefix=False)
+        udp = DNSServer(self.zone, address=self.host, port=self.port, logger=logger)
+        self.port = udp.server.server_address[1]
+        tcp = DNSServer(self.zone, address=self.host, port=self.port, tcp=True, logger=logger)
+        self._servers = [udp, tcp]
+        for server in self._servers:
+            server.start_thread()
+        return self
+
+    def stop(self) -> None:
+        for server in self._servers:
+            server.stop()
+            server.server.server_close()
+        self._servers = []
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"

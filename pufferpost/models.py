@@ -1,0 +1,95 @@
+import hashlib
+import secrets
+
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+
+from pufferpost.ids import PrefixedIdField
+
+SCOPES = (
+    "domains:read",
+    "domains:manage",
+    "senders:read",
+    "senders:manage",
+    "templates:read",
+    "templates:manage",
+    "messages:send",
+    "messages:read",
+    "suppressions:read",
+    "suppressions:manage",
+    "webhooks:manage",
+    "workspace:read",
+)
+KEY_PREFIX = "key_live_"
+
+
+class Workspace(models.Model):
+    """A customer account: everything else belongs to exactly one workspace."""
+
+    id = PrefixedIdField(prefix="wsp")
+    name = models.CharField(max_length=200)
+    default_locale = models.CharField(max_length=35, default="en")
+    sending_paused = models.BooleanField(default=False)
+    sending_paused_reason = models.CharField(max_length=500, blank=True, default="")
+    rate_limit_per_minute = models.PositiveIntegerField(
+        default=600, help_text="Send requests a minute (a batch counts as one)."
+    )
+    monthly_quota = models.PositiveIntegerField(default=1_000_000, help_text="Messages a calendar month (UTC).")
+    bounce_rate_threshold = models.DecimalField(max_digits=5, decimal_places=4, default="0.0500")
+    complaint_rate_threshold = models.DecimalField(max_digits=5, decimal_places=4, default="0.0010")
+    reputation_min_volume = models.PositiveIntegerField(default=100)
+    open_tracking = models.BooleanField(default=False)
+    click_tracking = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.name} ({self.id})"
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiKey(models.Model):
+    """A bearer key. Only its SHA-256 and a short visible prefix are stored; the secret is shown once."""
+
+    id = PrefixedIdField(prefix="key")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=200, blank=True, default="")
+    prefix = models.CharField(max_length=20, help_text="The first characters of the key, to recognise it.")
+    key_hash = models.CharField(max_length=64, unique=True)
+    scopes = ArrayField(models.CharField(max_length=40), default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.prefix}… ({self.workspace_id})"
+
+    # DRF reads these on request.user; the key is the authenticated principal.
+    is_authenticated = True
+    is_anonymous = False
+
+    @staticmethod
+    def hash(raw_key: str) -> str:
+        return hashlib.sha256(raw_key.encode()).hexdigest()
+
+    @staticmethod
+    def generate_secret() -> str:
+        return KEY_PREFIX + secrets.token_urlsafe(32)
+
+    def has_scope(self, scope: str) -> bool:
+        """A `:manage` scope includes the matching `:read`."""
+        if scope in self.scopes:
+            return True
+        resource, _, action = scope.partition(":")
+        return action == "read" and f"{resource}:manage" in self.scopes

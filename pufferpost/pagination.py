@@ -1,0 +1,62 @@
+"""Keyset (cursor) pagination on `(created_at, id)`, newest first.
+
+The cursor is signed, so a tampered or foreign cursor is a 422 `invalid_cursor` instead of a
+500 or a silent skip; a page stays as fast 5,000 pages deep as on the first page.
+"""
+
+from datetime import datetime
+
+from django.core import signing
+from django.db.models import Q
+from rest_framework.exceptions import ErrorDetail, ValidationError
+
+DEFAULT_LIMIT = 25
+MAX_LIMIT = 100
+_SALT = "pufferpost.cursor"
+
+
+def parse_limit(raw) -> int:
+    if raw in (None, ""):
+        return DEFAULT_LIMIT
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        value = 0
+    if not 1 <= value <= MAX_LIMIT:
+        raise ValidationError(
+            {"limit": [ErrorDetail(f"limit must be an integer from 1 to {MAX_LIMIT}.", code="out_of_range")]}
+        )
+    return value
+
+
+def encode_cursor(row, scope: str) -> str:
+    return signing.dumps([row.created_at.isoformat(), row.pk, scope], salt=_SALT, compress=True)
+
+
+def decode_cursor(raw: str, scope: str):
+    try:
+        created_at, pk, cursor_scope = signing.loads(raw, salt=_SALT)
+        if cursor_scope != scope:
+            raise ValueError("cursor of another list")
+        return datetime.fromisoformat(created_at), pk
+    except (signing.BadSignature, ValueError, TypeError) as exc:
+        raise ValidationError(
+            {"cursor": [ErrorDetail("The cursor is not valid for this list.", code="invalid_cursor")]}
+        ) from exc
+
+
+def paginate(queryset, params, *, scope: str):
+    """Return (rows, next_cursor) for a newest-first page of `queryset`.
+
+    `scope` binds a cursor to one list (e.g. the workspace id plus the filters), so a cursor
+    cannot be replayed against another list.
+    """
+    limit = parse_limit(params.get("limit"))
+    queryset = queryset.order_by("-created_at", "-pk")
+    raw_cursor = params.get("cursor")
+    if raw_cursor:
+        created_at, pk = decode_cursor(raw_cursor, scope)
+        queryset = queryset.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk))
+    rows = list(queryset[: limit + 1])
+    next_cursor = encode_cursor(rows[limit - 1], scope) if len(rows) > limit else None
+    return rows[:limit], next_cursor

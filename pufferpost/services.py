@@ -1,0 +1,34 @@
+from django.db import transaction
+from django.utils import timezone
+
+from pufferpost.models import SCOPES, ApiKey, Workspace
+
+
+def workspace_create(*, name: str, default_locale: str = "en") -> Workspace:
+    return Workspace.objects.create(name=name, default_locale=default_locale)
+
+
+def api_key_create(*, workspace: Workspace, scopes=None, name: str = "") -> tuple[ApiKey, str]:
+    """Create a key and return it with its secret, which is never stored and cannot be shown again."""
+    scopes = list(SCOPES) if not scopes else list(dict.fromkeys(scopes))
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        raise ValueError(f"Unknown scope(s): {', '.join(unknown)}")
+    raw = ApiKey.generate_secret()
+    key = ApiKey.objects.create(
+        workspace=workspace, name=name, prefix=raw[:16], key_hash=ApiKey.hash(raw), scopes=scopes
+    )
+    return key, raw
+
+
+def api_key_revoke(*, key: ApiKey) -> bool:
+    return bool(ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()))
+
+
+@transaction.atomic
+def workspace_set_sending_paused(*, workspace: Workspace, paused: bool, reason: str = "") -> bool:
+    changed = Workspace.objects.filter(pk=workspace.pk, sending_paused=not paused).update(
+        sending_paused=paused, sending_paused_reason=reason if paused else "", updated_at=timezone.now()
+    )
+    workspace.refresh_from_db()
+    return bool(changed)

@@ -1,0 +1,219 @@
+"""PufferPost settings: one module, every value from the environment (django-environ).
+
+A bad value fails at start with ImproperlyConfigured, never as a 500 at the first request.
+Every variable, its default and its meaning is listed in the README's configuration table.
+"""
+
+import hashlib
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(environ.Env().str("PUFFERPOST_VAR_DIR", default=str(BASE_DIR / "var")))
+
+env = environ.Env()
+
+
+def _read(kind, name, **kwargs):
+    """Read one variable through django-environ, turning a malformed value into a loud start-up error."""
+    try:
+        return getattr(env, kind)(name, **kwargs)
+    except (ValueError, TypeError) as exc:
+        raise ImproperlyConfigured(f"{name} is malformed: {exc}") from exc
+
+
+def _secret_key():
+    """The signing key: DJANGO_SECRET_KEY, else one generated once per install and kept in var/.
+
+    Several hosts serving one installation must share it (tracking and unsubscribe links are
+    signed with it), so multi-host deployments set DJANGO_SECRET_KEY explicitly.
+    """
+    configured = _read("str", "DJANGO_SECRET_KEY", default="")
+    if configured:
+        return configured
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _host_ports(name, value, default_port):
+    """Parse a comma-separated `host[:port]` list (IPv6 as `[::1]:53`)."""
+    result = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        parsed = urlsplit(f"//{item}")
+        try:
+            port = parsed.port or default_port
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: bad port in {item!r}") from exc
+        if not parsed.hostname:
+            raise ImproperlyConfigured(f"{name}: no host in {item!r}")
+        result.append((parsed.hostname, port))
+    return result
+
+
+DEBUG = _read("bool", "DJANGO_DEBUG", default=False)
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = _read("list", "DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "pufferpost",
+    "domains",
+    "senders",
+    "templates_app",
+    "messaging",
+]
+
+MIDDLEWARE = [
+    "pufferpost.errors.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "pufferpost.urls"
+WSGI_APPLICATION = "pufferpost.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "pufferpost" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": _read("db_url", "DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/pufferpost"),
+}
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (postgres://…).")
+DATABASES["default"]["CONN_MAX_AGE"] = _read("int", "DATABASE_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Test databases carry the checkout's path hash so parallel checkouts never share one.
+DATABASES["default"]["TEST"] = {
+    "NAME": f"test_{DATABASES['default']['NAME']}_{hashlib.sha1(str(BASE_DIR).encode()).hexdigest()[:8]}"
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": _read("str", "PUFFERPOST_LOG_LEVEL", default="INFO")},
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["pufferpost.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["pufferpost.auth.HasScope"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "pufferpost.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_PAGINATION_CLASS": None,
+    "DEFAULT_FILTER_BACKENDS": [],
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "PufferPost API",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Redis and Celery -------------------------------------------------------------------------
+REDIS_URL = _read("str", "REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Every Redis key the platform writes (broker queues included) starts with this prefix, so one
+# Redis can serve several installations (and parallel test runs) without crosstalk.
+REDIS_KEY_PREFIX = _read("str", "PUFFERPOST_REDIS_KEY_PREFIX", default="pp:")
+
+CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Above the longest task (SMTP timeouts included) so a running task is never redelivered.
+    "visibility_timeout": _read("int", "PUFFERPOST_BROKER_VISIBILITY_TIMEOUT", default=3600),
+    "global_keyprefix": REDIS_KEY_PREFIX,
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 4
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_TASK_ALWAYS_EAGER = _read("bool", "CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_DEFAULT_QUEUE = "default"
+# One queue per kind of work; a worker started without -Q consumes all of them.
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name), routing_key=name) for name in ("default", "domains", "delivery", "webhooks")
+]
+CELERY_TASK_ROUTES = {
+    "domains.tasks.*": {"queue": "domains"},
+    "messaging.delivery.*": {"queue": "delivery"},
+    "messaging.webhooks.*": {"queue": "webhooks"},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "domains-recheck-due": {"task": "domains.tasks.recheck_due_domains", "schedule": 60.0},
+}
+
+# --- PufferPost ---------------------------------------------------------------------------------
+PUFFERPOST_DNS_NAMESERVERS = _host_ports(
+    "PUFFERPOST_DNS_NAMESERVERS", _read("str", "PUFFERPOST_DNS_NAMESERVERS", default=""), 53
+)
+PUFFERPOST_DNS_TIMEOUT = _read("float", "PUFFERPOST_DNS_TIMEOUT", default=5.0)
+PUFFERPOST_SMTP_RELAY = _read("str", "PUFFERPOST_SMTP_RELAY", default="")
+if PUFFERPOST_SMTP_RELAY and urlsplit(PUFFERPOST_SMTP_RELAY).scheme not in ("smtp", "smtp+starttls", "smtps"):
+    raise ImproperlyConfigured("PUFFERPOST_SMTP_RELAY must be smtp://, smtp+starttls:// or smtps://")
+PUFFERPOST_SMTP_PORT = _read("int", "PUFFERPOST_SMTP_PORT", default=25)
+PUFFERPOST_PUBLIC_URL = _read("str", "PUFFERPOST_PUBLIC_URL", default="http://localhost:8000").rstrip("/")
+PUFFERPOST_WEBHOOKS_ALLOW_PRIVATE = _read("bool", "PUFFERPOST_WEBHOOKS_ALLOW_PRIVATE", default=False)
+PUFFERPOST_DKIM_SELECTOR = _read("str", "PUFFERPOST_DKIM_SELECTOR", default="mlr1")
+PUFFERPOST_DOMAIN_RECHECK_VERIFIED = _read("int", "PUFFERPOST_DOMAIN_RECHECK_VERIFIED", default=3600)
+PUFFERPOST_DOMAIN_RECHECK_PENDING = _read("int", "PUFFERPOST_DOMAIN_RECHECK_PENDING", default=300)

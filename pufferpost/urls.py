@@ -1,0 +1,15 @@
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("v1/", include("domains.urls")),
+    path("v1/", include("senders.urls")),
+    path("v1/", include("templates_app.urls")),
+    path("v1/", include("messaging.urls")),
+    path("v1/", include("pufferpost.api_urls")),
+]
+
+handler400 = "pufferpost.errors.bad_request_view"
+handler404 = "pufferpost.errors.not_found_view"
+handler500 = "pufferpost.errors.server_error_view"

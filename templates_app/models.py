@@ -1,0 +1,41 @@
+from django.db import models
+
+from pufferpost.ids import PrefixedIdField
+from pufferpost.models import Workspace
+
+
+class Template(models.Model):
+    id = PrefixedIdField(prefix="tpl")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="templates")
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=200)
+    latest_version = models.PositiveIntegerField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "slug"], name="template_slug_unique_per_workspace")]
+
+    def __str__(self):
+        return self.name
+
+
+class TemplateVersion(models.Model):
+    """An immutable, numbered version. `translations` maps a locale to its own subject/html/text."""
+
+    template = models.ForeignKey(Template, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    subject = models.TextField()
+    html = models.TextField()
+    text = models.TextField(blank=True, default="")
+    translations = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["template", "version"]
+        constraints = [models.UniqueConstraint(fields=["template", "version"], name="template_version_unique")]
+
+    def __str__(self):
+        return f"{self.template_id} v{self.version}"

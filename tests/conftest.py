@@ -1,0 +1,76 @@
+"""Shared fixtures: real PostgreSQL (pytest-django), real Redis, a real DNS server on loopback."""
+
+import pytest
+import redis
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from pufferpost import celery_app
+from pufferpost.localdev.dns_server import LoopbackDnsServer
+from pufferpost.services import api_key_create
+from tests.factories import WorkspaceFactory
+
+
+def pytest_configure(config):
+    # Unit tests run tasks in-process; end-to-end tests start real workers of their own.
+    celery_app.conf.task_always_eager = True
+
+
+@pytest.fixture(scope="session")
+def redis_client():
+    """Redis over a real connection: a test that cannot reach it fails, it never skips."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.ping()
+    return client
+
+
+@pytest.fixture(scope="session")
+def dns_server():
+    server = LoopbackDnsServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def dns(dns_server, settings):
+    """The loopback DNS zone, empty at the start of each test; every lookup the code makes lands here."""
+    dns_server.zone.clear()
+    settings.PUFFERPOST_DNS_NAMESERVERS = [(dns_server.host, dns_server.port)]
+    settings.PUFFERPOST_DNS_TIMEOUT = 1.0
+    yield dns_server.zone
+    dns_server.zone.clear()
+
+
+@pytest.fixture
+def workspace(db):
+    return WorkspaceFactory()
+
+
+@pytest.fixture
+def other_workspace(db):
+    return WorkspaceFactory(name="Someone else")
+
+
+@pytest.fixture
+def make_client(db):
+    """`make_client(workspace, scopes=[...])` → an APIClient carrying a fresh bearer key."""
+
+    def make(workspace, scopes=None):
+        _, raw = api_key_create(workspace=workspace, scopes=scopes)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        client.raw_key = raw
+        return client
+
+    return make
+
+
+@pytest.fixture
+def api(make_client, workspace):
+    """A client with every scope on `workspace`."""
+    return make_client(workspace)
+
+
+@pytest.fixture
+def other_api(make_client, other_workspace):
+    return make_client(other_workspace)
