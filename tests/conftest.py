@@ -1,5 +1,7 @@
 """Shared fixtures: real PostgreSQL (pytest-django), real Redis, a real DNS server on loopback."""
 
+import uuid
+
 import pytest
 import redis
 from django.conf import settings
@@ -9,11 +11,30 @@ from pufferpost import celery_app
 from pufferpost.localdev.dns_server import LoopbackDnsServer
 from pufferpost.services import api_key_create
 from tests.factories import WorkspaceFactory
+from tests.processes import Processes
+
+SESSION_PREFIX = f"pp-test-{uuid.uuid4().hex[:10]}:"
 
 
 def pytest_configure(config):
     # Unit tests run tasks in-process; end-to-end tests start real workers of their own.
     celery_app.conf.task_always_eager = True
+    # This run's Redis keys and queues carry their own prefix: parallel runs never share a queue.
+    settings.REDIS_KEY_PREFIX = SESSION_PREFIX
+    celery_app.conf.broker_transport_options = {
+        **celery_app.conf.broker_transport_options,
+        "global_keyprefix": SESSION_PREFIX,
+    }
+
+
+def pytest_unconfigure(config):
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        keys = list(client.scan_iter(match=f"{SESSION_PREFIX}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    except redis.RedisError:
+        pass
 
 
 @pytest.fixture(scope="session")
@@ -74,3 +95,19 @@ def api(make_client, workspace):
 @pytest.fixture
 def other_api(make_client, other_workspace):
     return make_client(other_workspace)
+
+
+@pytest.fixture
+def processes(transactional_db, dns, tmp_path):
+    """Start real Celery workers / beat / commands that share this test's database, Redis and DNS.
+
+    Depends on `transactional_db`, so what the test writes is committed and visible to them.
+    Every process is stopped before the database is flushed.
+    """
+    celery_app.conf.task_always_eager = False
+    group = Processes(tmp_path)
+    try:
+        yield group
+    finally:
+        group.stop_all()
+        celery_app.conf.task_always_eager = True
