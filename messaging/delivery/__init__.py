@@ -1,0 +1,1 @@
+"""Delivery: render, build MIME, DKIM-sign and hand each message to SMTP."""
