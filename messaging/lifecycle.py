@@ -1,0 +1,102 @@
+"""The message state machine: the only place a message's status changes after it is accepted.
+
+Each change is one conditional UPDATE (`WHERE status IN <allowed sources>`), so two workers, a
+late DSN and a retry can race without a status ever moving backwards, and the timeline event is
+written in the same transaction as the change. Events that do not change the status (deferred,
+opened, clicked, unsubscribed) go through `message_event_record`.
+
+Listeners (webhooks) are told about every recorded event after the transaction commits.
+"""
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from messaging.models import EventType, Message, MessageEvent, MessageStatus
+
+S = MessageStatus
+
+# target status -> the statuses it may be reached from
+ALLOWED_SOURCES: dict[str, tuple[str, ...]] = {
+    S.QUEUED: (S.ACCEPTED,),
+    S.SENT: (S.QUEUED,),
+    S.DELIVERED: (S.SENT, S.QUEUED),
+    # A DSN can arrive after the receiving MX said 250 (asynchronous bounce).
+    S.BOUNCED: (S.QUEUED, S.SENT, S.DELIVERED),
+    S.COMPLAINED: (S.SENT, S.DELIVERED),
+    S.SUPPRESSED: (S.ACCEPTED, S.QUEUED),
+    S.ERRORED: (S.ACCEPTED, S.QUEUED),
+}
+
+_listeners: list[Callable[[list[str]], None]] = []
+
+
+def on_events_recorded(listener: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
+    """Register `listener(event_ids)`, called after commit for every batch of recorded events."""
+    _listeners.append(listener)
+    return listener
+
+
+def _notify(event_ids: list[str]) -> None:
+    if event_ids and _listeners:
+        transaction.on_commit(lambda: [listener(list(event_ids)) for listener in _listeners])
+
+
+@transaction.atomic
+def message_transition(
+    *,
+    message_id: str,
+    to_status: str,
+    occurred_at: datetime | None = None,
+    detail: dict | None = None,
+    event_type: str | None = None,
+    **fields,
+) -> bool:
+    """Move one message to `to_status` if its current status allows it, recording the event.
+
+    Returns False (and writes nothing) when the message is missing or already past that point,
+    which makes every caller idempotent. Extra `fields` (e.g. `subject`, `last_response`) are
+    written in the same UPDATE.
+    """
+    now = timezone.now()
+    changed = Message.objects.filter(pk=message_id, status__in=ALLOWED_SOURCES[to_status]).update(
+        status=to_status, updated_at=now, **fields
+    )
+    if not changed:
+        return False
+    workspace_id = Message.objects.filter(pk=message_id).values_list("workspace_id", flat=True).get()
+    event = MessageEvent.objects.create(
+        message_id=message_id,
+        workspace_id=workspace_id,
+        type=event_type or to_status,
+        occurred_at=occurred_at or now,
+        detail=detail or {},
+    )
+    _notify([event.pk])
+    return True
+
+
+def message_event_record(
+    *, message: Message, type: str, occurred_at: datetime | None = None, detail: dict | None = None
+) -> MessageEvent:
+    """Record an event that does not change the status (deferred, opened, clicked, unsubscribed)."""
+    if type not in EventType.values:
+        raise ValueError(f"unknown event type {type!r}")
+    event = MessageEvent.objects.create(
+        message=message,
+        workspace_id=message.workspace_id,
+        type=type,
+        occurred_at=occurred_at or timezone.now(),
+        detail=detail or {},
+    )
+    _notify([event.pk])
+    return event
+
+
+def message_events_bulk_record(events: Iterable[MessageEvent]) -> list[MessageEvent]:
+    """Insert many prepared events at once (the send path's `accepted` events) and notify listeners."""
+    created = MessageEvent.objects.bulk_create(list(events))
+    _notify([event.pk for event in created])
+    return created

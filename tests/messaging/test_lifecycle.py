@@ -1,0 +1,74 @@
+import pytest
+
+from messaging.lifecycle import message_event_record, message_transition, on_events_recorded
+from messaging.models import Message, MessageEvent
+from messaging.return_path import message_id_from_return_path, return_path_for
+from pufferpost.ids import new_id
+from tests.factories import SenderFactory, TemplateVersionFactory
+
+
+@pytest.fixture
+def message(workspace):
+    version = TemplateVersionFactory(template__workspace=workspace)
+    sender = SenderFactory(workspace=workspace, state="active")
+    return Message.objects.create(
+        workspace=workspace,
+        sender=sender,
+        from_address=sender.from_address,
+        to="jane@example.com",
+        template=version.template,
+        template_version=version,
+        locale="en",
+    )
+
+
+def test_a_transition_moves_forward_once_and_records_one_event(message):
+    assert message_transition(message_id=message.pk, to_status="queued")
+    assert not message_transition(message_id=message.pk, to_status="queued")
+    message.refresh_from_db()
+    assert message.status == "queued"
+    assert list(MessageEvent.objects.filter(message=message).values_list("type", flat=True)) == ["queued"]
+
+
+def test_a_status_never_moves_backwards(message):
+    for status in ("queued", "sent", "delivered"):
+        assert message_transition(message_id=message.pk, to_status=status)
+    assert not message_transition(message_id=message.pk, to_status="queued")
+    assert not message_transition(message_id=message.pk, to_status="errored")
+    # A late DSN may still turn a delivered message into a bounce.
+    assert message_transition(message_id=message.pk, to_status="bounced", detail={"code": 550})
+    message.refresh_from_db()
+    assert message.status == "bounced"
+
+
+def test_extra_fields_are_written_with_the_transition(message):
+    message_transition(message_id=message.pk, to_status="queued", subject="Hello Jane")
+    message.refresh_from_db()
+    assert message.subject == "Hello Jane"
+
+
+def test_listeners_hear_about_events_after_commit(message, django_capture_on_commit_callbacks):
+    heard = []
+    listener = on_events_recorded(heard.extend)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            message_event_record(message=message, type="deferred", detail={"code": 451})
+        assert heard == list(MessageEvent.objects.filter(message=message).values_list("pk", flat=True))
+    finally:
+        from messaging import lifecycle
+
+        lifecycle._listeners.remove(listener)
+
+
+def test_unknown_event_types_are_refused(message):
+    with pytest.raises(ValueError):
+        message_event_record(message=message, type="teleported")
+
+
+def test_return_paths_round_trip_even_lowercased():
+    message_id = new_id("msg")
+    address = return_path_for(message_id=message_id, domain="mail.acme.com")
+    assert address == f"bounces+{message_id}@mail.acme.com"
+    assert message_id_from_return_path(address) == message_id
+    assert message_id_from_return_path(f"<{address.lower()}>") == message_id
+    assert message_id_from_return_path("someone@mail.acme.com") is None
