@@ -229,6 +229,9 @@ if PUFFERPOST_IDEMPOTENCY_TTL < 86400:
 PUFFERPOST_SEND_MAX_BODY_BYTES = _read("int", "PUFFERPOST_SEND_MAX_BODY_BYTES", default=5 * 1024 * 1024)
 # Largest request body of POST /v1/messages/batch.
 PUFFERPOST_BATCH_MAX_BODY_BYTES = _read("int", "PUFFERPOST_BATCH_MAX_BODY_BYTES", default=20 * 1024 * 1024)
+# Django refuses bodies above this before any view runs; the send views enforce their own limits
+# above (413 payload_too_large), so it is raised to the larger of the two.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(PUFFERPOST_SEND_MAX_BODY_BYTES, PUFFERPOST_BATCH_MAX_BODY_BYTES)
 CELERY_TASK_ROUTES["messaging.tasks.*"] = {"queue": "default"}
 CELERY_BEAT_SCHEDULE["messaging-outbox-sweep"] = {"task": "messaging.tasks.sweep_outbox", "schedule": 30.0}
 CELERY_BEAT_SCHEDULE["messaging-idempotency-purge"] = {
