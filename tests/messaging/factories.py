@@ -45,6 +45,7 @@ class MessageFactory(DjangoModelFactory):
 
     class Meta:
         model = Message
+        skip_postgeneration_save = True
 
     workspace = factory.SubFactory(WorkspaceFactory)
     sender = factory.SubFactory(ActiveSenderFactory, workspace=factory.SelfAttribute("..workspace"))

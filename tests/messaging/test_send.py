@@ -77,7 +77,9 @@ def test_a_new_version_is_pinned_for_later_sends_only(api, sendable, body):
 
 def test_attachments_are_stored_apart_and_never_echoed(api, sendable, body):
     pdf = b"%PDF-1.4 fake" * 10
-    response = send(api, body(attachments=[{"filename": "receipt.pdf", "contentType": "application/pdf", "content": b64(pdf)}]))
+    response = send(
+        api, body(attachments=[{"filename": "receipt.pdf", "contentType": "application/pdf", "content": b64(pdf)}])
+    )
     assert response.status_code == 202, response.content
     attachment = MessageAttachment.objects.get()
     assert (attachment.filename, attachment.content_type, bytes(attachment.content)) == (
@@ -261,7 +263,9 @@ def test_unsubscribe_groups_are_checked(api, sendable, body, other_workspace):
     foreign = UnsubscribeGroupFactory(workspace=other_workspace)
     assert_envelope(send(api, body(unsubscribeGroup="grp_nope")), 422, "unknown_unsubscribe_group")
     assert_envelope(send(api, body(unsubscribeGroup=foreign.id)), 422, "unknown_unsubscribe_group")
-    error = assert_envelope(send(api, body(to="gone@example.com", unsubscribeGroup=group.id)), 422, "recipient_unsubscribed")
+    error = assert_envelope(
+        send(api, body(to="gone@example.com", unsubscribeGroup=group.id)), 422, "recipient_unsubscribed"
+    )
     assert "gone@example.com" in error["message"]
     assert nothing_stored()
     # Opting out of one group does not block sends without it.
