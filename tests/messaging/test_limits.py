@@ -1,5 +1,7 @@
 import time
 
+import redis
+
 from messaging import limits
 from messaging.models import Message
 from tests.messaging.factories import MessageFactory
@@ -106,3 +108,23 @@ def test_workspace_shows_quota_use(api, workspace):
     body = api.get("/v1/workspace").json()
     assert body["monthly_quota_used"] == 0
     assert body["monthly_quota"] == 1_000_000
+
+
+def test_the_limiter_fails_open_when_redis_is_unreachable(api, sendable, body, monkeypatch):
+    def down():
+        raise redis.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(limits, "_script", down)
+    response = send(api, body())
+    assert response.status_code == 202
+    assert response["RateLimit-Limit"] == "600"
+    assert (
+        api.post("/v1/messages/batch", {"messages": [body()]}, format="json").json()["data"][0]["status"] == "accepted"
+    )
+
+
+def test_an_oversized_batch_body_is_413(api, sendable, body, settings):
+    settings.PUFFERPOST_BATCH_MAX_BODY_BYTES = 500
+    response = api.post("/v1/messages/batch", {"messages": [body(data={"x": "y" * 600})]}, format="json")
+    assert_envelope(response, 413, "payload_too_large")
+    assert response["RateLimit-Limit"] == "600"
