@@ -16,6 +16,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 
 import redis
 
@@ -171,12 +172,10 @@ def _run(workspace, now: datetime, messages: int, *, rate_key: str | None) -> tu
     return count, granted
 
 
+@cache
 def _script():
-    client = pp_redis.client()
-    registered = getattr(client, "_pp_admit_script", None)
-    if registered is None:
-        registered = client._pp_admit_script = client.register_script(_ADMIT)
-    return registered
+    """The admission script, registered once per process (sent by SHA, loaded on first NOSCRIPT)."""
+    return pp_redis.client().register_script(_ADMIT)
 
 
 def quota_used(*, workspace_id: str) -> int | None:

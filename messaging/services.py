@@ -163,11 +163,11 @@ def _persist(plans: list[_Plan], *, now, idempotency: IdempotencyRecord | None =
     if idempotency is not None:
         idempotency.save(force_insert=True)
     ids = [message.id for message in messages]
-    transaction.on_commit(partial(enqueue_delivery, ids))
+    transaction.on_commit(partial(delivery_enqueue, ids))
     return ids
 
 
-def enqueue_delivery(message_ids: list[str]) -> None:
+def delivery_enqueue(message_ids: list[str]) -> None:
     """Hand messages to the delivery queue, after commit.
 
     A broker failure here must not turn the committed 202 into a 500: the messages stay
@@ -354,7 +354,7 @@ def message_outbox_sweep(*, older_than_seconds: int | None = None, limit: int = 
         if ids:
             Message.objects.filter(pk__in=ids).update(updated_at=now)
             for start in range(0, len(ids), ENQUEUE_CHUNK):
-                transaction.on_commit(partial(enqueue_delivery, ids[start : start + ENQUEUE_CHUNK]))
+                transaction.on_commit(partial(delivery_enqueue, ids[start : start + ENQUEUE_CHUNK]))
     if ids:
         logger.warning("Outbox sweeper re-enqueued %d accepted message(s)", len(ids))
     return len(ids)
