@@ -1,1 +1,10 @@
-urlpatterns = []
+from rest_framework.routers import SimpleRouter
+
+from messaging.views import MessageViewSet, SuppressionViewSet, UnsubscribeGroupViewSet
+
+router = SimpleRouter(trailing_slash=False)
+router.register("messages", MessageViewSet, basename="message")
+router.register("suppressions", SuppressionViewSet, basename="suppression")
+router.register("unsubscribe-groups", UnsubscribeGroupViewSet, basename="unsubscribe-group")
+
+urlpatterns = router.urls

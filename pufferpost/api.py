@@ -4,6 +4,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from messaging.selectors import monthly_quota_used
 from pufferpost.serializers import TimestampField
 
 
@@ -13,6 +14,7 @@ class WorkspaceSerializer(serializers.Serializer):
     default_locale = serializers.CharField()
     sending_paused = serializers.BooleanField()
     monthly_quota = serializers.IntegerField()
+    monthly_quota_used = serializers.IntegerField()
     rate_limit_per_minute = serializers.IntegerField()
     open_tracking = serializers.BooleanField()
     click_tracking = serializers.BooleanField()
@@ -23,4 +25,6 @@ class WorkspaceView(APIView):
     required_scopes = {"GET": "workspace:read"}
 
     def get(self, request):
-        return Response(WorkspaceSerializer(request.auth.workspace).data)
+        workspace = request.auth.workspace
+        workspace.monthly_quota_used = monthly_quota_used(workspace_id=workspace.id)
+        return Response(WorkspaceSerializer(workspace).data)

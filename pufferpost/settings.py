@@ -217,3 +217,24 @@ PUFFERPOST_WEBHOOKS_ALLOW_PRIVATE = _read("bool", "PUFFERPOST_WEBHOOKS_ALLOW_PRI
 PUFFERPOST_DKIM_SELECTOR = _read("str", "PUFFERPOST_DKIM_SELECTOR", default="mlr1")
 PUFFERPOST_DOMAIN_RECHECK_VERIFIED = _read("int", "PUFFERPOST_DOMAIN_RECHECK_VERIFIED", default=3600)
 PUFFERPOST_DOMAIN_RECHECK_PENDING = _read("int", "PUFFERPOST_DOMAIN_RECHECK_PENDING", default=300)
+
+# --- sending ---
+# Seconds a message may stay `accepted` before the outbox sweeper enqueues it again.
+PUFFERPOST_OUTBOX_SWEEP_AFTER = _read("int", "PUFFERPOST_OUTBOX_SWEEP_AFTER", default=120)
+# Seconds an Idempotency-Key is remembered; the contract promises at least 24 hours.
+PUFFERPOST_IDEMPOTENCY_TTL = _read("int", "PUFFERPOST_IDEMPOTENCY_TTL", default=86400)
+if PUFFERPOST_IDEMPOTENCY_TTL < 86400:
+    raise ImproperlyConfigured("PUFFERPOST_IDEMPOTENCY_TTL must be at least 86400 (24 hours).")
+# Largest request body of POST /v1/messages (3 attachments of 1 MiB are ~4.2 MB of base64).
+PUFFERPOST_SEND_MAX_BODY_BYTES = _read("int", "PUFFERPOST_SEND_MAX_BODY_BYTES", default=5 * 1024 * 1024)
+# Largest request body of POST /v1/messages/batch.
+PUFFERPOST_BATCH_MAX_BODY_BYTES = _read("int", "PUFFERPOST_BATCH_MAX_BODY_BYTES", default=20 * 1024 * 1024)
+# Django refuses bodies above this before any view runs; the send views enforce their own limits
+# above (413 payload_too_large), so it is raised to the larger of the two.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(PUFFERPOST_SEND_MAX_BODY_BYTES, PUFFERPOST_BATCH_MAX_BODY_BYTES)
+CELERY_TASK_ROUTES["messaging.tasks.*"] = {"queue": "default"}
+CELERY_BEAT_SCHEDULE["messaging-outbox-sweep"] = {"task": "messaging.tasks.sweep_outbox", "schedule": 30.0}
+CELERY_BEAT_SCHEDULE["messaging-idempotency-purge"] = {
+    "task": "messaging.tasks.purge_idempotency_records",
+    "schedule": 3600.0,
+}

@@ -1,0 +1,228 @@
+"""Request bodies of the send, suppression and unsubscribe-group endpoints.
+
+The send body is camelCase exactly as the public guide's table; every limit here is a promise
+in the guide (cc ≤ 25, metadata ≤ 50 keys of ≤ 500 chars, ≤ 3 attachments of ~1 MB).
+"""
+
+import base64
+import binascii
+import re
+import zoneinfo
+from collections.abc import Mapping
+from functools import cache
+
+from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail, ValidationError
+
+from messaging.models import SuppressionReason
+from pufferpost.serializers import EmailField, StrictSerializer
+
+MAX_CC = 25
+MAX_METADATA_KEYS = 50
+MAX_METADATA_KEY_LENGTH = 100
+MAX_METADATA_VALUE_LENGTH = 500
+MAX_ATTACHMENTS = 3
+MAX_ATTACHMENT_BYTES = 1_048_576
+MAX_BATCH = 100
+
+# BCP 47-ish: a 2–3 letter language, then optional script/region/variant subtags (`de`, `pt-BR`, `zh-Hant-TW`).
+LOCALE_RE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
+# A bare `type/subtype` (RFC 6838 restricted-name characters), no parameters.
+CONTENT_TYPE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
+# Longest base64 text that can decode to MAX_ATTACHMENT_BYTES, checked before decoding anything.
+_MAX_BASE64_CHARS = 4 * ((MAX_ATTACHMENT_BYTES + 2) // 3)
+
+
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _error(message: str, code: str) -> list[ErrorDetail]:
+    return [ErrorDetail(message, code=code)]
+
+
+class StringField(serializers.CharField):
+    """A JSON string, never a number or boolean coerced into one."""
+
+    default_error_messages = {"not_a_string": "Must be a string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
+
+
+class ObjectField(serializers.Field):
+    """A JSON object, passed through untouched (the template's render variables)."""
+
+    default_error_messages = {"not_an_object": "Must be a JSON object."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, Mapping):
+            self.fail("not_an_object")
+        return dict(data)
+
+    def to_representation(self, value):
+        return value
+
+
+class MetadataField(serializers.Field):
+    """An object of string → string: ≤ 50 keys, keys 1–100 chars, values ≤ 500 chars.
+
+    Errors name the key (`metadata.order_id`), so a customer sees which entry is wrong.
+    """
+
+    default_error_messages = {
+        "not_an_object": "Must be a JSON object of strings.",
+        "too_many_keys": f"At most {MAX_METADATA_KEYS} keys.",
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, Mapping):
+            self.fail("not_an_object")
+        if len(data) > MAX_METADATA_KEYS:
+            self.fail("too_many_keys")
+        errors = {}
+        for key, value in data.items():
+            if not 1 <= len(key) <= MAX_METADATA_KEY_LENGTH:
+                errors[key] = _error(f"Keys must be 1 to {MAX_METADATA_KEY_LENGTH} characters.", "invalid_key")
+            elif not isinstance(value, str):
+                errors[key] = _error("Must be a string.", "not_a_string")
+            elif len(value) > MAX_METADATA_VALUE_LENGTH:
+                errors[key] = _error(f"At most {MAX_METADATA_VALUE_LENGTH} characters.", "max_length")
+        if errors:
+            raise ValidationError(errors)
+        return dict(data)
+
+    def to_representation(self, value):
+        return value
+
+
+class LocaleField(StringField):
+    default_error_messages = {"invalid_locale": "Use a BCP 47 language tag such as de or pt-BR."}
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=35, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not LOCALE_RE.fullmatch(value):
+            self.fail("invalid_locale")
+        return value
+
+
+class TimezoneField(StringField):
+    default_error_messages = {"invalid_timezone": "Use an IANA time zone such as Europe/Berlin."}
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=64, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if value not in _zones():
+            self.fail("invalid_timezone")
+        return value
+
+
+class FilenameField(StringField):
+    default_error_messages = {"invalid_filename": "A file name, without / or \\ or NUL."}
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=255, trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if "/" in value or "\\" in value or "\x00" in value or value in (".", ".."):
+            self.fail("invalid_filename")
+        return value
+
+
+class ContentTypeField(StringField):
+    default_error_messages = {"invalid_content_type": "A MIME type such as application/pdf."}
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=255, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not CONTENT_TYPE_RE.fullmatch(value):
+            self.fail("invalid_content_type")
+        return value.lower()
+
+
+class Base64ContentField(StringField):
+    """Base64 text decoding to at most MAX_ATTACHMENT_BYTES; returns the bytes."""
+
+    default_error_messages = {
+        "invalid_base64": "Must be base64-encoded.",
+        "too_large": f"At most {MAX_ATTACHMENT_BYTES} bytes once decoded.",
+    }
+
+    def __init__(self, **kwargs):
+        super().__init__(trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            # MIME-style base64 wraps lines; accept it, but only pay for the join when needed.
+            compact = "".join(value.split())
+            if len(compact) > _MAX_BASE64_CHARS:
+                self.fail("too_large")
+            try:
+                raw = base64.b64decode(compact, validate=True)
+            except (binascii.Error, ValueError):
+                self.fail("invalid_base64")
+        if len(raw) > MAX_ATTACHMENT_BYTES:
+            self.fail("too_large")
+        return raw
+
+    def run_validation(self, data=serializers.empty):
+        if isinstance(data, str) and len(data) > 2 * _MAX_BASE64_CHARS:
+            self.fail("too_large")
+        return super().run_validation(data)
+
+
+class AttachmentSerializer(StrictSerializer):
+    filename = FilenameField()
+    contentType = ContentTypeField()  # the public body is camelCase
+    content = Base64ContentField()
+
+
+class SendSerializer(StrictSerializer):
+    """One send, exactly the guide's table. `from` is a keyword, hence the `locals()` spelling."""
+
+    locals()["from"] = EmailField()
+    to = EmailField()
+    templateId = StringField(required=False, allow_null=True, allow_blank=True, max_length=64)
+    template = StringField(required=False, allow_null=True, allow_blank=True, max_length=200)
+    data = ObjectField(required=False)
+    replyTo = EmailField(required=False, allow_null=True)
+    cc = serializers.ListField(child=EmailField(), required=False, max_length=MAX_CC)
+    metadata = MetadataField(required=False)
+    unsubscribeGroup = StringField(required=False, allow_null=True, max_length=64)
+    locale = LocaleField(required=False, allow_null=True)
+    timezone = TimezoneField(required=False, allow_null=True)
+    attachments = serializers.ListField(child=AttachmentSerializer(), required=False, max_length=MAX_ATTACHMENTS)
+
+
+class BatchSerializer(StrictSerializer):
+    """The batch envelope only; each item is validated on its own so one bad item fails alone."""
+
+    messages = serializers.ListField(allow_empty=False, min_length=1, max_length=MAX_BATCH)
+
+
+class SuppressionCreateSerializer(StrictSerializer):
+    email = EmailField()
+    reason = serializers.ChoiceField(choices=[SuppressionReason.MANUAL], default=SuppressionReason.MANUAL)
+
+
+class UnsubscribeGroupCreateSerializer(StrictSerializer):
+    name = StringField(max_length=200)
+    description = StringField(required=False, allow_blank=True, max_length=1000, default="")
+
+
+class UnsubscribeCreateSerializer(StrictSerializer):
+    email = EmailField()

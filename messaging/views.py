@@ -1,0 +1,256 @@
+"""The send API, message reads, suppressions and unsubscribe groups. Thin: parse, call, render.
+
+Send precedence (first failing check answers): auth (401/403 missing_scope) → sending paused
+(403) → rate limit (429) → body size (413) → Idempotency-Key (422 too long, replay, 409) →
+validation (422) → template → sender → unsubscribe group → suppression → group opt-out →
+quota (429). Rate-limit headers are on every send/batch response once the limiter has run.
+"""
+
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.shortcuts import get_object_or_404
+from rest_framework import status
+from rest_framework.decorators import action
+from rest_framework.exceptions import ErrorDetail, ValidationError
+from rest_framework.response import Response
+
+from messaging import limits, selectors, services
+from messaging.models import MessageEvent, MessageStatus, Suppression, UnsubscribeGroup
+from messaging.serializers import (
+    SuppressionCreateSerializer,
+    UnsubscribeCreateSerializer,
+    UnsubscribeGroupCreateSerializer,
+)
+from pufferpost.errors import ApiError
+from pufferpost.pagination import paginate
+from pufferpost.tenancy import WorkspaceScopedViewSet
+
+
+def _ts(value):
+    return value.astimezone(UTC).isoformat(timespec="seconds") if value else None
+
+
+def message_view(message) -> dict:
+    """The snake_case read view of the guide; attachment content is never included."""
+    return {
+        "id": message.id,
+        "status": message.status,
+        "to": message.to,
+        "from": message.from_address,
+        "reply_to": message.reply_to,
+        "cc": message.cc,
+        "attachments": [{"filename": a.filename, "content_type": a.content_type} for a in message.attachments.all()],
+        "subject": message.subject,
+        "template_id": message.template_id,
+        "template_name": message.template_name,
+        "template_version": message.template_version_number,
+        "data": message.data,
+        "metadata": message.metadata,
+        "tags": message.tags,
+        "locale": message.locale,
+        "timezone": message.timezone,
+        "unsubscribe_group": message.unsubscribe_group_id,
+        "created_at": _ts(message.created_at),
+        "updated_at": _ts(message.updated_at),
+    }
+
+
+def event_view(event) -> dict:
+    return {
+        "id": event.id,
+        "type": event.type,
+        "occurred_at": _ts(event.occurred_at),
+        "recorded_at": _ts(event.recorded_at),
+    }
+
+
+def suppression_view(suppression) -> dict:
+    return {"email": suppression.email, "reason": suppression.reason, "created_at": _ts(suppression.created_at)}
+
+
+def group_view(group) -> dict:
+    return {"id": group.id, "name": group.name, "description": group.description, "created_at": _ts(group.created_at)}
+
+
+def unsubscribe_view(unsubscribe) -> dict:
+    return {"email": unsubscribe.email, "group_id": unsubscribe.group_id, "created_at": _ts(unsubscribe.created_at)}
+
+
+def _normalise_email(raw: str) -> str:
+    return raw.strip().lower()
+
+
+def _parse_timestamp(name: str, raw: str) -> datetime:
+    # An unencoded `+00:00` arrives as ` 00:00` in a query string.
+    try:
+        value = datetime.fromisoformat(raw.strip().replace(" ", "+"))
+    except ValueError:
+        raise ValidationError({name: [ErrorDetail("Use an ISO 8601 timestamp.", code="invalid_timestamp")]})
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _message_filters(params) -> dict:
+    filters = {}
+    if raw := params.get("status"):
+        if raw not in MessageStatus.values:
+            raise ValidationError(
+                {"status": [ErrorDetail(f"One of: {', '.join(MessageStatus.values)}.", code="invalid_choice")]}
+            )
+        filters["status"] = raw
+    if raw := params.get("recipient"):
+        filters["to"] = _normalise_email(raw)
+    if raw := params.get("from"):
+        filters["from_address"] = _normalise_email(raw)
+    if raw := params.get("templateId"):
+        filters["template_id"] = raw
+    if raw := params.get("createdAfter"):
+        filters["created_at__gte"] = _parse_timestamp("createdAfter", raw)
+    if raw := params.get("createdBefore"):
+        filters["created_at__lt"] = _parse_timestamp("createdBefore", raw)
+    return filters
+
+
+class MessageViewSet(WorkspaceScopedViewSet):
+    not_found_code = "message_not_found"
+    not_found_message = "No such message."
+    required_scopes = {
+        "create": "messages:send",
+        "batch": "messages:send",
+        "list": "messages:read",
+        "retrieve": "messages:read",
+        "events": "messages:read",
+    }
+    admission = None
+
+    def base_queryset(self):
+        return selectors.message_queryset()
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if self.admission is not None:
+            for name, value in self.admission.headers().items():
+                response[name] = value
+        return super().finalize_response(request, response, *args, **kwargs)
+
+    def _admit(self, *, messages: int, max_body: int):
+        workspace = self.workspace
+        if workspace.sending_paused:
+            raise services.sending_paused_error()
+        self.admission = limits.admit(workspace=workspace, messages=messages)
+        if self.admission.limited:
+            raise services.rate_limited_error(self.admission)
+        try:
+            length = int(self.request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > max_body:
+            raise ApiError(
+                status_code=413, code="payload_too_large", message=f"The request body exceeds {max_body} bytes."
+            )
+        return self.admission
+
+    def create(self, request):
+        admission = self._admit(messages=1, max_body=settings.PUFFERPOST_SEND_MAX_BODY_BYTES)
+        try:
+            outcome = services.message_send(
+                workspace=self.workspace,
+                payload=request.data,
+                admission=admission,
+                idempotency_key=request.headers.get("Idempotency-Key"),
+            )
+        finally:
+            admission.release_unused()
+        headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
+        return Response(outcome.body, status=status.HTTP_202_ACCEPTED, headers=headers)
+
+    @action(detail=False, methods=["post"])
+    def batch(self, request):
+        # Quota is reserved later, once the batch knows how many items passed their checks.
+        admission = self._admit(messages=0, max_body=settings.PUFFERPOST_BATCH_MAX_BODY_BYTES)
+        try:
+            results = services.message_send_batch(workspace=self.workspace, payload=request.data, admission=admission)
+        finally:
+            admission.release_unused()
+        return Response({"data": results})
+
+    def list(self, request):
+        filters = _message_filters(request.query_params)
+        scope = "messages:" + self.workspace.id + ":" + repr(sorted((k, str(v)) for k, v in filters.items()))
+        rows, next_cursor = paginate(self.get_queryset().filter(**filters), request.query_params, scope=scope)
+        return Response({"data": [message_view(m) for m in rows], "next_cursor": next_cursor})
+
+    def retrieve(self, request, id=None):
+        return Response(message_view(self.get_object()))
+
+    @action(detail=True, methods=["get"])
+    def events(self, request, id=None):
+        if not self.get_queryset().filter(pk=id).exists():
+            raise ApiError(status_code=404, code=self.not_found_code, message=self.not_found_message)
+        events = MessageEvent.objects.filter(message_id=id).order_by("occurred_at", "id")
+        return Response({"data": [event_view(e) for e in events]})
+
+
+class SuppressionViewSet(WorkspaceScopedViewSet):
+    queryset = Suppression.objects.all()
+    lookup_field = "email"
+    not_found_code = "suppression_not_found"
+    not_found_message = "No such suppression."
+    required_scopes = {"list": "suppressions:read", "create": "suppressions:manage", "destroy": "suppressions:manage"}
+
+    def list(self, request):
+        rows, next_cursor = paginate(
+            self.get_queryset(), request.query_params, scope="suppressions:" + self.workspace.id
+        )
+        return Response({"data": [suppression_view(s) for s in rows], "next_cursor": next_cursor})
+
+    def create(self, request):
+        serializer = SuppressionCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        suppression, created = services.suppression_create(workspace=self.workspace, **serializer.validated_data)
+        return Response(suppression_view(suppression), status=201 if created else 200)
+
+    def destroy(self, request, email=None):
+        if not services.suppression_delete(workspace=self.workspace, email=_normalise_email(email)):
+            raise ApiError(status_code=404, code=self.not_found_code, message=self.not_found_message)
+        return Response(status=204)
+
+
+class UnsubscribeGroupViewSet(WorkspaceScopedViewSet):
+    queryset = UnsubscribeGroup.objects.all()
+    not_found_code = "unsubscribe_group_not_found"
+    not_found_message = "No such unsubscribe group."
+    required_scopes = {
+        "list": "suppressions:read",
+        "retrieve": "suppressions:read",
+        "create": "suppressions:manage",
+        "unsubscribes": "suppressions:manage",
+        "unsubscribe_delete": "suppressions:manage",
+    }
+
+    def list(self, request):
+        rows, next_cursor = paginate(self.get_queryset(), request.query_params, scope="groups:" + self.workspace.id)
+        return Response({"data": [group_view(g) for g in rows], "next_cursor": next_cursor})
+
+    def create(self, request):
+        serializer = UnsubscribeGroupCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        group = services.unsubscribe_group_create(workspace=self.workspace, **serializer.validated_data)
+        return Response(group_view(group), status=201)
+
+    def retrieve(self, request, id=None):
+        return Response(group_view(self.get_object()))
+
+    @action(detail=True, methods=["post"])
+    def unsubscribes(self, request, id=None):
+        group = self.get_object()
+        serializer = UnsubscribeCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        unsubscribe, created = services.unsubscribe_create(group=group, email=serializer.validated_data["email"])
+        return Response(unsubscribe_view(unsubscribe), status=201 if created else 200)
+
+    @action(detail=True, methods=["delete"], url_path=r"unsubscribes/(?P<email>[^/]+)")
+    def unsubscribe_delete(self, request, id=None, email=None):
+        group = get_object_or_404(self.get_queryset(), pk=id)
+        if not services.unsubscribe_delete(group=group, email=_normalise_email(email)):
+            raise ApiError(status_code=404, code="unsubscribe_not_found", message="No such unsubscribe in this group.")
+        return Response(status=204)

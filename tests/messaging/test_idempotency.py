@@ -1,0 +1,114 @@
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from messaging import services
+from messaging.models import IdempotencyRecord, Message
+from messaging.tasks import purge_idempotency_records
+from tests.messaging.conftest import make_sendable
+from tests.pufferpost.test_plumbing import assert_envelope
+
+
+def send(api, body, key):
+    return api.post("/v1/messages", body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+
+def test_same_key_and_body_replays_the_first_202(api, sendable, body):
+    first = send(api, body(), "order-9-confirmation")
+    second = send(api, body(), "order-9-confirmation")
+    assert first.status_code == second.status_code == 202
+    assert second.json() == first.json()
+    assert second["Idempotent-Replayed"] == "true"
+    assert Message.objects.count() == 1
+
+
+def test_the_fingerprint_normalises_emails_and_ignores_key_order(api, sendable, body):
+    first = send(api, body(data={"a": 1, "b": 2}), "k")
+    second = send(api, body(to="JANE@example.com ", data={"b": 2, "a": 1}), "k")
+    assert second.status_code == 202 and second.json()["id"] == first.json()["id"]
+
+
+@pytest.mark.parametrize("change", [{"to": "sam@example.com"}, {"data": {"name": "Sam"}}, {"template": "x"}])
+def test_same_key_with_a_different_body_is_409(api, sendable, body, change):
+    send(api, body(), "k")
+    assert_envelope(send(api, body(**change), "k"), 409, "idempotency_key_reused")
+    assert Message.objects.count() == 1
+
+
+def test_keys_are_scoped_to_the_workspace(api, sendable, body, other_workspace, make_client):
+    make_sendable(other_workspace)
+    other = make_client(other_workspace)
+    first = send(api, body(), "shared-key")
+    second = send(other, {**body(), "templateId": other_workspace.templates.get().id}, "shared-key")
+    assert second.status_code == 202 and second.json()["id"] != first.json()["id"]
+
+
+def test_a_rejected_request_stores_nothing_so_a_fixed_retry_runs_afresh(api, sendable, body):
+    assert_envelope(send(api, body(cc="bad"), "k"), 422, "validation_failed")
+    sendable.sender.state = "paused"
+    sendable.sender.save()
+    assert_envelope(send(api, body(), "k"), 422, "sender_not_available")
+    assert not IdempotencyRecord.objects.exists()
+    sendable.sender.state = "active"
+    sendable.sender.save()
+    assert send(api, body(), "k").status_code == 202
+
+
+def test_a_rate_limited_request_stores_nothing(api, sendable, body):
+    sendable.workspace.rate_limit_per_minute = 1
+    sendable.workspace.save()
+    assert send(api, body(to="first@example.com"), "a").status_code == 202
+    assert_envelope(send(api, body(), "b"), 429, "rate_limited")
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["a"]
+
+
+def test_a_key_over_255_characters_is_422(api, sendable, body):
+    error = assert_envelope(send(api, body(), "k" * 256), 422, "validation_failed")
+    assert error["violations"][0]["field"] == "Idempotency-Key"
+    assert send(api, body(), "k" * 255).status_code == 202
+
+
+def test_old_keys_are_purged_after_the_retention(api, sendable, body, settings):
+    send(api, body(), "old")
+    send(api, body(to="x@example.com"), "new")
+    IdempotencyRecord.objects.filter(key="old").update(created_at=timezone.now() - timedelta(hours=25))
+    assert purge_idempotency_records.delay().get() == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
+    assert settings.PUFFERPOST_IDEMPOTENCY_TTL >= 86400
+    assert "messaging-idempotency-purge" in settings.CELERY_BEAT_SCHEDULE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twenty_concurrent_requests_with_one_key_create_exactly_one_message(workspace, make_client, monkeypatch):
+    sendable = make_sendable(workspace)
+    monkeypatch.setattr(services.deliver_messages, "delay", lambda ids: None)
+    raw_key = make_client(workspace).raw_key
+    request = {"from": "receipts@mail.acme.com", "to": "jane@example.com", "templateId": sendable.template.id}
+    barrier = threading.Barrier(20)
+    responses = []
+
+    def worker():
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+        try:
+            barrier.wait()
+            responses.append(client.post("/v1/messages", request, format="json", HTTP_IDEMPOTENCY_KEY="race"))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert Message.objects.count() == 1
+    message_id = Message.objects.get().id
+    # The losers wait on the key's unique index until the winner commits, then replay its 202.
+    assert len(responses) == 20
+    for response in responses:
+        assert response.status_code == 202, response.content
+        assert response.json() == {"id": message_id, "status": "accepted"}

@@ -1,0 +1,309 @@
+import re
+
+import pytest
+from django.utils import timezone
+
+from messaging.models import IdempotencyRecord, Message, MessageAttachment, MessageEvent
+from pufferpost.ids import is_valid
+from tests.factories import SenderFactory, TemplateFactory, TemplateVersionFactory
+from tests.messaging.conftest import FROM, b64, make_sendable
+from tests.messaging.factories import (
+    SuppressionFactory,
+    UnsubscribeFactory,
+    UnsubscribeGroupFactory,
+    VerifiedDomainFactory,
+)
+from tests.pufferpost.test_plumbing import assert_envelope
+
+
+def send(api, body, **headers):
+    return api.post("/v1/messages", body, format="json", **headers)
+
+
+def nothing_stored():
+    return not Message.objects.exists() and not MessageEvent.objects.exists() and not IdempotencyRecord.objects.exists()
+
+
+def test_send_is_accepted_with_a_message_id_and_stores_message_and_event(api, sendable, body):
+    response = send(api, body(replyTo="Support@Acme.com", cc=["audit@acme.com"], metadata={"order_id": "o_9"}))
+    assert response.status_code == 202, response.content
+    payload = response.json()
+    assert set(payload) == {"id", "status"} and payload["status"] == "accepted"
+    assert is_valid("msg", payload["id"])
+    message = Message.objects.get(pk=payload["id"])
+    assert message.workspace == sendable.workspace
+    assert message.sender == sendable.sender
+    assert message.template_version == sendable.version  # the latest version is pinned
+    assert message.reply_to == "support@acme.com"
+    assert message.cc == ["audit@acme.com"]
+    assert message.metadata == {"order_id": "o_9"}
+    assert message.data == {"name": "Jane"}
+    assert message.status == "accepted"
+    assert message.locale == "en" and message.timezone == "UTC"
+    assert list(message.events.values_list("type", flat=True)) == ["accepted"]
+
+
+def test_locale_defaults_to_the_workspace_default_and_can_be_overridden(api, sendable, body):
+    sendable.workspace.default_locale = "fr"
+    sendable.workspace.save()
+    first = send(api, body()).json()["id"]
+    second = send(api, body(locale="pt-BR", timezone="Europe/Berlin")).json()["id"]
+    assert Message.objects.get(pk=first).locale == "fr"
+    assert Message.objects.values_list("locale", "timezone").get(pk=second) == ("pt-BR", "Europe/Berlin")
+
+
+def test_from_and_to_are_normalised(api, sendable, body):
+    response = send(api, body(**{"from": "  Receipts@MAIL.acme.com", "to": "Jane@Example.COM"}))
+    assert response.status_code == 202, response.content
+    message = Message.objects.get()
+    assert (message.from_address, message.to) == (FROM, "jane@example.com")
+
+
+def test_template_slug_is_accepted_and_template_id_wins_over_it(api, sendable, body):
+    other = TemplateFactory(workspace=sendable.workspace, slug="other")
+    assert send(api, body(templateId=..., template="order-confirmation")).status_code == 202
+    assert send(api, body(template="other")).status_code == 202  # templateId (with a version) wins
+    assert set(Message.objects.values_list("template_id", flat=True)) == {sendable.template.id}
+    assert other.id
+
+
+def test_a_new_version_is_pinned_for_later_sends_only(api, sendable, body):
+    first = send(api, body()).json()["id"]
+    TemplateVersionFactory(template=sendable.template, version=3)
+    second = send(api, body()).json()["id"]
+    assert Message.objects.get(pk=first).template_version.version == 2
+    assert Message.objects.get(pk=second).template_version.version == 3
+
+
+def test_attachments_are_stored_apart_and_never_echoed(api, sendable, body):
+    pdf = b"%PDF-1.4 fake" * 10
+    response = send(
+        api, body(attachments=[{"filename": "receipt.pdf", "contentType": "application/pdf", "content": b64(pdf)}])
+    )
+    assert response.status_code == 202, response.content
+    attachment = MessageAttachment.objects.get()
+    assert (attachment.filename, attachment.content_type, bytes(attachment.content)) == (
+        "receipt.pdf",
+        "application/pdf",
+        pdf,
+    )
+    read = api.get(f"/v1/messages/{response.json()['id']}")
+    assert read.json()["attachments"] == [{"filename": "receipt.pdf", "content_type": "application/pdf"}]
+    assert b64(pdf) not in read.content.decode()
+
+
+def test_the_largest_allowed_attachments_are_accepted(api, sendable, body):
+    one_mb = b64(b"\x00" * 1_048_576)
+    files = [{"filename": f"f{i}.bin", "contentType": "application/octet-stream", "content": one_mb} for i in range(3)]
+    response = send(api, body(attachments=files))
+    assert response.status_code == 202, response.content
+    assert MessageAttachment.objects.count() == 3
+
+
+def test_mime_wrapped_base64_is_accepted(api, sendable, body):
+    wrapped = "\r\n".join(re.findall(".{1,76}", b64(b"hello world" * 20)))
+    response = send(api, body(attachments=[{"filename": "a.txt", "contentType": "text/plain", "content": wrapped}]))
+    assert response.status_code == 202, response.content
+    assert bytes(MessageAttachment.objects.get().content) == b"hello world" * 20
+
+
+def _attachment(**overrides):
+    item = {"filename": "a.pdf", "contentType": "application/pdf", "content": b64(b"x")}
+    item.update(overrides)
+    return {k: v for k, v in item.items() if v is not ...}
+
+
+# (overrides, field, code): every field limit of the guide's table.
+VIOLATIONS = [
+    ({"from": ...}, "from", "required"),
+    ({"to": ...}, "to", "required"),
+    ({"from": "not-an-email"}, "from", "invalid_email"),
+    ({"to": "jane"}, "to", "invalid_email"),
+    ({"to": ["a@example.com"]}, "to", "invalid_value"),
+    ({"replyTo": "nope"}, "replyTo", "invalid_email"),
+    ({"cc": ["a@example.com"] * 3 + ["bad"]}, "cc[3]", "invalid_email"),
+    ({"cc": [f"a{i}@example.com" for i in range(26)]}, "cc", "max_length"),
+    ({"cc": "a@example.com"}, "cc", "not_a_list"),
+    ({"data": ["x"]}, "data", "not_an_object"),
+    ({"metadata": {"order_id": 9}}, "metadata.order_id", "not_a_string"),
+    ({"metadata": {"order_id": "x" * 501}}, "metadata.order_id", "max_length"),
+    ({"metadata": {f"k{i}": "v" for i in range(51)}}, "metadata", "too_many_keys"),
+    ({"metadata": {"k" * 101: "v"}}, "metadata." + "k" * 101, "invalid_key"),
+    ({"metadata": "x"}, "metadata", "not_an_object"),
+    ({"locale": "german!"}, "locale", "invalid_locale"),
+    ({"locale": 7}, "locale", "not_a_string"),
+    ({"timezone": "Mars/Olympus"}, "timezone", "invalid_timezone"),
+    ({"timezone": "../../etc/passwd"}, "timezone", "invalid_timezone"),
+    ({"templateId": 5}, "templateId", "not_a_string"),
+    ({"unsubscribeGroup": "g" * 65}, "unsubscribeGroup", "max_length"),
+    ({"attachments": [_attachment()] * 4}, "attachments", "max_length"),
+    ({"attachments": [_attachment(filename="../etc/passwd")]}, "attachments[0].filename", "invalid_filename"),
+    ({"attachments": [_attachment(filename="a\\b.pdf")]}, "attachments[0].filename", "invalid_filename"),
+    ({"attachments": [_attachment(filename="a\x00.pdf")]}, "attachments[0].filename", "invalid_filename"),
+    ({"attachments": [_attachment(filename="a" * 256)]}, "attachments[0].filename", "max_length"),
+    ({"attachments": [_attachment(contentType="pdf")]}, "attachments[0].contentType", "invalid_content_type"),
+    ({"attachments": [_attachment(content="not base64!")]}, "attachments[0].content", "invalid_base64"),
+    (
+        {"attachments": [_attachment(content=b64(b"\x00" * 1_048_577))]},
+        "attachments[0].content",
+        "too_large",
+    ),
+    ({"attachments": [_attachment(content=...)]}, "attachments[0].content", "required"),
+    ({"attachments": [_attachment(size=3)]}, "attachments[0].size", "unknown_field"),
+    ({"subject": "Hi"}, "subject", "unknown_field"),
+    ({"html": "<p>Hi</p>"}, "html", "unknown_field"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "field", "code"), VIOLATIONS, ids=[v[1] + ":" + v[2] for v in VIOLATIONS])
+def test_each_field_limit_is_a_422_violation_naming_the_field(api, sendable, body, overrides, field, code):
+    error = assert_envelope(send(api, body(**overrides)), 422, "validation_failed")
+    assert {"field": field, "code": code} in [{"field": v["field"], "code": v["code"]} for v in error["violations"]]
+    assert nothing_stored()
+
+
+def test_limits_at_their_edges_are_accepted(api, sendable, body):
+    response = send(
+        api,
+        body(
+            cc=[f"a{i}@example.com" for i in range(25)],
+            metadata={f"k{i}": "v" * 500 for i in range(50)},
+            attachments=[_attachment(filename="a" * 255)] * 3,
+        ),
+    )
+    assert response.status_code == 202, response.content
+
+
+def test_a_non_object_body_is_422(api, sendable):
+    error = assert_envelope(api.post("/v1/messages", [1], format="json"), 422, "validation_failed")
+    assert error["violations"][0]["field"] is None
+
+
+def test_no_template_is_template_required(api, sendable, body):
+    assert_envelope(send(api, body(templateId=...)), 422, "template_required")
+    assert_envelope(send(api, body(templateId="", template=None)), 422, "template_required")
+    assert nothing_stored()
+
+
+@pytest.mark.parametrize("how", ["unknown id", "unknown slug", "archived", "other workspace"])
+def test_missing_archived_or_foreign_templates_are_template_not_found(api, sendable, body, other_workspace, how):
+    if how == "unknown id":
+        request = body(templateId="tpl_01J9Y0AA11BB22CC33DD44EE55")
+    elif how == "unknown slug":
+        request = body(templateId=..., template="nope")
+    elif how == "archived":
+        sendable.template.archived_at = timezone.now()
+        sendable.template.save()
+        request = body()
+    else:
+        foreign = make_sendable(other_workspace).template
+        request = body(templateId=foreign.id)
+    error = assert_envelope(send(api, request), 422, "template_not_found")
+    assert "template" in error["message"].lower()
+    assert nothing_stored()
+
+
+def test_a_template_without_a_version_is_template_has_no_version(api, sendable, body):
+    empty = TemplateFactory(workspace=sendable.workspace, slug="empty")
+    assert_envelope(send(api, body(templateId=empty.id)), 422, "template_has_no_version")
+    assert_envelope(send(api, body(templateId=..., template="empty")), 422, "template_has_no_version")
+    assert nothing_stored()
+
+
+@pytest.mark.parametrize("how", ["no sender", "under_review", "paused", "domain pending", "no domain", "parent domain"])
+def test_the_sender_gate_answers_sender_not_available_with_the_exact_message(api, sendable, body, how):
+    if how == "no sender":
+        sendable.sender.delete()
+    elif how in ("under_review", "paused"):
+        sendable.sender.state = how
+        sendable.sender.save()
+    elif how == "domain pending":
+        sendable.domain.dkim_status = "pending"
+        sendable.domain.save()
+    elif how == "no domain":
+        sendable.domain.delete()
+    else:
+        sendable.domain.domain = "acme.com"  # only the exact from-domain counts
+        sendable.domain.save()
+    error = assert_envelope(send(api, body(**{"from": "Receipts@mail.acme.com"})), 422, "sender_not_available")
+    assert error["message"] == 'No active sender for "receipts@mail.acme.com".'
+    assert nothing_stored()
+
+
+def test_a_sender_or_domain_of_another_workspace_does_not_open_the_gate(api, workspace, other_workspace):
+    make_sendable(other_workspace)
+    template = TemplateFactory(workspace=workspace)
+    TemplateVersionFactory(template=template)
+    SenderFactory(workspace=workspace, from_address=FROM, state="active")  # domain only verified elsewhere
+    request = {"from": FROM, "to": "jane@example.com", "templateId": template.id}
+    assert_envelope(send(api, request), 422, "sender_not_available")
+
+
+def test_another_address_on_a_verified_domain_is_not_a_sender(api, sendable, body):
+    VerifiedDomainFactory(workspace=sendable.workspace, domain="other.acme.com")
+    error = assert_envelope(send(api, body(**{"from": "noreply@mail.acme.com"})), 422, "sender_not_available")
+    assert error["message"] == 'No active sender for "noreply@mail.acme.com".'
+
+
+def test_a_suppressed_recipient_is_recipient_suppressed(api, sendable, body):
+    SuppressionFactory(workspace=sendable.workspace, email="blocked@example.com", reason="bounce")
+    error = assert_envelope(send(api, body(to="Blocked@example.com")), 422, "recipient_suppressed")
+    assert error["message"] == '"blocked@example.com" is on the suppression list.'
+    assert nothing_stored()
+
+
+def test_a_suppression_in_another_workspace_does_not_block(api, sendable, body, other_workspace):
+    SuppressionFactory(workspace=other_workspace, email="blocked@example.com")
+    assert send(api, body(to="blocked@example.com")).status_code == 202
+
+
+def test_unsubscribe_groups_are_checked(api, sendable, body, other_workspace):
+    group = UnsubscribeGroupFactory(workspace=sendable.workspace)
+    UnsubscribeFactory(group=group, email="gone@example.com")
+    foreign = UnsubscribeGroupFactory(workspace=other_workspace)
+    assert_envelope(send(api, body(unsubscribeGroup="grp_nope")), 422, "unknown_unsubscribe_group")
+    assert_envelope(send(api, body(unsubscribeGroup=foreign.id)), 422, "unknown_unsubscribe_group")
+    error = assert_envelope(
+        send(api, body(to="gone@example.com", unsubscribeGroup=group.id)), 422, "recipient_unsubscribed"
+    )
+    assert "gone@example.com" in error["message"]
+    assert nothing_stored()
+    # Opting out of one group does not block sends without it.
+    assert send(api, body(to="gone@example.com")).status_code == 202
+    accepted = send(api, body(unsubscribeGroup=group.id))
+    assert accepted.status_code == 202
+    assert Message.objects.get(pk=accepted.json()["id"]).unsubscribe_group == group
+
+
+def test_a_paused_workspace_is_403_sending_paused(api, sendable, body):
+    sendable.workspace.sending_paused = True
+    sendable.workspace.save()
+    assert_envelope(send(api, body()), 403, "sending_paused")
+    assert nothing_stored()
+
+
+def test_sending_needs_the_messages_send_scope(make_client, sendable, body):
+    client = make_client(sendable.workspace, scopes=["messages:read"])
+    error = assert_envelope(send(client, body()), 403, "missing_scope")
+    assert "messages:send" in error["message"]
+
+
+def test_precedence_paused_before_validation_and_template_before_sender(api, sendable, body):
+    sendable.sender.delete()
+    assert_envelope(send(api, body(templateId="tpl_nope")), 422, "template_not_found")
+    assert_envelope(send(api, body(templateId="tpl_nope", cc="x")), 422, "validation_failed")
+    sendable.workspace.sending_paused = True
+    sendable.workspace.save()
+    assert_envelope(send(api, body(cc="x")), 403, "sending_paused")
+
+
+def test_an_oversized_body_is_413(api, sendable, body, settings):
+    settings.PUFFERPOST_SEND_MAX_BODY_BYTES = 1000
+    assert_envelope(send(api, body(data={"x": "y" * 2000})), 413, "payload_too_large")
+
+
+def test_a_single_send_costs_a_handful_of_queries(api, sendable, body, django_assert_max_num_queries):
+    send(api, body())  # warm-up (zone list, script registration)
+    # key lookup, one context query, message insert, event insert (+ savepoint pair in tests)
+    with django_assert_max_num_queries(6):
+        assert send(api, body()).status_code == 202
