@@ -5,6 +5,7 @@ The same request id travels in the `X-Request-Id` header of every response, succ
 
 import logging
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -99,6 +100,8 @@ def exception_handler(exc, context):
     extra = {}
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
+    if isinstance(exc, RequestDataTooBig):
+        exc = ApiError(status_code=413, code="payload_too_large", message="The request body is too large.")
     if isinstance(exc, ApiError):
         status_code, code, message = exc.status_code, exc.code, exc.message
         headers, extra = exc.headers, exc.extra

@@ -128,3 +128,10 @@ def test_prefixed_ids_are_ulids_and_sort_by_time():
     assert not ids.is_valid("dom", first)
     assert len(first) == 4 + 26
     assert first[:14] <= second[:14]
+
+
+@pytest.mark.urls("tests.pufferpost.urls")
+def test_an_oversized_body_is_an_enveloped_413(api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = api.post("/v1/test/boom", {"email": "a@example.com", "pad": "x" * 5000}, format="json")
+    assert_envelope(response, 413, "payload_too_large")
