@@ -217,3 +217,14 @@ PUFFERPOST_WEBHOOKS_ALLOW_PRIVATE = _read("bool", "PUFFERPOST_WEBHOOKS_ALLOW_PRI
 PUFFERPOST_DKIM_SELECTOR = _read("str", "PUFFERPOST_DKIM_SELECTOR", default="mlr1")
 PUFFERPOST_DOMAIN_RECHECK_VERIFIED = _read("int", "PUFFERPOST_DOMAIN_RECHECK_VERIFIED", default=3600)
 PUFFERPOST_DOMAIN_RECHECK_PENDING = _read("int", "PUFFERPOST_DOMAIN_RECHECK_PENDING", default=300)
+
+# --- webhooks ---
+# PUFFERPOST_WEBHOOKS_ALLOW_PRIVATE is read above with the other PufferPost variables.
+PUFFERPOST_WEBHOOKS_TIMEOUT = _read("float", "PUFFERPOST_WEBHOOKS_TIMEOUT", default=10.0)
+if not 0 < PUFFERPOST_WEBHOOKS_TIMEOUT <= 60:
+    raise ImproperlyConfigured("PUFFERPOST_WEBHOOKS_TIMEOUT must be between 0 and 60 seconds.")
+PUFFERPOST_WEBHOOKS_SWEEP_INTERVAL = _read("float", "PUFFERPOST_WEBHOOKS_SWEEP_INTERVAL", default=15.0)
+CELERY_BEAT_SCHEDULE["webhooks-deliver-due"] = {
+    "task": "messaging.webhooks.tasks.deliver_due_webhooks",
+    "schedule": PUFFERPOST_WEBHOOKS_SWEEP_INTERVAL,
+}
