@@ -80,6 +80,11 @@ def _addresses(host: str, *, allow_private: bool) -> list[str]:
     return allowed
 
 
+def _tls_context() -> ssl.SSLContext:
+    """The system trust store with hostname checks (tests swap in one that trusts their own CA)."""
+    return ssl.create_default_context()
+
+
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     """HTTPS to a vetted IP address, with SNI and certificate verification for the host name."""
 
@@ -121,9 +126,7 @@ def post(
     last_error: OutboundError | None = None
     for address in _addresses(host, allow_private=allow_private):
         if parts.scheme == "https":
-            conn = _PinnedHTTPSConnection(
-                address, port, server_hostname=host, timeout=timeout, context=ssl.create_default_context()
-            )
+            conn = _PinnedHTTPSConnection(address, port, server_hostname=host, timeout=timeout, context=_tls_context())
         else:
             conn = http.client.HTTPConnection(address, port, timeout=timeout)
         try:

@@ -37,7 +37,7 @@ class Received:
 class Receiver:
     """Records every POST; answers from `script` (status, delay, headers) in order, then 200."""
 
-    def __init__(self):
+    def __init__(self, tls_context=None):
         self.requests: list[Received] = []
         self.script: list[dict] = []
         self._lock = threading.Lock()
@@ -66,8 +66,10 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if tls_context is not None:
+            self.server.socket = tls_context.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/hooks"
+        self.url = f"{'https' if tls_context else 'http'}://127.0.0.1:{self.port}/hooks"
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 

@@ -1,8 +1,16 @@
 """The outbound HTTP module: SSRF checks at connect time, no redirects, timeouts."""
 
+import ssl
+from datetime import UTC, datetime, timedelta
+
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from pufferpost import http
+from tests.webhooks.conftest import Receiver
 
 
 @pytest.mark.parametrize(
@@ -87,3 +95,57 @@ def test_the_response_body_is_cut_to_the_excerpt(receiver):
     receiver.script.append({"status": 500, "body": b"x" * 5000})
     response = http.post(receiver.url, body=b"{}", headers={}, timeout=2, allow_private=True)
     assert response.status == 500 and len(response.body) == 1024
+
+
+def _self_signed(tmp_path, name):
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+@pytest.fixture
+def tls_receiver(tmp_path, monkeypatch):
+    cert, key = _self_signed(tmp_path, "hooks.customer.test")
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    monkeypatch.setattr(http, "_tls_context", lambda: ssl.create_default_context(cafile=str(cert)))
+    server = Receiver(tls_context=server_context)
+    yield server
+    server.stop()
+
+
+def test_https_goes_to_the_vetted_address_and_checks_the_certificate_for_the_name(dns, tls_receiver):
+    dns.publish("hooks.customer.test", "A", "127.0.0.1")
+    response = http.post(
+        f"https://hooks.customer.test:{tls_receiver.port}/in", body=b"{}", headers={}, timeout=2, allow_private=True
+    )
+    assert response.status == 200
+    assert tls_receiver.requests[0].headers["Host"] == f"hooks.customer.test:{tls_receiver.port}"
+
+
+def test_https_refuses_a_certificate_for_another_name(dns, tls_receiver):
+    dns.publish("other.customer.test", "A", "127.0.0.1")
+    with pytest.raises(http.OutboundError) as failed:
+        http.post(
+            f"https://other.customer.test:{tls_receiver.port}/in", body=b"{}", headers={}, timeout=2, allow_private=True
+        )
+    assert "certificate" in str(failed.value).lower() or "hostname" in str(failed.value).lower()
+    assert tls_receiver.requests == []
