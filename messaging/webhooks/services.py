@@ -224,6 +224,22 @@ def webhook_deliveries_due_enqueue(*, limit: int = SWEEP_BATCH) -> int:
     return len(ids)
 
 
+def webhook_deliveries_prune(*, batch: int = 5000) -> int:
+    """Delete finished deliveries (and their attempts) older than the retention; returns how many."""
+    cutoff = timezone.now() - timedelta(days=settings.PUFFERPOST_WEBHOOKS_RETENTION_DAYS)
+    removed = 0
+    while True:
+        ids = list(
+            WebhookDelivery.objects.filter(created_at__lt=cutoff)
+            .exclude(status=DeliveryStatus.PENDING)
+            .values_list("pk", flat=True)[:batch]
+        )
+        if not ids:
+            return removed
+        WebhookDelivery.objects.filter(pk__in=ids).delete()
+        removed += len(ids)
+
+
 def _attempt_record(*, delivery, started_at, duration_ms, status, response_body, error, permanent) -> str:
     attempts = delivery.attempts + 1
     now = timezone.now()

@@ -13,3 +13,9 @@ def deliver_webhooks(delivery_ids: list[int]) -> None:
 def deliver_due_webhooks() -> int:
     """Beat: enqueue retries that are due and fresh deliveries whose task was lost."""
     return services.webhook_deliveries_due_enqueue()
+
+
+@shared_task(name="messaging.webhooks.tasks.prune_webhook_deliveries")
+def prune_webhook_deliveries() -> int:
+    """Beat, daily: forget finished deliveries past the retention."""
+    return services.webhook_deliveries_prune()

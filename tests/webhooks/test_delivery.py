@@ -14,6 +14,7 @@ from messaging.webhooks.services import (
     EVENT_TYPES,
     RETRY_DELAYS,
     webhook_deliveries_due_enqueue,
+    webhook_deliveries_prune,
     webhook_delivery_attempt,
     webhook_endpoint_create,
     webhook_endpoint_delete,
@@ -283,3 +284,15 @@ def test_the_body_is_compact_json_with_the_event_id(hook, receiver, message, pub
 def test_unknown_platform_event_types_are_refused(workspace, publish):
     with pytest.raises(ValueError):
         webhook_platform_event_publish(workspace=workspace, type="delivered", occurred_at=timezone.now(), subject={})
+
+
+def test_finished_deliveries_are_pruned_after_the_retention(hook, receiver, message, publish, settings):
+    settings.PUFFERPOST_WEBHOOKS_RETENTION_DAYS = 30
+    receiver.script.append({"status": 500})
+    first = message_event_record(message=message, type="opened")
+    second = message_event_record(message=message, type="clicked")
+    publish([first.pk])  # fails once: pending
+    publish([second.pk])  # succeeds
+    WebhookDelivery.objects.update(created_at=timezone.now() - timedelta(days=31))
+    assert webhook_deliveries_prune() == 1
+    assert list(WebhookDelivery.objects.values_list("event_id", flat=True)) == [first.pk]
