@@ -294,7 +294,8 @@ def _enqueue(ids: list[int]) -> None:
 
     for start in range(0, len(ids), TASK_CHUNK):
         chunk = ids[start : start + TASK_CHUNK]
-        transaction.on_commit(lambda chunk=chunk: deliver_webhooks.delay(chunk))
+        # robust: a broker hiccup must not fail the caller's committed work; the sweeper retries.
+        transaction.on_commit(lambda chunk=chunk: deliver_webhooks.delay(chunk), robust=True)
 
 
 def _message_payload(message: Message) -> dict:
