@@ -8,9 +8,12 @@ private address in. The Host header and the TLS SNI/certificate check still use 
 Redirects are never followed: a 3xx is returned as it is, and the caller treats it as a failure.
 """
 
+import contextlib
 import http.client
 import ipaddress
+import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -144,6 +147,12 @@ def post(
 
 def _exchange(conn, path, body, headers, timeout, max_body, host) -> Response:
     deadline = time.monotonic() + timeout
+    # The socket timeout bounds each read; this bounds the whole exchange, so a receiver that
+    # trickles its status line and headers a byte at a time cannot hold a worker indefinitely.
+    cut = threading.Event()
+    watchdog = threading.Timer(timeout, _cut, args=(conn, cut))
+    watchdog.daemon = True
+    watchdog.start()
     try:
         conn.request("POST", path, body=body, headers=headers)
         response = conn.getresponse()
@@ -154,6 +163,9 @@ def _exchange(conn, path, body, headers, timeout, max_body, host) -> Response:
             if not piece:
                 break
             chunk += piece
+        if cut.is_set():
+            # What was read after the cut is a truncated answer, not the receiver's response.
+            raise OutboundError(f"request to {host} failed: timed out")
         return Response(
             status=response.status,
             reason=response.reason or "",
@@ -161,7 +173,19 @@ def _exchange(conn, path, body, headers, timeout, max_body, host) -> Response:
             headers={k.lower(): v for k, v in response.getheaders()},
         )
     except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
+        if cut.is_set():
+            raise OutboundError(f"request to {host} failed: timed out")
         raise OutboundError(f"request to {host} failed: {_describe(exc)}")
+    finally:
+        watchdog.cancel()
+
+
+def _cut(conn, cut: threading.Event) -> None:
+    cut.set()
+    sock = conn.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,6 +1,9 @@
 """The outbound HTTP module: SSRF checks at connect time, no redirects, timeouts."""
 
+import socket
 import ssl
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -149,3 +152,38 @@ def test_https_refuses_a_certificate_for_another_name(dns, tls_receiver):
         )
     assert "certificate" in str(failed.value).lower() or "hostname" in str(failed.value).lower()
     assert tls_receiver.requests == []
+
+
+def test_a_receiver_trickling_its_headers_is_cut_off_at_the_timeout():
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            while not stop.is_set():
+                try:
+                    conn.sendall(b"X")  # one header byte every 50 ms, never a full line
+                except OSError:
+                    return
+                time.sleep(0.05)
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(http.OutboundError) as failed:
+            http.post(
+                f"http://127.0.0.1:{listener.getsockname()[1]}/x",
+                body=b"{}",
+                headers={},
+                timeout=0.5,
+                allow_private=True,
+            )
+    finally:
+        stop.set()
+        listener.close()
+    assert "timed out" in str(failed.value)
+    assert time.monotonic() - started < 2
