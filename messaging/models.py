@@ -189,3 +189,6 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self):
         return self.key
+
+
+from messaging.webhooks.models import *  # noqa: E402, F403

@@ -1,3 +1,4 @@
+from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
 from messaging.views import MessageViewSet, SuppressionViewSet, UnsubscribeGroupViewSet
@@ -7,4 +8,4 @@ router.register("messages", MessageViewSet, basename="message")
 router.register("suppressions", SuppressionViewSet, basename="suppression")
 router.register("unsubscribe-groups", UnsubscribeGroupViewSet, basename="unsubscribe-group")
 
-urlpatterns = router.urls
+urlpatterns = [*router.urls, path("", include("messaging.webhooks.urls"))]

@@ -238,3 +238,23 @@ CELERY_BEAT_SCHEDULE["messaging-idempotency-purge"] = {
     "task": "messaging.tasks.purge_idempotency_records",
     "schedule": 3600.0,
 }
+
+# --- webhooks ---
+# PUFFERPOST_WEBHOOKS_ALLOW_PRIVATE is read above with the other PufferPost variables.
+PUFFERPOST_WEBHOOKS_TIMEOUT = _read("float", "PUFFERPOST_WEBHOOKS_TIMEOUT", default=10.0)
+if not 0 < PUFFERPOST_WEBHOOKS_TIMEOUT <= 60:
+    raise ImproperlyConfigured("PUFFERPOST_WEBHOOKS_TIMEOUT must be between 0 and 60 seconds.")
+PUFFERPOST_WEBHOOKS_SWEEP_INTERVAL = _read("float", "PUFFERPOST_WEBHOOKS_SWEEP_INTERVAL", default=15.0)
+if PUFFERPOST_WEBHOOKS_SWEEP_INTERVAL <= 0:
+    raise ImproperlyConfigured("PUFFERPOST_WEBHOOKS_SWEEP_INTERVAL must be a positive number of seconds.")
+PUFFERPOST_WEBHOOKS_RETENTION_DAYS = _read("int", "PUFFERPOST_WEBHOOKS_RETENTION_DAYS", default=30)
+if PUFFERPOST_WEBHOOKS_RETENTION_DAYS < 2:
+    raise ImproperlyConfigured("PUFFERPOST_WEBHOOKS_RETENTION_DAYS must be at least 2 (retries run for a day).")
+CELERY_BEAT_SCHEDULE["webhooks-deliver-due"] = {
+    "task": "messaging.webhooks.tasks.deliver_due_webhooks",
+    "schedule": PUFFERPOST_WEBHOOKS_SWEEP_INTERVAL,
+}
+CELERY_BEAT_SCHEDULE["webhooks-prune"] = {
+    "task": "messaging.webhooks.tasks.prune_webhook_deliveries",
+    "schedule": 24 * 3600.0,
+}

@@ -1,0 +1,194 @@
+"""Every outbound HTTP request the platform makes goes through here (today: webhook deliveries).
+
+Customers choose the URLs, so a request must not become a way into the private network (SSRF):
+the host is resolved once, through `pufferpost.dns` (so PUFFERPOST_DNS_NAMESERVERS is honoured),
+each address is vetted, and the connection goes to the vetted address itself, never to the name
+again, so a DNS answer that changes between the check and the connect (rebinding) cannot slip a
+private address in. The Host header and the TLS SNI/certificate check still use the name.
+Redirects are never followed: a 3xx is returned as it is, and the caller treats it as a failure.
+"""
+
+import contextlib
+import http.client
+import ipaddress
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from pufferpost import dns
+
+# Private use that `ipaddress` calls global, plus NAT64 (its embedded IPv4 address is checked).
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+class OutboundError(Exception):
+    """A request that did not produce an HTTP response. `permanent` ones are not worth retrying."""
+
+    def __init__(self, message: str, *, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class BlockedAddress(OutboundError):
+    """The destination is (or resolves only to) an address outbound requests may not reach."""
+
+    def __init__(self, message: str):
+        super().__init__(message, permanent=True)
+
+
+@dataclass
+class Response:
+    status: int
+    reason: str
+    body: bytes
+    headers: dict
+
+
+def address_allowed(address: str) -> bool:
+    """False for loopback, private (RFC 1918, IPv6 ULA), link-local, CGNAT, multicast, unspecified,
+    reserved and documentation addresses, and IPv6 forms that embed such an IPv4 address."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None and not address_allowed(str(embedded)):
+            return False
+    return ip.is_global and not ip.is_multicast
+
+
+def literal_address(host: str) -> str | None:
+    """The host as an IP address when it is one (`127.0.0.1`, `::1`), else None."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None
+
+
+def _addresses(host: str, *, allow_private: bool) -> list[str]:
+    literal = literal_address(host)
+    if literal is not None:
+        candidates = [literal]
+    else:
+        answer = dns.addresses(host)
+        if answer.outcome != dns.Outcome.FOUND:
+            raise OutboundError(answer.error or f"could not resolve {host}")
+        candidates = answer.records
+    allowed = [a for a in candidates if allow_private or address_allowed(a)]
+    if not allowed:
+        raise BlockedAddress(f"{host} resolves only to private or reserved addresses ({', '.join(candidates)})")
+    return allowed
+
+
+def _tls_context() -> ssl.SSLContext:
+    """The system trust store with hostname checks (tests swap in one that trusts their own CA)."""
+    return ssl.create_default_context()
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to a vetted IP address, with SNI and certificate verification for the host name."""
+
+    def __init__(self, address, port, *, server_hostname, timeout, context):
+        super().__init__(address, port, timeout=timeout, context=context)
+        self._server_hostname = server_hostname
+
+    def connect(self):
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self._server_hostname)
+
+
+def post(
+    url: str,
+    *,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float,
+    allow_private: bool = False,
+    max_body: int = 1024,
+) -> Response:
+    """POST `body` to `url` once and return the response (any status, 3xx included, body cut to
+    `max_body` bytes). Raises BlockedAddress for a forbidden destination and OutboundError for a
+    connection failure or timeout."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise OutboundError(f"not an http(s) URL: {url}", permanent=True)
+    host = parts.hostname
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise OutboundError(f"bad port in {url}", permanent=True)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    host_header = f"[{host}]" if ":" in host else host
+    if parts.port:
+        host_header += f":{parts.port}"
+    request_headers = {**headers, "Host": host_header, "Connection": "close"}
+
+    last_error: OutboundError | None = None
+    for address in _addresses(host, allow_private=allow_private):
+        if parts.scheme == "https":
+            conn = _PinnedHTTPSConnection(address, port, server_hostname=host, timeout=timeout, context=_tls_context())
+        else:
+            conn = http.client.HTTPConnection(address, port, timeout=timeout)
+        try:
+            try:
+                conn.connect()
+            except (OSError, ssl.SSLError) as exc:
+                # Another address of the same name may answer; nothing was sent yet.
+                last_error = OutboundError(f"could not connect to {host} ({address}): {_describe(exc)}")
+                continue
+            return _exchange(conn, path, body, request_headers, timeout, max_body, host)
+        finally:
+            conn.close()
+    raise last_error or OutboundError(f"could not connect to {host}")
+
+
+def _exchange(conn, path, body, headers, timeout, max_body, host) -> Response:
+    deadline = time.monotonic() + timeout
+    # The socket timeout bounds each read; this bounds the whole exchange, so a receiver that
+    # trickles its status line and headers a byte at a time cannot hold a worker indefinitely.
+    cut = threading.Event()
+    watchdog = threading.Timer(timeout, _cut, args=(conn, cut))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        conn.request("POST", path, body=body, headers=headers)
+        response = conn.getresponse()
+        chunk = b""
+        # Read at most max_body bytes, and never past the overall deadline (a trickling receiver).
+        while len(chunk) < max_body and time.monotonic() < deadline:
+            piece = response.read1(max_body - len(chunk))
+            if not piece:
+                break
+            chunk += piece
+        if cut.is_set():
+            # What was read after the cut is a truncated answer, not the receiver's response.
+            raise OutboundError(f"request to {host} failed: timed out")
+        return Response(
+            status=response.status,
+            reason=response.reason or "",
+            body=chunk[:max_body],
+            headers={k.lower(): v for k, v in response.getheaders()},
+        )
+    except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
+        if cut.is_set():
+            raise OutboundError(f"request to {host} failed: timed out")
+        raise OutboundError(f"request to {host} failed: {_describe(exc)}")
+    finally:
+        watchdog.cancel()
+
+
+def _cut(conn, cut: threading.Event) -> None:
+    cut.set()
+    sock = conn.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return str(exc) or exc.__class__.__name__
