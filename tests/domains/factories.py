@@ -35,3 +35,9 @@ def dkim_value(domain, **overrides) -> str:
 
 def publish_dkim(dns, domain, **overrides) -> None:
     dns.publish(domain.dkim_host, "TXT", dkim_value(domain, **overrides))
+
+
+@functools.cache
+def another_public_key() -> str:
+    """A valid key that is not the domain's: what a customer publishes after a copy-paste mix-up."""
+    return _generate_rsa_key()[1]
