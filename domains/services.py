@@ -24,17 +24,18 @@ logger = logging.getLogger(__name__)
 CLAIM_LEASE = timedelta(minutes=10)
 # One task run stops claiming new batches after this long and leaves the rest to the next tick.
 RUN_BUDGET_SECONDS = 45.0
-_RESULT_FIELDS = [
-    "dkim_status",
-    "dmarc_status",
-    "dkim_error",
-    "dmarc_error",
-    "verified_at",
-    "verification_lost_at",
-    "last_checked_at",
-    "next_check_at",
-    "updated_at",
-]
+# The columns a check writes, with their PostgreSQL types (for `_write_results`).
+_RESULT_COLUMNS = {
+    "dkim_status": "text",
+    "dmarc_status": "text",
+    "dkim_error": "text",
+    "dmarc_error": "text",
+    "verified_at": "timestamptz",
+    "verification_lost_at": "timestamptz",
+    "last_checked_at": "timestamptz",
+    "next_check_at": "timestamptz",
+    "updated_at": "timestamptz",
+}
 
 
 def domain_create(*, workspace: Workspace, domain: str) -> tuple[Domain, bool]:
@@ -167,6 +168,27 @@ def _apply(domain: Domain, findings: checks.Findings, now) -> bool:
     return lost
 
 
+def _write_results(rows: list[Domain]) -> None:
+    """One UPDATE … FROM unnest(arrays) for the whole batch.
+
+    Django's bulk_update builds a CASE per column and row, which costs seconds per 500 rows;
+    this costs milliseconds, which is what lets 10,000 domains finish well inside a minute.
+    """
+    if not rows:
+        return
+    table = Domain._meta.db_table
+    columns = list(_RESULT_COLUMNS)
+    assignments = ", ".join(f"{c} = v.{c}" for c in columns)
+    arrays = ", ".join(f"%s::{t}[]" for t in _RESULT_COLUMNS.values())
+    params = [[row.pk for row in rows]] + [[getattr(row, c) for row in rows] for c in columns]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS d SET {assignments} "
+            f"FROM unnest(%s::text[], {arrays}) AS v(id, {', '.join(columns)}) WHERE d.id = v.id",
+            params,
+        )
+
+
 def _record(findings_by_id: dict[str, checks.Findings]) -> list[Domain]:
     """Write the findings of several domains in one transaction, rows locked in pk order.
 
@@ -182,7 +204,7 @@ def _record(findings_by_id: dict[str, checks.Findings]) -> list[Domain]:
             .order_by("pk")
         )
         lost = [row for row in rows if _apply(row, findings_by_id[row.pk], now)]
-        Domain.objects.bulk_update(rows, _RESULT_FIELDS, batch_size=500)
+        _write_results(rows)
         for row in lost:
             domain_verification_lost(domain=row)
     for row in rows:
