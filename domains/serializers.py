@@ -13,11 +13,7 @@ LONG_TXT_NOTE = (
 
 
 class DomainNameField(serializers.CharField):
-    default_error_messages = {"invalid_domain": "Enter a valid domain name."}
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", 300)
-        super().__init__(**kwargs)
+    """A domain name, trimmed, lowercased and syntax-checked; every refusal has code `invalid_domain`."""
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)

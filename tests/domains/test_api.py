@@ -149,6 +149,7 @@ def test_concurrent_creates_make_one_row(workspace):
         "example.com/path",
         "example..",
         "*.example.com",
+        "x" * 5000 + ".com",
     ],
 )
 def test_invalid_domain_names_are_422_invalid_domain(api, value):
@@ -177,6 +178,14 @@ def test_the_longest_valid_name_is_accepted(api):
 def test_missing_or_extra_fields_are_422(api, body, field, code):
     error = assert_envelope(api.post("/v1/domains", body, format="json"), 422, "validation_failed")
     assert (field, code) in [(v["field"], v["code"]) for v in error["violations"]]
+
+
+@pytest.mark.parametrize(
+    ("method", "route"), [("put", "/v1/domains/{id}"), ("patch", "/v1/domains/{id}"), ("post", "/v1/domains/{id}")]
+)
+def test_unsupported_methods_are_405(api, workspace, method, route):
+    domain = DomainFactory(workspace=workspace)
+    assert_envelope(getattr(api, method)(route.format(id=domain.id), {}, format="json"), 405, "method_not_allowed")
 
 
 def test_malformed_json_is_400(api):
