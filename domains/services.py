@@ -66,12 +66,12 @@ def domain_delete(*, domain: Domain) -> None:
 
 
 def _enqueue_key_issue(domain_id: str) -> None:
-    from domains.tasks import issue_dkim_key
+    from domains.tasks import issue_dkim_key  # tasks import this module
 
     transaction.on_commit(lambda: issue_dkim_key.delay(domain_id))
 
 
-def _generate_rsa_key() -> tuple[str, str]:
+def new_dkim_key_pair() -> tuple[str, str]:
     """A fresh RSA-2048 key: (PKCS#8 PEM private key, base64 DER SubjectPublicKeyInfo)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private_pem = key.private_bytes(
@@ -91,7 +91,7 @@ def domain_issue_dkim_key(*, domain_id: str) -> bool:
     """
     if not Domain.objects.filter(pk=domain_id, dkim_public_key="").exists():
         return False
-    private_pem, public_b64 = _generate_rsa_key()
+    private_pem, public_b64 = new_dkim_key_pair()
     now = timezone.now()
     issued = Domain.objects.filter(pk=domain_id, dkim_public_key="").update(
         dkim_private_key=private_pem,

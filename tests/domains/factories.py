@@ -5,14 +5,14 @@ import factory
 from django.conf import settings
 
 from domains.models import DkimStatus
-from domains.services import _generate_rsa_key
+from domains.services import new_dkim_key_pair
 from tests.factories import DomainFactory
 
 
 @functools.cache
 def shared_key_pair() -> tuple[str, str]:
     """One RSA key for every factory-made domain: generating 2048-bit keys per row is slow."""
-    return _generate_rsa_key()
+    return new_dkim_key_pair()
 
 
 class IssuedDomainFactory(DomainFactory):
@@ -40,4 +40,4 @@ def publish_dkim(dns, domain, **overrides) -> None:
 @functools.cache
 def another_public_key() -> str:
     """A valid key that is not the domain's: what a customer publishes after a copy-paste mix-up."""
-    return _generate_rsa_key()[1]
+    return new_dkim_key_pair()[1]
