@@ -31,7 +31,10 @@ class Domain(models.Model):
     dmarc_status = models.CharField(max_length=16, choices=DmarcStatus.choices, default=DmarcStatus.UNKNOWN)
     dkim_error = models.CharField(max_length=500, blank=True, default="")
     dmarc_error = models.CharField(max_length=500, blank=True, default="")
+    # When DKIM last became verified; set at least once means a later absence is drift, not "pending".
     verified_at = models.DateTimeField(null=True, blank=True)
+    # When a verified domain last lost DKIM through drift (the `domain.verification_lost` event).
+    verification_lost_at = models.DateTimeField(null=True, blank=True)
     last_checked_at = models.DateTimeField(null=True, blank=True)
     next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -50,5 +53,13 @@ class Domain(models.Model):
         return self.dkim_status == DkimStatus.VERIFIED
 
     @property
+    def key_issued(self) -> bool:
+        return bool(self.dkim_public_key)
+
+    @property
     def dkim_host(self) -> str:
         return f"{self.selector}._domainkey.{self.domain}" if self.selector else ""
+
+    @property
+    def dmarc_host(self) -> str:
+        return f"_dmarc.{self.domain}"

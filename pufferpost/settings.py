@@ -258,3 +258,18 @@ CELERY_BEAT_SCHEDULE["webhooks-prune"] = {
     "task": "messaging.webhooks.tasks.prune_webhook_deliveries",
     "schedule": 24 * 3600.0,
 }
+
+# --- domains ---
+PUFFERPOST_DOMAIN_RECHECK_TICK = _read("float", "PUFFERPOST_DOMAIN_RECHECK_TICK", default=60.0)
+PUFFERPOST_DOMAIN_RECHECK_BATCH = _read("int", "PUFFERPOST_DOMAIN_RECHECK_BATCH", default=500)
+PUFFERPOST_DOMAIN_RECHECK_CONCURRENCY = _read("int", "PUFFERPOST_DOMAIN_RECHECK_CONCURRENCY", default=32)
+for _name in (
+    "PUFFERPOST_DOMAIN_RECHECK_TICK",
+    "PUFFERPOST_DOMAIN_RECHECK_BATCH",
+    "PUFFERPOST_DOMAIN_RECHECK_CONCURRENCY",
+    "PUFFERPOST_DOMAIN_RECHECK_VERIFIED",
+    "PUFFERPOST_DOMAIN_RECHECK_PENDING",
+):
+    if globals()[_name] <= 0:
+        raise ImproperlyConfigured(f"{_name} must be positive.")
+CELERY_BEAT_SCHEDULE["domains-recheck-due"]["schedule"] = PUFFERPOST_DOMAIN_RECHECK_TICK

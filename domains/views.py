@@ -1,0 +1,45 @@
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from domains import services
+from domains.models import Domain
+from domains.serializers import DomainCreateSerializer, DomainSerializer, RefreshSerializer
+from pufferpost.tenancy import WorkspaceScopedViewSet
+
+
+class DomainViewSet(mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
+    serializer_class = DomainSerializer
+    not_found_code = "domain_not_found"
+    not_found_message = "No such domain."
+    required_scopes = {
+        "list": "domains:read",
+        "retrieve": "domains:read",
+        "create": "domains:manage",
+        "destroy": "domains:manage",
+        "refresh": "domains:manage",
+    }
+
+    def base_queryset(self):
+        return Domain.objects.defer("dkim_private_key")
+
+    def list(self, request):
+        return Response({"data": DomainSerializer(self.get_queryset(), many=True).data})
+
+    def create(self, request):
+        body = DomainCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        domain, created = services.domain_create(workspace=self.workspace, domain=body.validated_data["domain"])
+        return Response(
+            DomainSerializer(domain).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+    def destroy(self, request, id=None):
+        services.domain_delete(domain=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @action(detail=True, methods=["post"])
+    def refresh(self, request, id=None):
+        domain = self.get_object()
+        RefreshSerializer(data=request.data).is_valid(raise_exception=True)
+        return Response(DomainSerializer(services.domain_refresh(domain=domain)).data)

@@ -1,0 +1,337 @@
+import re
+import threading
+
+import pytest
+from django.db import connection
+
+from domains.models import Domain
+from domains.services import domain_create
+from tests.domains.factories import IssuedDomainFactory, publish_dkim
+from tests.factories import DomainFactory
+from tests.pufferpost.test_plumbing import assert_envelope
+
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$")
+FIELDS = {
+    "id",
+    "domain",
+    "verified",
+    "dkim_status",
+    "dmarc_status",
+    "dkim_error",
+    "dmarc_error",
+    "dns_records",
+    "created_at",
+    "updated_at",
+    "last_checked_at",
+}
+
+
+def create(api, domain, **kwargs):
+    return api.post("/v1/domains", {"domain": domain}, format="json", **kwargs)
+
+
+def test_create_answers_201_with_the_guide_shape_and_no_dkim_record_before_the_key(api, workspace):
+    response = create(api, "mail.acme.com")
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert set(body) == FIELDS
+    assert re.fullmatch(r"dom_[0-9A-HJKMNP-TV-Z]{26}", body["id"])
+    assert body["domain"] == "mail.acme.com"
+    assert body["verified"] is False
+    assert body["dkim_status"] == "pending"
+    assert body["dmarc_status"] == "unknown"
+    assert body["dkim_error"] is None and body["dmarc_error"] is None
+    assert TIMESTAMP.match(body["created_at"])
+    assert body["last_checked_at"] is None
+    assert body["dns_records"] == [
+        {"purpose": "SPF", "type": "TXT", "host": "mail.acme.com", "value": "v=spf1 mx ~all"},
+        {"purpose": "DMARC", "type": "TXT", "host": "_dmarc.mail.acme.com", "value": "v=DMARC1; p=none;"},
+    ]
+    assert Domain.objects.get(pk=body["id"]).workspace == workspace
+
+
+def test_the_dkim_record_appears_once_the_key_is_issued(api, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        domain_id = create(api, "mail.acme.com").json()["id"]
+    assert len(callbacks) == 1
+
+    records = api.get(f"/v1/domains/{domain_id}").json()["dns_records"]
+
+    domain = Domain.objects.get(pk=domain_id)
+    assert [r["purpose"] for r in records] == ["DKIM", "SPF", "DMARC"]
+    dkim = records[0]
+    assert dkim["type"] == "TXT"
+    assert dkim["host"] == "mlr1._domainkey.mail.acme.com"
+    assert dkim["value"] == f"v=DKIM1; k=rsa; p={domain.dkim_public_key}"
+    assert len(dkim["value"]) > 255
+    assert "255" in dkim["note"] and "split" in dkim["note"]
+
+
+def test_no_record_names_the_platform(api, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        domain_id = create(api, "mail.acme.com").json()["id"]
+    records = api.get(f"/v1/domains/{domain_id}").json()["dns_records"]
+    for record in records:
+        text = f"{record['host']} {record['value']} {record.get('note', '')}".lower()
+        assert "puffer" not in text
+        assert record["host"].endswith("mail.acme.com")
+
+
+def test_the_domain_is_trimmed_lowercased_and_loses_its_trailing_dot(api):
+    response = create(api, "  Mail.ACME.com.  ")
+    assert response.status_code == 201
+    assert response.json()["domain"] == "mail.acme.com"
+
+
+def test_an_internationalised_name_is_stored_in_its_ascii_form(api):
+    assert create(api, "Bücher.example").json()["domain"] == "xn--bcher-kva.example"
+
+
+def test_create_is_idempotent_per_workspace(api, other_api):
+    first = create(api, "mail.acme.com")
+    again = create(api, "MAIL.acme.com")
+    elsewhere = create(other_api, "mail.acme.com")
+
+    assert first.status_code == 201
+    assert again.status_code == 200
+    assert again.json() == first.json()
+    assert elsewhere.status_code == 201
+    assert elsewhere.json()["id"] != first.json()["id"]
+    assert Domain.objects.filter(domain="mail.acme.com").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_creates_make_one_row(workspace):
+    barrier = threading.Barrier(8)
+    results, errors = [], []
+
+    def add():
+        try:
+            barrier.wait()
+            results.append(domain_create(workspace=workspace, domain="race.example.com"))
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=add) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert Domain.objects.filter(workspace=workspace, domain="race.example.com").count() == 1
+    assert sum(created for _, created in results) == 1
+    assert len({domain.pk for domain, _ in results}) == 1
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "localhost",
+        "1.2.3.4",
+        "10.0.0.1.",
+        "::1",
+        "[::1]",
+        "2001:db8::1",
+        "a" * 64 + ".example.com",
+        ".".join(["a" * 63] * 4),  # 255 characters
+        "under_score.example.com",
+        "-lead.example.com",
+        "trail-.example.com",
+        "double..dot.com",
+        ".leading.example.com",
+        "exa mple.com",
+        "https://example.com",
+        "user@example.com",
+        "example.com/path",
+        "example..",
+        "*.example.com",
+        "x" * 5000 + ".com",
+    ],
+)
+def test_invalid_domain_names_are_422_invalid_domain(api, value):
+    error = assert_envelope(create(api, value), 422, "validation_failed")
+    assert [(v["field"], v["code"]) for v in error["violations"]] == [("domain", "invalid_domain")]
+    assert not Domain.objects.exists()
+
+
+def test_the_longest_valid_name_is_accepted(api):
+    name = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])  # 253 characters
+    assert len(name) == 253
+    assert create(api, name).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "code"),
+    [
+        ({}, "domain", "required"),
+        ({"domain": None}, "domain", "required"),
+        ({"domain": ""}, "domain", "required"),
+        ({"domain": "   "}, "domain", "required"),
+        ({"domain": ["example.com"]}, "domain", "invalid_value"),
+        ({"domain": "example.com", "selector": "x"}, "selector", "unknown_field"),
+    ],
+)
+def test_missing_or_extra_fields_are_422(api, body, field, code):
+    error = assert_envelope(api.post("/v1/domains", body, format="json"), 422, "validation_failed")
+    assert (field, code) in [(v["field"], v["code"]) for v in error["violations"]]
+
+
+@pytest.mark.parametrize(
+    ("method", "route"), [("put", "/v1/domains/{id}"), ("patch", "/v1/domains/{id}"), ("post", "/v1/domains/{id}")]
+)
+def test_unsupported_methods_are_405(api, workspace, method, route):
+    domain = DomainFactory(workspace=workspace)
+    assert_envelope(getattr(api, method)(route.format(id=domain.id), {}, format="json"), 405, "method_not_allowed")
+
+
+def test_malformed_json_is_400(api):
+    response = api.post("/v1/domains", data="{nope", content_type="application/json")
+    assert_envelope(response, 400, "invalid_json")
+
+
+def test_list_returns_the_workspace_domains_newest_first(api, workspace, other_workspace):
+    older = DomainFactory(workspace=workspace, domain="a.example.com")
+    newer = IssuedDomainFactory(workspace=workspace, domain="b.example.com")
+    DomainFactory(workspace=other_workspace, domain="theirs.example.com")
+
+    response = api.get("/v1/domains")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert list(body) == ["data"]
+    assert [d["id"] for d in body["data"]] == [newer.id, older.id]
+    assert set(body["data"][0]) == FIELDS
+    assert body["data"][0]["dns_records"][0]["purpose"] == "DKIM"
+
+
+def test_list_queries_do_not_grow_with_the_number_of_domains(api, workspace, django_assert_max_num_queries):
+    IssuedDomainFactory.create_batch(30, workspace=workspace)
+    with django_assert_max_num_queries(3):
+        response = api.get("/v1/domains")
+    assert len(response.json()["data"]) == 30
+
+
+def test_an_empty_list_is_an_empty_data_array(api):
+    assert api.get("/v1/domains").json() == {"data": []}
+
+
+def test_retrieve_returns_one_domain(api, workspace):
+    domain = IssuedDomainFactory(workspace=workspace)
+    response = api.get(f"/v1/domains/{domain.id}")
+    assert response.status_code == 200
+    assert response.json()["id"] == domain.id
+    assert response.json()["domain"] == domain.domain
+
+
+def test_delete_answers_204_and_the_domain_is_gone(api, workspace):
+    domain = DomainFactory(workspace=workspace)
+    response = api.delete(f"/v1/domains/{domain.id}")
+    assert response.status_code == 204
+    assert response.content == b""
+    assert not Domain.objects.filter(pk=domain.pk).exists()
+    assert_envelope(api.get(f"/v1/domains/{domain.id}"), 404, "domain_not_found")
+
+
+def test_refresh_accepts_an_empty_object_or_no_body(api, workspace, dns):
+    domain = IssuedDomainFactory(workspace=workspace)
+    assert api.post(f"/v1/domains/{domain.id}/refresh", {}, format="json").status_code == 200
+    assert api.post(f"/v1/domains/{domain.id}/refresh").status_code == 200
+
+
+def test_refresh_rejects_unknown_fields(api, workspace, dns):
+    domain = IssuedDomainFactory(workspace=workspace)
+    error = assert_envelope(
+        api.post(f"/v1/domains/{domain.id}/refresh", {"force": True}, format="json"), 422, "validation_failed"
+    )
+    assert error["violations"][0]["field"] == "force"
+
+
+def test_refresh_returns_the_rechecked_domain(api, workspace, dns):
+    domain = IssuedDomainFactory(workspace=workspace, domain="mail.acme.com")
+    publish_dkim(dns, domain)
+    dns.publish("_dmarc.mail.acme.com", "TXT", "v=DMARC1; p=none;")
+
+    response = api.post(f"/v1/domains/{domain.id}/refresh", {}, format="json")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == FIELDS
+    assert (body["verified"], body["dkim_status"], body["dmarc_status"]) == (True, "verified", "present")
+    assert body["dkim_error"] is None and body["dmarc_error"] is None
+    assert TIMESTAMP.match(body["last_checked_at"])
+
+
+ID_ROUTES = [
+    ("get", "/v1/domains/{id}"),
+    ("delete", "/v1/domains/{id}"),
+    ("post", "/v1/domains/{id}/refresh"),
+]
+
+
+@pytest.mark.parametrize(("method", "route"), ID_ROUTES)
+def test_another_workspaces_domain_is_404_exactly_like_an_unknown_one(api, other_workspace, dns, method, route):
+    theirs = IssuedDomainFactory(workspace=other_workspace)
+
+    foreign = getattr(api, method)(route.format(id=theirs.id), {}, format="json")
+    unknown = getattr(api, method)(route.format(id="dom_01J9Z3K7Q2N8M4V6XB0R5T9AHC"), {}, format="json")
+    garbage = getattr(api, method)(route.format(id="not-an-id"), {}, format="json")
+
+    for response in (foreign, unknown, garbage):
+        error = assert_envelope(response, 404, "domain_not_found")
+        assert error["message"] == "No such domain."
+        assert set(error) == {"code", "message", "request_id"}
+    assert Domain.objects.filter(pk=theirs.pk, last_checked_at__isnull=True).exists()
+
+
+@pytest.mark.parametrize(
+    ("method", "route", "scopes", "needed"),
+    [
+        ("get", "/v1/domains", ["senders:manage"], "domains:read"),
+        ("get", "/v1/domains/{id}", ["senders:manage"], "domains:read"),
+        ("post", "/v1/domains", ["domains:read"], "domains:manage"),
+        ("delete", "/v1/domains/{id}", ["domains:read"], "domains:manage"),
+        ("post", "/v1/domains/{id}/refresh", ["domains:read"], "domains:manage"),
+    ],
+)
+def test_a_key_without_the_scope_is_403_missing_scope(make_client, workspace, method, route, scopes, needed):
+    domain = DomainFactory(workspace=workspace)
+    client = make_client(workspace, scopes=scopes)
+    body = {"domain": "new.example.com"} if route == "/v1/domains" else {}
+
+    error = assert_envelope(
+        getattr(client, method)(route.format(id=domain.id), body, format="json"), 403, "missing_scope"
+    )
+
+    assert needed in error["message"]
+    assert Domain.objects.filter(pk=domain.pk).exists()
+    assert not Domain.objects.filter(domain="new.example.com").exists()
+
+
+def test_manage_scope_can_read(make_client, workspace):
+    client = make_client(workspace, scopes=["domains:manage"])
+    assert client.get("/v1/domains").status_code == 200
+
+
+def test_without_a_key_it_is_401(client, db):
+    assert_envelope(client.get("/v1/domains"), 401, "unauthorized")
+
+
+def test_no_response_carries_the_private_key(api, workspace, dns, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        domain_id = create(api, "mail.acme.com").json()["id"]
+    private = Domain.objects.get(pk=domain_id).dkim_private_key
+    assert "PRIVATE KEY" in private
+    responses = [
+        create(api, "mail.acme.com"),
+        api.get("/v1/domains"),
+        api.get(f"/v1/domains/{domain_id}"),
+        api.post(f"/v1/domains/{domain_id}/refresh", {}, format="json"),
+    ]
+    secret_line = private.splitlines()[1]
+    for response in responses:
+        assert "PRIVATE" not in response.content.decode()
+        assert secret_line not in response.content.decode()
