@@ -217,3 +217,17 @@ PUFFERPOST_WEBHOOKS_ALLOW_PRIVATE = _read("bool", "PUFFERPOST_WEBHOOKS_ALLOW_PRI
 PUFFERPOST_DKIM_SELECTOR = _read("str", "PUFFERPOST_DKIM_SELECTOR", default="mlr1")
 PUFFERPOST_DOMAIN_RECHECK_VERIFIED = _read("int", "PUFFERPOST_DOMAIN_RECHECK_VERIFIED", default=3600)
 PUFFERPOST_DOMAIN_RECHECK_PENDING = _read("int", "PUFFERPOST_DOMAIN_RECHECK_PENDING", default=300)
+
+# --- feedback ---------------------------------------------------------------------------------
+# Bounces and complaints after delivery (messaging.feedback) and the sender auto-pause.
+PUFFERPOST_INBOUND_SMTP_MAX_BYTES = _read("int", "PUFFERPOST_INBOUND_SMTP_MAX_BYTES", default=10 * 1024 * 1024)
+# Besides every VERP return path (bounces+msg_…@…), the inbound server accepts these: a full
+# address, or a bare local part (`fbl`) meaning that local part at any domain.
+PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES = [
+    address.lower() for address in _read("list", "PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES", default=[])
+]
+PUFFERPOST_REPUTATION_WINDOW_DAYS = _read("int", "PUFFERPOST_REPUTATION_WINDOW_DAYS", default=7)
+if PUFFERPOST_INBOUND_SMTP_MAX_BYTES < 1024 or PUFFERPOST_REPUTATION_WINDOW_DAYS < 1:
+    raise ImproperlyConfigured(
+        "PUFFERPOST_INBOUND_SMTP_MAX_BYTES must be at least 1024 and PUFFERPOST_REPUTATION_WINDOW_DAYS at least 1."
+    )

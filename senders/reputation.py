@@ -1,0 +1,127 @@
+"""Automatic pause: a sender whose recent bounce or complaint rate crosses its workspace's threshold.
+
+The window is time-based: the sender's messages created in the last
+`PUFFERPOST_REPUTATION_WINDOW_DAYS` days (default 7) that actually left the platform (sent,
+delivered, bounced or complained; never-sent suppressed/errored/pending messages say nothing
+about the list's quality). A time window forgets an old incident on its own, and a count of "the
+last K messages" would make a low-volume sender's rate hinge on mail from months ago.
+
+"Crosses" means strictly above: with the defaults, 5 bounces in 100 messages (exactly 5 %) keep
+the sender active and the 6th pauses it. The volume must be at least the workspace's
+`reputation_min_volume` (100 means 100 messages is enough). Rates are compared as exact
+decimals (`count > threshold × volume`), never as floats.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from messaging.models import Message
+from senders.models import Sender, SenderState, SenderStateChange
+
+log = logging.getLogger(__name__)
+
+# Statuses of messages that were handed to a receiving server (the denominator of both rates).
+COUNTED_STATUSES = ("sent", "delivered", "bounced", "complained")
+
+
+@dataclass(frozen=True)
+class ReputationStats:
+    volume: int
+    bounced: int
+    complained: int
+
+
+def sender_reputation_stats(*, sender_id: str, since: datetime) -> ReputationStats:
+    """One aggregate query: messages counted, bounced and complained since `since`."""
+    row = Message.objects.filter(sender_id=sender_id, created_at__gte=since, status__in=COUNTED_STATUSES).aggregate(
+        volume=Count("pk"),
+        bounced=Count("pk", filter=Q(status="bounced")),
+        complained=Count("pk", filter=Q(status="complained")),
+    )
+    return ReputationStats(**row)
+
+
+def sender_reputation_evaluate(*, sender_id: str, now: datetime | None = None) -> bool:
+    """Pause `sender_id` if it is active and its recent rates cross the thresholds; True if paused now.
+
+    Run it after the bounce or complaint that may tip the balance has committed, so two feedback
+    reports racing each other both count in the later evaluation.
+    """
+    sender = Sender.objects.select_related("workspace").filter(pk=sender_id).first()
+    if sender is None or sender.state != SenderState.ACTIVE:
+        return False
+    workspace = sender.workspace
+    now = now or timezone.now()
+    days = settings.PUFFERPOST_REPUTATION_WINDOW_DAYS
+    stats = sender_reputation_stats(sender_id=sender_id, since=now - timedelta(days=days))
+    if stats.volume == 0 or stats.volume < workspace.reputation_min_volume:
+        return False
+    reason = None
+    if stats.bounced > workspace.bounce_rate_threshold * stats.volume:
+        reason = _reason("bounce", stats.bounced, stats.volume, days, workspace.bounce_rate_threshold)
+    elif stats.complained > workspace.complaint_rate_threshold * stats.volume:
+        reason = _reason("complaint", stats.complained, stats.volume, days, workspace.complaint_rate_threshold)
+    if reason is None:
+        return False
+    return _sender_pause(sender_id=sender_id, reason=reason, occurred_at=now)
+
+
+def _reason(kind: str, count: int, volume: int, days: int, threshold: Decimal) -> str:
+    return (
+        f"Auto-paused: {kind} rate {_percent(Decimal(count) / volume)} over the last {volume} messages "
+        f"({days} days) exceeds {_percent(threshold)}"
+    )
+
+
+def _percent(rate: Decimal) -> str:
+    """0.06 → "6.0%", 0.001 → "0.1%", 0.0015 → "0.15%"."""
+    text = f"{rate * 100:.2f}".rstrip("0")
+    return f"{text}0%" if text.endswith(".") else f"{text}%"
+
+
+@transaction.atomic
+def _sender_pause(*, sender_id: str, reason: str, occurred_at: datetime) -> bool:
+    """active → paused by the system, recorded with its reason; False if it was no longer active.
+
+    MERGE: replace the body with the senders service's state-machine call (active → paused,
+    actor "system") once `senders/services.py` lands; keep the announcement below.
+    """
+    changed = Sender.objects.filter(pk=sender_id, state=SenderState.ACTIVE).update(
+        state=SenderState.PAUSED, state_reason=reason, updated_at=occurred_at
+    )
+    if not changed:
+        return False
+    SenderStateChange.objects.create(
+        sender_id=sender_id,
+        from_state=SenderState.ACTIVE,
+        to_state=SenderState.PAUSED,
+        reason=reason,
+        actor_label="system",
+    )
+    log.warning("sender %s paused: %s", sender_id, reason)
+    transaction.on_commit(lambda: _announce_pause(sender_id=sender_id, occurred_at=occurred_at))
+    return True
+
+
+def _announce_pause(*, sender_id: str, occurred_at: datetime) -> None:
+    """Emit the `sender.paused` webhook event.
+
+    MERGE: call `messaging.webhooks.services.webhook_platform_event_publish(workspace=sender.workspace,
+    type="sender.paused", occurred_at=occurred_at, subject={"sender": {"id", "from_address", "state",
+    "state_reason"}})` here once the webhooks branch lands.
+    """
+    sender = Sender.objects.select_related("workspace").get(pk=sender_id)
+    log.info(
+        "sender.paused event for %s (workspace %s) at %s: %s",
+        sender.pk,
+        sender.workspace_id,
+        occurred_at.isoformat(),
+        sender.state_reason,
+    )
