@@ -226,6 +226,8 @@ PUFFERPOST_INBOUND_SMTP_MAX_BYTES = _read("int", "PUFFERPOST_INBOUND_SMTP_MAX_BY
 PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES = [
     address.lower() for address in _read("list", "PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES", default=[])
 ]
+# aiosmtpd logs every SMTP command at INFO; the feedback services log what matters.
+LOGGING["loggers"] = {**LOGGING.get("loggers", {}), "mail.log": {"level": "WARNING"}}
 PUFFERPOST_REPUTATION_WINDOW_DAYS = _read("int", "PUFFERPOST_REPUTATION_WINDOW_DAYS", default=7)
 if PUFFERPOST_INBOUND_SMTP_MAX_BYTES < 1024 or PUFFERPOST_REPUTATION_WINDOW_DAYS < 1:
     raise ImproperlyConfigured(
