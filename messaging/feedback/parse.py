@@ -86,7 +86,18 @@ class InboundReport:
 
 
 def report_parse(raw: bytes, *, envelope_recipients: Iterable[str] = ()) -> InboundReport:
-    """Parse one inbound mail. Never raises on malformed input: unknown shapes give kind "none"."""
+    """Parse one inbound mail. Never raises: malformed or unknown mail gives kind "none".
+
+    (A mail that cannot be parsed must still be answered 250, or its sender would retry it for days.)
+    """
+    try:
+        return _report_parse(raw, list(envelope_recipients))
+    except Exception:
+        log.exception("could not parse an inbound mail of %d bytes; ignored", len(raw))
+        return InboundReport("none", "", timezone.now())
+
+
+def _report_parse(raw: bytes, envelope_recipients: list[str]) -> InboundReport:
     msg = email.message_from_bytes(raw)
     report_id = _clean(msg.get("Message-ID", ""))
     occurred_at = _report_date(msg)

@@ -15,6 +15,7 @@ import logging
 import signal
 import socket
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from aiosmtpd.smtp import SMTP
 from django.conf import settings
@@ -26,6 +27,7 @@ from messaging.return_path import message_id_from_return_path
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 15.0
+WORKER_THREADS = 4
 
 
 def inbound_address_accepted(address: str) -> bool:
@@ -93,6 +95,8 @@ async def inbound_smtp_serve(*, host: str, port: int, on_ready: Callable[[str, i
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    # Each worker thread keeps its own database connection: a small pool bounds them.
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="feedback"))
     handler = FeedbackHandler()
     hostname = socket.gethostname()  # not getfqdn(): that would make a DNS query at start-up
 

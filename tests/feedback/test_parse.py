@@ -115,3 +115,16 @@ def test_an_ordinary_reply_is_neither_bounce_nor_report():
 def test_garbage_does_not_raise():
     report = report_parse(b"\x00\xff not an email at all\r\n\r\n--", envelope_recipients=["x"])
     assert report.kind == "none"
+
+
+def test_a_mail_that_breaks_the_parser_is_reported_as_nothing(monkeypatch, caplog):
+    def explode(*args):
+        raise ValueError("boom")
+
+    monkeypatch.setattr("messaging.feedback.parse._deliveries", explode)
+    message_id = new_id("msg")
+
+    report = report_parse(samples.postfix_dsn(message_id), envelope_recipients=[samples.verp(message_id)])
+
+    assert report.kind == "none"
+    assert "could not parse an inbound mail" in caplog.text
