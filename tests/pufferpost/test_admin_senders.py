@@ -1,0 +1,208 @@
+"""The staff review queue, driven through the Django admin like a person would."""
+
+import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+
+from senders.models import SenderStateChange
+from tests.factories import DomainFactory, WorkspaceFactory
+from tests.senders.factories import ActiveSenderFactory, PausedSenderFactory, SenderFactory
+
+CHANGELIST = "/admin/senders/sender/"
+
+
+def run_action(client, action, senders, reason=None, url=CHANGELIST):
+    """Pick the action on the changelist, then (if a reason is given) confirm it on the reason page."""
+    pks = [s.pk for s in senders]
+    first = client.post(url, {"action": action, ACTION_CHECKBOX_NAME: pks, "index": 0})
+    if reason is None:
+        return first
+    return client.post(url, {"action": action, ACTION_CHECKBOX_NAME: pks, "confirm": "yes", "reason": reason})
+
+
+def messages_of(response):
+    return [str(m) for m in response.context["messages"]] if response.context else []
+
+
+def test_the_queue_lists_an_under_review_sender_with_its_domains_dkim_state(admin_client):
+    workspace = WorkspaceFactory(name="Acme")
+    DomainFactory(workspace=workspace, domain="mail.acme.com", dkim_status="verified")
+    SenderFactory(workspace=workspace, from_address="receipts@mail.acme.com", display_name="Acme Receipts")
+    SenderFactory(workspace=workspace, from_address="hello@unverified.example")
+
+    response = admin_client.get(CHANGELIST)
+
+    assert response.status_code == 200
+    rows = {s.from_address: s for s in response.context["cl"].result_list}
+    assert rows["receipts@mail.acme.com"].domain_dkim_status == "verified"
+    assert rows["hello@unverified.example"].domain_dkim_status is None
+    html = response.content.decode()
+    assert "receipts@mail.acme.com" in html and "Acme Receipts" in html and "Acme" in html
+    assert "verified" in html and "no domain" in html
+
+
+def test_the_domain_of_another_workspace_does_not_count(admin_client):
+    DomainFactory(workspace=WorkspaceFactory(), domain="mail.acme.com", dkim_status="verified")
+    SenderFactory(workspace=WorkspaceFactory(), from_address="receipts@mail.acme.com")
+
+    response = admin_client.get(CHANGELIST)
+
+    assert [s.domain_dkim_status for s in response.context["cl"].result_list] == [None]
+
+
+def test_the_queue_puts_under_review_first_then_oldest_first(admin_client):
+    active = ActiveSenderFactory()
+    old_pending = SenderFactory()
+    paused = PausedSenderFactory()
+    new_pending = SenderFactory()
+
+    response = admin_client.get(CHANGELIST)
+
+    assert list(response.context["cl"].result_list) == [old_pending, new_pending, active, paused]
+
+
+def test_the_queue_costs_the_same_queries_for_many_rows(admin_client, django_assert_max_num_queries):
+    admin_client.get(CHANGELIST)
+    for n in range(20):
+        workspace = WorkspaceFactory()
+        DomainFactory(workspace=workspace, domain=f"mail{n}.acme.com")
+        SenderFactory(workspace=workspace, from_address=f"a@mail{n}.acme.com")
+    with django_assert_max_num_queries(10):
+        response = admin_client.get(CHANGELIST)
+    assert len(response.context["cl"].result_list) == 20
+
+
+def test_filter_by_state_and_workspace(admin_client):
+    acme = WorkspaceFactory(name="Acme")
+    pending = SenderFactory(workspace=acme)
+    active = ActiveSenderFactory(workspace=acme)
+    elsewhere = SenderFactory()
+
+    assert set(admin_client.get(CHANGELIST, {"state__exact": "active"}).context["cl"].result_list) == {active}
+    assert set(admin_client.get(CHANGELIST, {"state__exact": "under_review"}).context["cl"].result_list) == {
+        pending,
+        elsewhere,
+    }
+    assert set(admin_client.get(CHANGELIST, {"workspace__id__exact": acme.id}).context["cl"].result_list) == {
+        pending,
+        active,
+    }
+
+
+@pytest.mark.parametrize("term", ["receipts@mail.acme", "Acme Corp", "WORKSPACE_ID"])
+def test_search_by_address_workspace_name_or_id(admin_client, term):
+    acme = WorkspaceFactory(name="Acme Corp")
+    wanted = SenderFactory(workspace=acme, from_address="receipts@mail.acme.com")
+    SenderFactory(workspace=WorkspaceFactory(name="Other"), from_address="hello@other.example")
+
+    response = admin_client.get(CHANGELIST, {"q": acme.id if term == "WORKSPACE_ID" else term})
+
+    assert list(response.context["cl"].result_list) == [wanted]
+
+
+def test_approve_asks_for_a_reason_then_changes_state_and_records_it(admin_client, admin_user):
+    sender = SenderFactory(from_address="receipts@mail.acme.com")
+
+    page = run_action(admin_client, "approve", [sender])
+    assert page.status_code == 200, page.content
+    assert b'name="reason"' in page.content and b"receipts@mail.acme.com" in page.content
+    sender.refresh_from_db()
+    assert sender.state == "under_review"
+
+    done = run_action(admin_client, "approve", [sender], reason="Known customer; DKIM verified.")
+
+    assert done.status_code == 302
+    sender.refresh_from_db()
+    assert sender.state == "active"
+    assert sender.state_reason == "Known customer; DKIM verified."
+    change = SenderStateChange.objects.get(sender=sender)
+    assert (change.from_state, change.to_state, change.reason) == ("under_review", "active", sender.state_reason)
+    assert change.actor == admin_user and change.actor_label == admin_user.username
+    assert "Approved 1 sender." in messages_of(admin_client.get(CHANGELIST))
+
+
+def test_an_empty_reason_is_refused_and_nothing_changes(admin_client):
+    sender = SenderFactory()
+
+    response = run_action(admin_client, "approve", [sender], reason="   ")
+
+    assert response.status_code == 200
+    assert b"This field is required." in response.content
+    sender.refresh_from_db()
+    assert sender.state == "under_review"
+    assert not SenderStateChange.objects.exists()
+
+
+def test_pause_and_resume_through_the_admin(admin_client):
+    sender = ActiveSenderFactory()
+
+    assert run_action(admin_client, "pause", [sender], reason="Complaints from a spam trap.").status_code == 302
+    sender.refresh_from_db()
+    assert (sender.state, sender.state_reason) == ("paused", "Complaints from a spam trap.")
+
+    assert run_action(admin_client, "resume", [sender], reason="Customer fixed the list.").status_code == 302
+    sender.refresh_from_db()
+    assert (sender.state, sender.state_reason) == ("active", "Customer fixed the list.")
+    assert list(sender.state_changes.values_list("to_state", flat=True)) == ["paused", "active"]
+
+
+def test_an_action_skips_senders_whose_state_does_not_allow_it_and_says_so(admin_client):
+    pending, active = SenderFactory(), ActiveSenderFactory()
+
+    run_action(admin_client, "approve", [pending, active], reason="Batch.")
+
+    pending.refresh_from_db()
+    assert pending.state == "active"
+    messages = messages_of(admin_client.get(CHANGELIST))
+    assert "Approved 1 sender." in messages
+    assert "Skipped 1 sender: not under review." in messages
+    assert SenderStateChange.objects.count() == 1
+
+
+def test_resume_does_not_approve_a_sender_under_review(admin_client):
+    sender = SenderFactory()
+    run_action(admin_client, "resume", [sender], reason="Sneaky.")
+    sender.refresh_from_db()
+    assert sender.state == "under_review"
+
+
+def test_the_change_page_is_read_only_and_shows_the_history(admin_client):
+    sender = SenderFactory()
+    run_action(admin_client, "approve", [sender], reason="First approval.")
+
+    page = admin_client.get(f"/admin/senders/sender/{sender.pk}/change/")
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "First approval." in html and "under_review" in html
+    assert 'name="state"' not in html and 'name="_save"' not in html
+
+    admin_client.post(f"/admin/senders/sender/{sender.pk}/change/", {"state": "paused"})
+    sender.refresh_from_db()
+    assert sender.state == "active"
+
+
+def test_senders_cannot_be_added_or_deleted_in_the_admin(admin_client):
+    sender = SenderFactory()
+    assert admin_client.get("/admin/senders/sender/add/").status_code == 403
+    assert admin_client.get(f"/admin/senders/sender/{sender.pk}/delete/").status_code == 403
+
+
+def test_staff_without_the_sender_permission_cannot_review(client, django_user_model):
+    staff = django_user_model.objects.create_user("viewer", password="x", is_staff=True)
+    client.force_login(staff)
+    sender = SenderFactory()
+    assert client.get(CHANGELIST).status_code == 403
+    assert run_action(client, "approve", [sender], reason="nope").status_code == 403
+    sender.refresh_from_db()
+    assert sender.state == "under_review"
+
+
+def test_an_api_key_cannot_reach_the_admin(api, db):
+    for url in ("/admin/", CHANGELIST, "/admin/pufferpost/apikey/"):
+        response = api.get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith("/admin/login/")
+    sender = SenderFactory()
+    assert run_action(api, "approve", [sender], reason="via key").status_code == 302
+    sender.refresh_from_db()
+    assert sender.state == "under_review"
