@@ -23,7 +23,8 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from messaging.models import Message
-from senders.models import Sender, SenderState, SenderStateChange
+from senders.models import Sender, SenderState
+from senders.services import IllegalTransition, sender_pause
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def sender_reputation_evaluate(*, sender_id: str, now: datetime | None = None) -
         reason = _reason("complaint", stats.complained, stats.volume, days, workspace.complaint_rate_threshold)
     if reason is None:
         return False
-    return _sender_pause(sender_id=sender_id, reason=reason, occurred_at=now)
+    return _sender_pause(sender=sender, reason=reason, occurred_at=now)
 
 
 def _reason(kind: str, count: int, volume: int, days: int, threshold: Decimal) -> str:
@@ -86,27 +87,15 @@ def _percent(rate: Decimal) -> str:
     return f"{text}0%" if text.endswith(".") else f"{text}%"
 
 
-@transaction.atomic
-def _sender_pause(*, sender_id: str, reason: str, occurred_at: datetime) -> bool:
-    """active → paused by the system, recorded with its reason; False if it was no longer active.
-
-    MERGE: replace the body with the senders service's state-machine call (active → paused,
-    actor "system") once `senders/services.py` lands; keep the announcement below.
-    """
-    changed = Sender.objects.filter(pk=sender_id, state=SenderState.ACTIVE).update(
-        state=SenderState.PAUSED, state_reason=reason, updated_at=occurred_at
-    )
-    if not changed:
+def _sender_pause(*, sender: Sender, reason: str, occurred_at: datetime) -> bool:
+    """active → paused through the senders state machine, actor "system"; False if no longer active."""
+    try:
+        with transaction.atomic():
+            sender_pause(sender=sender, reason=reason, actor_label="system")
+            transaction.on_commit(lambda: _announce_pause(sender_id=sender.pk, occurred_at=occurred_at))
+    except IllegalTransition:
         return False
-    SenderStateChange.objects.create(
-        sender_id=sender_id,
-        from_state=SenderState.ACTIVE,
-        to_state=SenderState.PAUSED,
-        reason=reason,
-        actor_label="system",
-    )
-    log.warning("sender %s paused: %s", sender_id, reason)
-    transaction.on_commit(lambda: _announce_pause(sender_id=sender_id, occurred_at=occurred_at))
+    log.warning("sender %s paused: %s", sender.pk, reason)
     return True
 
 

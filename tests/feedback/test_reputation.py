@@ -6,8 +6,8 @@ from django.utils import timezone
 
 from messaging.feedback.services import feedback_bounce_record, feedback_complaint_record
 from messaging.models import Message
-from senders.models import SenderStateChange
-from senders.reputation import sender_reputation_evaluate, sender_reputation_stats
+from senders.models import Sender, SenderStateChange
+from senders.reputation import _sender_pause, sender_reputation_evaluate, sender_reputation_stats
 
 
 def _traffic(make_message, *, volume, bounced=0, complained=0):
@@ -161,3 +161,15 @@ def test_the_bounce_that_crosses_the_threshold_pauses_the_sender(make_message, s
     sender.refresh_from_db()
     assert sender.state == "paused"
     assert sender.state_reason.startswith("Auto-paused: bounce rate 5.94% over the last 101 messages")
+
+
+def test_a_sender_paused_by_staff_meanwhile_is_not_paused_twice(make_message, sender):
+    _traffic(make_message, volume=100, bounced=10)
+    # Staff pause the sender between the evaluation's read and its state change.
+    Sender.objects.filter(pk=sender.pk).update(state="paused", state_reason="Paused by staff")
+
+    assert not _sender_pause(sender=sender, reason="Auto-paused: …", occurred_at=timezone.now())
+
+    sender.refresh_from_db()
+    assert sender.state_reason == "Paused by staff"
+    assert not SenderStateChange.objects.exists()
