@@ -88,29 +88,38 @@ def _percent(rate: Decimal) -> str:
 
 
 def _sender_pause(*, sender: Sender, reason: str, occurred_at: datetime) -> bool:
-    """active → paused through the senders state machine, actor "system"; False if no longer active."""
+    """active → paused through the senders state machine, actor "system"; False if no longer active.
+
+    The announcement is made in the same transaction, so the event exists exactly when the pause does.
+    """
     try:
         with transaction.atomic():
             sender_pause(sender=sender, reason=reason, actor_label="system")
-            transaction.on_commit(lambda: _announce_pause(sender_id=sender.pk, occurred_at=occurred_at))
+            _announce_pause(sender=sender, occurred_at=occurred_at)
     except IllegalTransition:
         return False
     log.warning("sender %s paused: %s", sender.pk, reason)
     return True
 
 
-def _announce_pause(*, sender_id: str, occurred_at: datetime) -> None:
-    """Emit the `sender.paused` webhook event.
+def _announce_pause(*, sender: Sender, occurred_at: datetime) -> None:
+    """Emit the `sender.paused` webhook event (called inside the pausing transaction).
 
-    MERGE: call `messaging.webhooks.services.webhook_platform_event_publish(workspace=sender.workspace,
-    type="sender.paused", occurred_at=occurred_at, subject={"sender": {"id", "from_address", "state",
-    "state_reason"}})` here once the webhooks branch lands.
+    MERGE (webhooks branch): replace the log line with
+        webhook_platform_event_publish(
+            workspace=sender.workspace_id, type="sender.paused", occurred_at=occurred_at, subject=_subject(sender)
+        )
+    from `messaging.webhooks.services`.
     """
-    sender = Sender.objects.select_related("workspace").get(pk=sender_id)
-    log.info(
-        "sender.paused event for %s (workspace %s) at %s: %s",
-        sender.pk,
-        sender.workspace_id,
-        occurred_at.isoformat(),
-        sender.state_reason,
-    )
+    log.info("sender.paused event %s", _subject(sender))
+
+
+def _subject(sender: Sender) -> dict:
+    """The `"sender"` object of the `sender.paused` event, shaped like `GET /v1/senders/{id}`'s fields."""
+    return {
+        "id": sender.pk,
+        "from_address": sender.from_address,
+        "state": str(sender.state),
+        "state_reason": sender.state_reason,
+        "updated_at": sender.updated_at.isoformat(),
+    }

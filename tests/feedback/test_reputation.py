@@ -1,13 +1,13 @@
-import logging
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from messaging.feedback.services import feedback_bounce_record, feedback_complaint_record
 from messaging.models import Message
 from senders.models import Sender, SenderStateChange
-from senders.reputation import _sender_pause, sender_reputation_evaluate, sender_reputation_stats
+from senders.reputation import _sender_pause, _subject, sender_reputation_evaluate, sender_reputation_stats
 
 
 def _traffic(make_message, *, volume, bounced=0, complained=0):
@@ -67,14 +67,17 @@ def test_the_workspaces_own_thresholds_apply(make_message, sender, workspace):
     assert sender_reputation_evaluate(sender_id=sender.pk)
 
 
-def test_the_pause_is_recorded_with_its_reason_and_the_system_as_actor(
-    make_message, sender, caplog, django_capture_on_commit_callbacks
-):
+def test_the_pause_is_recorded_with_its_reason_and_the_system_as_actor(make_message, sender, monkeypatch):
     _traffic(make_message, volume=120, bounced=7)
-    caplog.set_level(logging.INFO, logger="senders.reputation")
+    announced = []
 
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        assert sender_reputation_evaluate(sender_id=sender.pk)
+    def announce(*, sender, occurred_at):
+        announced.append((_subject(sender), len(connection.atomic_blocks) > depth))
+
+    monkeypatch.setattr("senders.reputation._announce_pause", announce)
+    depth = len(connection.atomic_blocks)  # the test's own transaction
+
+    assert sender_reputation_evaluate(sender_id=sender.pk)
 
     sender.refresh_from_db()
     reason = "Auto-paused: bounce rate 5.83% over the last 120 messages (7 days) exceeds 5.0%"
@@ -87,9 +90,16 @@ def test_the_pause_is_recorded_with_its_reason_and_the_system_as_actor(
         "system",
         None,
     )
-    # The sender.paused announcement waits for the commit.
-    assert len(callbacks) == 1
-    assert f"sender.paused event for {sender.pk}" in caplog.text
+    # One sender.paused event, announced inside the transaction that pauses the sender.
+    [(subject, in_transaction)] = announced
+    assert in_transaction
+    assert subject == {
+        "id": sender.pk,
+        "from_address": "news@mail.acme.test",
+        "state": "paused",
+        "state_reason": reason,
+        "updated_at": sender.updated_at.isoformat(),
+    }
 
 
 def test_a_complaint_pause_names_the_complaint_rate(make_message, sender):
