@@ -273,3 +273,19 @@ for _name in (
     if globals()[_name] <= 0:
         raise ImproperlyConfigured(f"{_name} must be positive.")
 CELERY_BEAT_SCHEDULE["domains-recheck-due"]["schedule"] = PUFFERPOST_DOMAIN_RECHECK_TICK
+
+# --- feedback ---------------------------------------------------------------------------------
+# Bounces and complaints after delivery (messaging.feedback) and the sender auto-pause.
+PUFFERPOST_INBOUND_SMTP_MAX_BYTES = _read("int", "PUFFERPOST_INBOUND_SMTP_MAX_BYTES", default=10 * 1024 * 1024)
+# Besides every VERP return path (bounces+msg_…@…), the inbound server accepts these: a full
+# address, or a bare local part (`fbl`) meaning that local part at any domain.
+PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES = [
+    address.lower() for address in _read("list", "PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES", default=[])
+]
+# aiosmtpd logs every SMTP command at INFO; the feedback services log what matters.
+LOGGING["loggers"] = {**LOGGING.get("loggers", {}), "mail.log": {"level": "WARNING"}}
+PUFFERPOST_REPUTATION_WINDOW_DAYS = _read("int", "PUFFERPOST_REPUTATION_WINDOW_DAYS", default=7)
+if PUFFERPOST_INBOUND_SMTP_MAX_BYTES < 1024 or PUFFERPOST_REPUTATION_WINDOW_DAYS < 1:
+    raise ImproperlyConfigured(
+        "PUFFERPOST_INBOUND_SMTP_MAX_BYTES must be at least 1024 and PUFFERPOST_REPUTATION_WINDOW_DAYS at least 1."
+    )

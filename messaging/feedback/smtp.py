@@ -1,0 +1,121 @@
+"""The inbound SMTP server for bounces and complaints (served by `manage.py run_inbound_smtp`).
+
+It accepts mail only for VERP return paths (`bounces+msg_…@…`) and the configured feedback-loop
+addresses, answers 550 for anything else, and refuses mail over
+`PUFFERPOST_INBOUND_SMTP_MAX_BYTES` (552, aiosmtpd's data size limit). Each accepted mail is
+parsed and recorded in a worker thread (`asyncio.to_thread`): the ORM is synchronous and must not
+run on the event loop, and each thread keeps its own database connection, checked with
+`close_old_connections()` before and after every mail as Django does around a request. Only a
+recorded mail is answered 250; a database failure answers 451 so the sending MTA tries again
+(recording is idempotent, so a retry after a lost 250 is harmless).
+"""
+
+import asyncio
+import logging
+import signal
+import socket
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from aiosmtpd.smtp import SMTP
+from django.conf import settings
+from django.db import close_old_connections
+
+from messaging.feedback.services import feedback_report_process
+from messaging.return_path import message_id_from_return_path
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_SECONDS = 15.0
+WORKER_THREADS = 4
+
+
+def inbound_address_accepted(address: str) -> bool:
+    """A VERP return path, or one of `PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES` (full or local part)."""
+    if message_id_from_return_path(address):
+        return True
+    address = address.strip().strip("<>").lower()
+    local_part = address.rpartition("@")[0]
+    return any(
+        entry == address if "@" in entry else entry == local_part
+        for entry in settings.PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES
+    )
+
+
+def _process(raw: bytes, envelope_recipients: list[str]) -> None:
+    close_old_connections()
+    try:
+        report = feedback_report_process(raw=raw, envelope_recipients=envelope_recipients)
+        log.info(
+            "inbound %s report %s: %d delivery, %d complaint entries",
+            report.kind,
+            report.report_id or "-",
+            len(report.deliveries),
+            len(report.complaints),
+        )
+    finally:
+        close_old_connections()
+
+
+class FeedbackHandler:
+    """aiosmtpd handler: RCPT filtering, and DATA recorded through the feedback services."""
+
+    def __init__(self):
+        self.in_flight: set[asyncio.Future] = set()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if not inbound_address_accepted(address):
+            return "550 5.1.1 No such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        raw = envelope.original_content or envelope.content
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", errors="surrogateescape")
+        work = asyncio.ensure_future(asyncio.to_thread(_process, raw, list(envelope.rcpt_tos)))
+        self.in_flight.add(work)
+        work.add_done_callback(self.in_flight.discard)
+        try:
+            # Shielded so a shutdown that cancels the connection still lets the recording finish.
+            await asyncio.shield(work)
+        except Exception:
+            log.exception("could not record inbound mail from %s", envelope.mail_from)
+            return "451 4.3.0 Temporary failure, please try again later"
+        return "250 2.0.0 OK"
+
+    async def drain(self, timeout: float) -> None:
+        if self.in_flight:
+            await asyncio.wait(set(self.in_flight), timeout=timeout)
+
+
+async def inbound_smtp_serve(*, host: str, port: int, on_ready: Callable[[str, int], None] | None = None) -> None:
+    """Serve until SIGTERM or SIGINT, then stop accepting and let mails being recorded finish."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    # Each worker thread keeps its own database connection: a small pool bounds them.
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="feedback"))
+    handler = FeedbackHandler()
+    hostname = socket.gethostname()  # not getfqdn(): that would make a DNS query at start-up
+
+    def protocol():
+        return SMTP(
+            handler,
+            data_size_limit=settings.PUFFERPOST_INBOUND_SMTP_MAX_BYTES,
+            hostname=hostname,
+            ident="ESMTP",  # white-label: the banner names no software
+            loop=loop,
+        )
+
+    server = await loop.create_server(protocol, host=host, port=port)
+    bound_port = server.sockets[0].getsockname()[1]
+    if on_ready:
+        on_ready(host, bound_port)
+    try:
+        await stop.wait()
+    finally:
+        server.close()
+        await handler.drain(SHUTDOWN_GRACE_SECONDS)
+        log.info("inbound SMTP server stopped")

@@ -1,0 +1,125 @@
+"""Automatic pause: a sender whose recent bounce or complaint rate crosses its workspace's threshold.
+
+The window is time-based: the sender's messages created in the last
+`PUFFERPOST_REPUTATION_WINDOW_DAYS` days (default 7) that actually left the platform (sent,
+delivered, bounced or complained; never-sent suppressed/errored/pending messages say nothing
+about the list's quality). A time window forgets an old incident on its own, and a count of "the
+last K messages" would make a low-volume sender's rate hinge on mail from months ago.
+
+"Crosses" means strictly above: with the defaults, 5 bounces in 100 messages (exactly 5 %) keep
+the sender active and the 6th pauses it. The volume must be at least the workspace's
+`reputation_min_volume` (100 means 100 messages is enough). Rates are compared as exact
+decimals (`count > threshold × volume`), never as floats.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from messaging.models import Message
+from senders.models import Sender, SenderState
+from senders.services import IllegalTransition, sender_pause
+
+log = logging.getLogger(__name__)
+
+# Statuses of messages that were handed to a receiving server (the denominator of both rates).
+COUNTED_STATUSES = ("sent", "delivered", "bounced", "complained")
+
+
+@dataclass(frozen=True)
+class ReputationStats:
+    volume: int
+    bounced: int
+    complained: int
+
+
+def sender_reputation_stats(*, sender_id: str, since: datetime) -> ReputationStats:
+    """One aggregate query: messages counted, bounced and complained since `since`."""
+    row = Message.objects.filter(sender_id=sender_id, created_at__gte=since, status__in=COUNTED_STATUSES).aggregate(
+        volume=Count("pk"),
+        bounced=Count("pk", filter=Q(status="bounced")),
+        complained=Count("pk", filter=Q(status="complained")),
+    )
+    return ReputationStats(**row)
+
+
+def sender_reputation_evaluate(*, sender_id: str, now: datetime | None = None) -> bool:
+    """Pause `sender_id` if it is active and its recent rates cross the thresholds; True if paused now.
+
+    Run it after the bounce or complaint that may tip the balance has committed, so two feedback
+    reports racing each other both count in the later evaluation.
+    """
+    sender = Sender.objects.select_related("workspace").filter(pk=sender_id).first()
+    if sender is None or sender.state != SenderState.ACTIVE:
+        return False
+    workspace = sender.workspace
+    now = now or timezone.now()
+    days = settings.PUFFERPOST_REPUTATION_WINDOW_DAYS
+    stats = sender_reputation_stats(sender_id=sender_id, since=now - timedelta(days=days))
+    if stats.volume == 0 or stats.volume < workspace.reputation_min_volume:
+        return False
+    reason = None
+    if stats.bounced > workspace.bounce_rate_threshold * stats.volume:
+        reason = _reason("bounce", stats.bounced, stats.volume, days, workspace.bounce_rate_threshold)
+    elif stats.complained > workspace.complaint_rate_threshold * stats.volume:
+        reason = _reason("complaint", stats.complained, stats.volume, days, workspace.complaint_rate_threshold)
+    if reason is None:
+        return False
+    return _sender_pause(sender=sender, reason=reason, occurred_at=now)
+
+
+def _reason(kind: str, count: int, volume: int, days: int, threshold: Decimal) -> str:
+    return (
+        f"Auto-paused: {kind} rate {_percent(Decimal(count) / volume)} over the last {volume} messages "
+        f"({days} days) exceeds {_percent(threshold)}"
+    )
+
+
+def _percent(rate: Decimal) -> str:
+    """0.06 → "6.0%", 0.001 → "0.1%", 0.0015 → "0.15%"."""
+    text = f"{rate * 100:.2f}".rstrip("0")
+    return f"{text}0%" if text.endswith(".") else f"{text}%"
+
+
+def _sender_pause(*, sender: Sender, reason: str, occurred_at: datetime) -> bool:
+    """active → paused through the senders state machine, actor "system"; False if no longer active.
+
+    The announcement is made in the same transaction, so the event exists exactly when the pause does.
+    """
+    try:
+        with transaction.atomic():
+            sender_pause(sender=sender, reason=reason, actor_label="system")
+            _announce_pause(sender=sender, occurred_at=occurred_at)
+    except IllegalTransition:
+        return False
+    log.warning("sender %s paused: %s", sender.pk, reason)
+    return True
+
+
+def _announce_pause(*, sender: Sender, occurred_at: datetime) -> None:
+    """Emit the `sender.paused` webhook event (called inside the pausing transaction).
+
+    MERGE (webhooks branch): replace the log line with
+        webhook_platform_event_publish(
+            workspace=sender.workspace_id, type="sender.paused", occurred_at=occurred_at, subject=_subject(sender)
+        )
+    from `messaging.webhooks.services`.
+    """
+    log.info("sender.paused event %s", _subject(sender))
+
+
+def _subject(sender: Sender) -> dict:
+    """The `"sender"` object of the `sender.paused` event, shaped like `GET /v1/senders/{id}`'s fields."""
+    return {
+        "id": sender.pk,
+        "from_address": sender.from_address,
+        "state": str(sender.state),
+        "state_reason": sender.state_reason,
+        "updated_at": sender.updated_at.isoformat(),
+    }

@@ -1,0 +1,104 @@
+"""The inbound SMTP server as a real process (`manage.py run_inbound_smtp`) sharing the test database."""
+
+import signal
+import smtplib
+import socket
+import time
+
+import pytest
+
+from messaging.feedback.smtp import inbound_address_accepted
+from messaging.models import Message, Suppression
+from senders.models import Sender
+from tests.feedback import samples
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(check, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def inbound(processes):
+    port = _free_port()
+    server = processes.command(
+        "inbound",
+        "run_inbound_smtp",
+        "--port",
+        str(port),
+        PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES="fbl",
+        PUFFERPOST_INBOUND_SMTP_MAX_BYTES=200_000,
+    )
+    server.wait_for_log(f"listening on 127.0.0.1:{port}")
+    server.port = port
+    return server
+
+
+@pytest.mark.e2e
+def test_bounces_and_complaints_over_smtp_are_recorded_and_pause_the_sender(inbound, make_message, sender, workspace):
+    make_message(status="bounced", count=5)
+    make_message(status="delivered", count=95)
+    bounced = make_message(status="delivered", to="jane@example.org")
+    complained = make_message(status="delivered", to="bob@example.org")
+
+    with smtplib.SMTP("127.0.0.1", inbound.port, timeout=10) as smtp:
+        smtp.sendmail("<>", [samples.verp(bounced.pk)], samples.postfix_dsn(bounced.pk))
+
+    _wait_for(lambda: Message.objects.get(pk=bounced.pk).status == "bounced", what="the bounce")
+    assert Suppression.objects.filter(workspace=workspace, email="jane@example.org", reason="bounce").exists()
+    # 6 bounces in 102 messages is above 5 %.
+    _wait_for(lambda: Sender.objects.get(pk=sender.pk).state == "paused", what="the pause")
+    reason = Sender.objects.get(pk=sender.pk).state_reason
+    assert reason == "Auto-paused: bounce rate 5.88% over the last 102 messages (7 days) exceeds 5.0%"
+
+    with smtplib.SMTP("127.0.0.1", inbound.port, timeout=10) as smtp:
+        smtp.sendmail("<>", ["fbl@mail.acme.test"], samples.yahoo_arf(complained.pk, to="bob@example.org"))
+
+    _wait_for(lambda: Message.objects.get(pk=complained.pk).status == "complained", what="the complaint")
+    assert Suppression.objects.filter(workspace=workspace, email="bob@example.org", reason="complaint").exists()
+    # Already paused: the complaint leaves the first reason in place.
+    assert Sender.objects.get(pk=sender.pk).state_reason == reason
+
+
+@pytest.mark.e2e
+def test_the_server_refuses_strangers_and_oversized_mail_and_stops_on_sigterm(inbound, make_message):
+    message = make_message(status="delivered")
+
+    with smtplib.SMTP("127.0.0.1", inbound.port, timeout=10) as smtp:
+        smtp.ehlo("mx.example.org")
+        smtp.mail("<>")
+        code, _ = smtp.rcpt("someone@mail.acme.test")
+        assert code == 550
+        code, _ = smtp.rcpt("bounces+not-an-id@mail.acme.test")
+        assert code == 550
+        smtp.rset()
+        with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+            smtp.sendmail("<>", [samples.verp(message.pk)], samples.postfix_dsn(message.pk) + b"x" * 250_000)
+        assert refused.value.smtp_code == 552
+
+    assert Message.objects.get(pk=message.pk).status == "delivered"
+
+    inbound.popen.send_signal(signal.SIGTERM)
+    assert inbound.popen.wait(timeout=15) == 0
+    assert "inbound SMTP server stopped" in inbound.log()
+
+
+def test_the_server_accepts_return_paths_and_the_configured_feedback_addresses(settings):
+    settings.PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES = ["fbl", "abuse-reports@acme.test"]
+    assert inbound_address_accepted("<bounces+msg_01J9Z2K3M4N5P6Q7R8S9T0V1W2@mail.acme.test>")
+    assert inbound_address_accepted("bounces+msg_01j9z2k3m4n5p6q7r8s9t0v1w2@mail.acme.test")
+    assert inbound_address_accepted("FBL@mail.acme.test")
+    assert inbound_address_accepted("abuse-reports@acme.test")
+    assert not inbound_address_accepted("abuse-reports@other.test")
+    assert not inbound_address_accepted("bounces@mail.acme.test")
+    assert not inbound_address_accepted("jane@example.org")
