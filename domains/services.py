@@ -15,6 +15,7 @@ from django.utils import timezone
 from domains import checks
 from domains.checks import DkimFinding, DmarcFinding
 from domains.models import DkimStatus, DmarcStatus, Domain
+from messaging.webhooks.services import webhook_platform_event_publish
 from pufferpost.models import Workspace
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,18 @@ def domain_verification_lost(*, domain: Domain) -> None:
         domain.domain,
         domain.workspace_id,
         domain.dkim_error,
+    )
+    webhook_platform_event_publish(
+        workspace=domain.workspace_id,
+        type="domain.verification_lost",
+        occurred_at=domain.verification_lost_at or timezone.now(),
+        subject={
+            "id": domain.pk,
+            "domain": domain.domain,
+            "verified": domain.verified,
+            "dkim_status": domain.dkim_status,
+            "dkim_error": domain.dkim_error or None,
+        },
     )
 
 

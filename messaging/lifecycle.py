@@ -5,7 +5,9 @@ late DSN and a retry can race without a status ever moving backwards, and the ti
 written in the same transaction as the change. Events that do not change the status (deferred,
 opened, clicked, unsubscribed) go through `message_event_record`.
 
-Listeners (webhooks) are told about every recorded event after the transaction commits.
+Listeners (webhooks) are told about every recorded event inside the same transaction, so what they
+write (webhook deliveries) commits with the event or not at all: no event is lost between a commit
+and a publish. Listeners defer their own I/O (enqueues) to `transaction.on_commit`.
 """
 
 from collections.abc import Callable, Iterable
@@ -34,14 +36,14 @@ _listeners: list[Callable[[list[str]], None]] = []
 
 
 def on_events_recorded(listener: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
-    """Register `listener(event_ids)`, called after commit for every batch of recorded events."""
+    """Register `listener(event_ids)`, called inside the recording transaction for every batch of events."""
     _listeners.append(listener)
     return listener
 
 
 def _notify(event_ids: list[str]) -> None:
-    if event_ids and _listeners:
-        transaction.on_commit(lambda: [listener(list(event_ids)) for listener in _listeners])
+    for listener in _listeners if event_ids else ():
+        listener(list(event_ids))
 
 
 @transaction.atomic
@@ -78,6 +80,7 @@ def message_transition(
     return True
 
 
+@transaction.atomic
 def message_event_record(
     *, message: Message, type: str, occurred_at: datetime | None = None, detail: dict | None = None
 ) -> MessageEvent:
@@ -95,6 +98,7 @@ def message_event_record(
     return event
 
 
+@transaction.atomic
 def message_events_bulk_record(events: Iterable[MessageEvent]) -> list[MessageEvent]:
     """Insert many prepared events at once (the send path's `accepted` events) and notify listeners."""
     created = MessageEvent.objects.bulk_create(list(events))

@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -71,7 +70,7 @@ def sender_reputation_evaluate(*, sender_id: str, now: datetime | None = None) -
         reason = _reason("complaint", stats.complained, stats.volume, days, workspace.complaint_rate_threshold)
     if reason is None:
         return False
-    return _sender_pause(sender=sender, reason=reason, occurred_at=now)
+    return _sender_pause(sender=sender, reason=reason)
 
 
 def _reason(kind: str, count: int, volume: int, days: int, threshold: Decimal) -> str:
@@ -87,39 +86,14 @@ def _percent(rate: Decimal) -> str:
     return f"{text}0%" if text.endswith(".") else f"{text}%"
 
 
-def _sender_pause(*, sender: Sender, reason: str, occurred_at: datetime) -> bool:
-    """active → paused through the senders state machine, actor "system"; False if no longer active.
+def _sender_pause(*, sender: Sender, reason: str) -> bool:
+    """active → paused through the senders state machine (which emits `sender.paused`), actor "system".
 
-    The announcement is made in the same transaction, so the event exists exactly when the pause does.
+    False if the sender is no longer active (e.g. staff paused it between the read and now).
     """
     try:
-        with transaction.atomic():
-            sender_pause(sender=sender, reason=reason, actor_label="system")
-            _announce_pause(sender=sender, occurred_at=occurred_at)
+        sender_pause(sender=sender, reason=reason, actor_label="system")
     except IllegalTransition:
         return False
     log.warning("sender %s paused: %s", sender.pk, reason)
     return True
-
-
-def _announce_pause(*, sender: Sender, occurred_at: datetime) -> None:
-    """Emit the `sender.paused` webhook event (called inside the pausing transaction).
-
-    MERGE (webhooks branch): replace the log line with
-        webhook_platform_event_publish(
-            workspace=sender.workspace_id, type="sender.paused", occurred_at=occurred_at, subject=_subject(sender)
-        )
-    from `messaging.webhooks.services`.
-    """
-    log.info("sender.paused event %s", _subject(sender))
-
-
-def _subject(sender: Sender) -> dict:
-    """The `"sender"` object of the `sender.paused` event, shaped like `GET /v1/senders/{id}`'s fields."""
-    return {
-        "id": sender.pk,
-        "from_address": sender.from_address,
-        "state": str(sender.state),
-        "state_reason": sender.state_reason,
-        "updated_at": sender.updated_at.isoformat(),
-    }

@@ -3,6 +3,7 @@
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from messaging.webhooks.services import webhook_platform_event_publish
 from pufferpost.errors import ApiError
 from pufferpost.models import Workspace
 from senders.models import Sender, SenderState, SenderStateChange
@@ -72,6 +73,20 @@ def sender_transition(*, sender: Sender, to_state: str, reason: str = "", actor=
         actor_label=actor_label or (actor.get_username() if actor is not None else "system"),
     )
     sender.state, sender.state_reason, sender.updated_at = locked.state, locked.state_reason, locked.updated_at
+    if to_state == SenderState.PAUSED:
+        # Staff and automatic pauses alike: customers learn their sender stopped sending.
+        webhook_platform_event_publish(
+            workspace=locked.workspace_id,
+            type="sender.paused",
+            occurred_at=locked.updated_at,
+            subject={
+                "id": locked.pk,
+                "from_address": locked.from_address,
+                "state": locked.state,
+                "state_reason": locked.state_reason,
+                "updated_at": locked.updated_at.isoformat(timespec="seconds"),
+            },
+        )
     return sender
 
 

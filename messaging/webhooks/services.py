@@ -327,10 +327,5 @@ def _excerpt(text: str) -> str:
 
 @on_events_recorded
 def _publish_recorded_events(event_ids: list[str]) -> None:
-    """The lifecycle listener: runs after the events' transaction committed."""
-    try:
-        webhook_events_publish(event_ids=event_ids)
-    except Exception:
-        # The events are committed already; raising would fail the caller (a send request, a
-        # delivery task) for something it cannot fix, so the miss is logged instead.
-        logger.exception("webhook publishing failed for events %s", event_ids)
+    """The lifecycle listener: runs inside the events' transaction, so deliveries commit with them."""
+    webhook_events_publish(event_ids=event_ids)

@@ -1,3 +1,4 @@
+import json
 import logging
 
 import pytest
@@ -6,6 +7,8 @@ from django.conf import settings
 from domains.checks import InvalidTagList, parse_tag_list
 from domains.models import Domain
 from domains.services import domain_refresh
+from messaging.webhooks.models import WebhookDelivery
+from messaging.webhooks.services import webhook_endpoint_create
 from tests.domains.factories import (
     IssuedDomainFactory,
     VerifiedDomainFactory,
@@ -258,3 +261,25 @@ def test_parse_tag_list(text, tags):
 def test_parse_tag_list_rejects_malformed_lists(text):
     with pytest.raises(InvalidTagList):
         parse_tag_list(text)
+
+
+def test_losing_verification_emits_one_domain_verification_lost_webhook_event(verified, dns):
+    endpoint = webhook_endpoint_create(
+        workspace=verified.workspace, url="https://hooks.example.org/in", events=["domain.verification_lost"]
+    )
+    publish_dkim(dns, verified)
+    refresh(verified)
+    dns.remove(HOST)
+    refresh(verified)
+    refresh(verified)  # still missing: not a second loss
+
+    [delivery] = WebhookDelivery.objects.filter(endpoint=endpoint)
+    payload = json.loads(delivery.payload)
+    assert payload["type"] == "domain.verification_lost"
+    assert payload["domain"] == {
+        "id": verified.id,
+        "domain": "mail.acme.com",
+        "verified": False,
+        "dkim_status": "failed",
+        "dkim_error": f"No TXT record at {HOST}",
+    }

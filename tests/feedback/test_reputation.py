@@ -1,13 +1,15 @@
+import json
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from messaging.feedback.services import feedback_bounce_record, feedback_complaint_record
 from messaging.models import Message
+from messaging.webhooks.models import WebhookDelivery
+from messaging.webhooks.services import webhook_endpoint_create
 from senders.models import Sender, SenderStateChange
-from senders.reputation import _sender_pause, _subject, sender_reputation_evaluate, sender_reputation_stats
+from senders.reputation import _sender_pause, sender_reputation_evaluate, sender_reputation_stats
 
 
 def _traffic(make_message, *, volume, bounced=0, complained=0):
@@ -67,15 +69,9 @@ def test_the_workspaces_own_thresholds_apply(make_message, sender, workspace):
     assert sender_reputation_evaluate(sender_id=sender.pk)
 
 
-def test_the_pause_is_recorded_with_its_reason_and_the_system_as_actor(make_message, sender, monkeypatch):
+def test_the_pause_is_recorded_with_its_reason_and_the_system_as_actor(make_message, sender):
     _traffic(make_message, volume=120, bounced=7)
-    announced = []
-
-    def announce(*, sender, occurred_at):
-        announced.append((_subject(sender), len(connection.atomic_blocks) > depth))
-
-    monkeypatch.setattr("senders.reputation._announce_pause", announce)
-    depth = len(connection.atomic_blocks)  # the test's own transaction
+    endpoint = webhook_endpoint_create(workspace=sender.workspace, url="https://hooks.example.org/in", events=[])
 
     assert sender_reputation_evaluate(sender_id=sender.pk)
 
@@ -90,15 +86,16 @@ def test_the_pause_is_recorded_with_its_reason_and_the_system_as_actor(make_mess
         "system",
         None,
     )
-    # One sender.paused event, announced inside the transaction that pauses the sender.
-    [(subject, in_transaction)] = announced
-    assert in_transaction
-    assert subject == {
+    # One sender.paused webhook event, written with the pause.
+    [delivery] = WebhookDelivery.objects.filter(endpoint=endpoint)
+    payload = json.loads(delivery.payload)
+    assert (delivery.event_type, payload["type"]) == ("sender.paused", "sender.paused")
+    assert payload["sender"] == {
         "id": sender.pk,
         "from_address": "news@mail.acme.test",
         "state": "paused",
         "state_reason": reason,
-        "updated_at": sender.updated_at.isoformat(),
+        "updated_at": sender.updated_at.isoformat(timespec="seconds"),
     }
 
 
@@ -178,7 +175,7 @@ def test_a_sender_paused_by_staff_meanwhile_is_not_paused_twice(make_message, se
     # Staff pause the sender between the evaluation's read and its state change.
     Sender.objects.filter(pk=sender.pk).update(state="paused", state_reason="Paused by staff")
 
-    assert not _sender_pause(sender=sender, reason="Auto-paused: …", occurred_at=timezone.now())
+    assert not _sender_pause(sender=sender, reason="Auto-paused: …")
 
     sender.refresh_from_db()
     assert sender.state_reason == "Paused by staff"

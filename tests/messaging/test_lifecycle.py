@@ -47,13 +47,18 @@ def test_extra_fields_are_written_with_the_transition(message):
     assert message.subject == "Hello Jane"
 
 
-def test_listeners_hear_about_events_after_commit(message, django_capture_on_commit_callbacks):
+def test_listeners_hear_about_events_inside_the_recording_transaction(message):
     heard = []
-    listener = on_events_recorded(heard.extend)
+
+    def listener(event_ids):
+        # The event is visible here, in the same transaction, before anything commits.
+        heard.extend(MessageEvent.objects.filter(pk__in=event_ids).values_list("type", flat=True))
+
+    on_events_recorded(listener)
     try:
-        with django_capture_on_commit_callbacks(execute=True):
-            message_event_record(message=message, type="deferred", detail={"code": 451})
-        assert heard == list(MessageEvent.objects.filter(message=message).values_list("pk", flat=True))
+        message_event_record(message=message, type="deferred", detail={"code": 451})
+        message_transition(message_id=message.pk, to_status="queued")
+        assert heard == ["deferred", "queued"]
     finally:
         from messaging import lifecycle
 

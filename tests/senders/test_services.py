@@ -1,8 +1,11 @@
+import json
 import threading
 
 import pytest
 from django.db import connection
 
+from messaging.webhooks.models import WebhookDelivery
+from messaging.webhooks.services import webhook_endpoint_create
 from pufferpost.errors import ApiError
 from senders.models import Sender, SenderState, SenderStateChange
 from senders.selectors import sender_get_active, senders_with_domain_status
@@ -165,3 +168,20 @@ def test_the_active_sender_lookup_is_exact_and_state_gated(db):
     assert sender_get_active(workspace=workspace, from_address="pending@mail.acme.com") is None
     assert sender_get_active(workspace=workspace, from_address="noreply@mail.acme.com") is None
     assert sender_get_active(workspace=WorkspaceFactory(), from_address="receipts@mail.acme.com") is None
+
+
+def test_a_staff_pause_emits_a_sender_paused_webhook_event_and_a_resume_does_not(db, admin_user):
+    sender = ActiveSenderFactory()
+    endpoint = webhook_endpoint_create(workspace=sender.workspace, url="https://hooks.example.org/in", events=[])
+
+    sender_pause(sender=sender, reason="Abuse report", actor=admin_user)
+    sender_resume(sender=sender, reason="Resolved", actor=admin_user)
+
+    [delivery] = WebhookDelivery.objects.filter(endpoint=endpoint)
+    payload = json.loads(delivery.payload)
+    assert payload["type"] == "sender.paused"
+    assert (payload["sender"]["id"], payload["sender"]["state"], payload["sender"]["state_reason"]) == (
+        sender.pk,
+        "paused",
+        "Abuse report",
+    )
