@@ -78,6 +78,8 @@ def validate_source(field: str, source: str) -> None:
         tree = env.parse(source)
     except TemplateSyntaxError as exc:
         raise TemplateSyntaxProblem(field, exc.lineno, exc.message or "syntax error") from None
+    except RecursionError:
+        raise TemplateSyntaxProblem(field, None, "the template nests too deeply.") from None
     for node_type, tag in _UNSUPPORTED_TAGS.items():
         for node in tree.find_all(node_type):
             raise TemplateSyntaxProblem(
@@ -87,6 +89,8 @@ def validate_source(field: str, source: str) -> None:
         env.compile_guarded(source)
     except TemplateSyntaxError as exc:
         raise TemplateSyntaxProblem(field, exc.lineno, exc.message or "syntax error") from None
+    except RecursionError:
+        raise TemplateSyntaxProblem(field, None, "the template nests too deeply.") from None
 
 
 class _CompiledCache:
@@ -122,6 +126,8 @@ class _CompiledCache:
             return _environment(field).compile_guarded(source)
         except TemplateSyntaxError as exc:
             raise RenderError(f"{field}: line {exc.lineno}: {exc.message}") from None
+        except RecursionError:
+            raise RenderError(f"{field}: the template nests too deeply.") from None
 
 
 compiled_templates = _CompiledCache()

@@ -174,6 +174,33 @@ _LIST_METHODS = frozenset({"index", "count"})
 _JINJA_HELPERS = (LoopContext, Namespace, Cycler, Joiner, Macro)
 
 
+class _Callable:
+    """A function handed to templates: callable, with no attributes to walk and a bland repr
+    (a bare function or bound method would print its module and memory address)."""
+
+    __slots__ = ("_func", "_name")
+
+    def __init__(self, func, name: str):
+        self._func = func
+        self._name = name
+
+    def __call__(self, *args, **kwargs):
+        return self._func(*args, **kwargs)
+
+    def __repr__(self):
+        return f"<{self._name}>"
+
+
+class _Cycler(Cycler):
+    def __repr__(self):
+        return "<cycler>"
+
+
+class _Joiner(Joiner):
+    def __repr__(self):
+        return "<joiner>"
+
+
 def _bounded_range(*args):
     args = tuple(0 if isinstance(arg, Undefined) else arg for arg in args)
     numbers = range(*args)
@@ -382,10 +409,22 @@ class Sandbox(ImmutableSandboxedEnvironment):
     def __init__(self, *, autoescape: bool):
         super().__init__(autoescape=autoescape, undefined=Blank, finalize=_finalize, auto_reload=False, cache_size=0)
         self.globals.clear()
-        self.globals.update(range=_bounded_range, dict=_make_dict, namespace=Namespace, cycler=Cycler, joiner=Joiner)
+        self.globals.update(
+            {
+                name: _Callable(func, name)
+                for name, func in (
+                    ("range", _bounded_range),
+                    ("dict", _make_dict),
+                    ("namespace", Namespace),
+                    ("cycler", _Cycler),
+                    ("joiner", _Joiner),
+                )
+            }
+        )
         filters = {name: FILTERS[name] for name in _PASSTHROUGH_FILTERS}
         filters.update({name: _bounded_filter(FILTERS[name], predict) for name, predict in _BOUNDED_FILTERS.items()})
         filters["attr"] = self._attr_filter
+        filters["string"] = _text
         self.filters = {
             name: (f if name in ("default", "d") else _blank_on_undefined(f)) for name, f in filters.items()
         }
@@ -408,7 +447,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
             yield item
 
     def guard_concat(self, *parts):
-        texts = [soft_str(part) if not hasattr(part, "__html__") else part for part in parts]
+        texts = [part if hasattr(part, "__html__") else _text(part) for part in parts]
         charge(sum(len(text) for text in texts))
         return (markup_join if self.autoescape else str_join)(texts)
 
@@ -419,13 +458,13 @@ class Sandbox(ImmutableSandboxedEnvironment):
             if attribute in obj:
                 return obj[attribute]
             if attribute in _DICT_METHODS:
-                return getattr(obj, attribute)
+                return _Callable(getattr(obj, attribute), attribute)
         elif isinstance(obj, str):
             if attribute in _STR_METHODS:
-                return getattr(obj, attribute)
+                return _Callable(getattr(obj, attribute), attribute)
         elif isinstance(obj, (list, tuple)):
             if attribute in _LIST_METHODS:
-                return getattr(obj, attribute)
+                return _Callable(getattr(obj, attribute), attribute)
         elif isinstance(obj, _JINJA_HELPERS):
             return super().getattr(obj, attribute)
         return self.undefined(obj=obj, name=attribute)
@@ -488,6 +527,11 @@ def _check_binop(op, left, right):
 
 
 _PRINTABLE = (str, int, float, Decimal, date, list, tuple, dict, Undefined)
+
+
+def _text(value) -> str:
+    """Text of a data value; other objects (generators, helpers) have no text worth showing."""
+    return soft_str(value) if isinstance(value, _PRINTABLE) else ""
 
 
 def _finalize(value):

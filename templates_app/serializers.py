@@ -8,6 +8,8 @@ from templates_app.services import SLUG_MAX, SLUG_RE
 SUBJECT_MAX = 998  # one RFC 5322 header line
 BODY_MAX_BYTES = 512 * 1024
 TRANSLATIONS_MAX = 100
+# Every part of a version, translations included; under Django's 2.5 MB request body limit.
+VERSION_MAX_BYTES = 2 * 1024 * 1024
 
 
 def _max_bytes(value: str):
@@ -86,6 +88,23 @@ class VersionCreateSerializer(StrictSerializer):
         if bad:
             raise ValidationError(bad)
         return {key: dict(value) for key, value in translations.items()}
+
+    def validate(self, attrs):
+        parts = [attrs["subject"], attrs["html"], attrs.get("text", "")]
+        for translation in attrs.get("translations", {}).values():
+            parts += [translation["subject"], translation["html"], translation.get("text", "")]
+        if sum(len(part.encode("utf-8")) for part in parts) > VERSION_MAX_BYTES:
+            raise ValidationError(
+                {
+                    "translations": [
+                        ErrorDetail(
+                            f"A version, translations included, is limited to {VERSION_MAX_BYTES // 2**20} MB.",
+                            code="too_long",
+                        )
+                    ]
+                }
+            )
+        return attrs
 
 
 class VersionSerializer(serializers.Serializer):

@@ -2,6 +2,7 @@
 
 from dataclasses import asdict
 
+from django.core.exceptions import RequestDataTooBig
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -11,6 +12,7 @@ from pufferpost.errors import ApiError
 from pufferpost.pagination import paginate
 from pufferpost.tenancy import WorkspaceScopedViewSet
 from templates_app import selectors, services
+from templates_app.formatting import normalize_locale
 from templates_app.models import Template
 from templates_app.serializers import (
     RenderedSerializer,
@@ -46,6 +48,13 @@ class TemplateViewSet(WorkspaceScopedViewSet):
         "version_detail": READ,
         "render": READ,
     }
+
+    def handle_exception(self, exc):
+        # Django refuses bodies over DATA_UPLOAD_MAX_MEMORY_SIZE with an exception DRF does not
+        # know, which the shared handler would turn into a 500.
+        if isinstance(exc, RequestDataTooBig):
+            exc = ApiError(status_code=413, code="request_too_large", message="The request body is too large.")
+        return super().handle_exception(exc)
 
     def get_object(self):
         template = selectors.template_from_ref(self.get_queryset(), self.kwargs["id"])
@@ -113,7 +122,7 @@ class TemplateViewSet(WorkspaceScopedViewSet):
             raise ApiError(
                 status_code=422, code="template_version_not_found", message="The template has no such version."
             )
-        locale = body.get("locale") or self.workspace.default_locale
+        locale = body.get("locale") or normalize_locale(self.workspace.default_locale) or "en"
         rendered = selectors.template_preview(
             version=version, data=body["data"], locale=locale, timezone=body.get("timezone") or "UTC"
         )

@@ -367,3 +367,30 @@ def test_read_scope_cannot_write_and_manage_can_read(make_client, workspace):
     assert_envelope(reader.post("/v1/templates", {"name": "x"}, format="json"), 403, "missing_scope")
     manager = make_client(workspace, scopes=["templates:manage"])
     assert manager.get("/v1/templates").status_code == 200
+
+
+def test_a_version_with_its_translations_is_limited_in_total(api, workspace):
+    template = TemplateFactory(workspace=workspace)
+    big = "x" * 520_000
+    translations = {lang: {"subject": "s", "html": big} for lang in ("de", "fr", "es")}
+    body = {"subject": "s", "html": big, "text": "x" * 100_000, "translations": translations}
+    response = api.post(f"/v1/templates/{template.id}/versions", body, format="json")
+    error = assert_envelope(response, 422, "validation_failed")
+    assert violations(error) == {("translations", "too_long")}
+
+
+def test_a_body_over_the_request_limit_is_413(api, workspace):
+    template = TemplateFactory(workspace=workspace)
+    translations = {lang: {"subject": "s", "html": "x" * 500_000} for lang in ("de", "fr", "es", "it", "nl", "pl")}
+    body = {"subject": "s", "html": "h", "translations": translations}
+    response = api.post(f"/v1/templates/{template.id}/versions", body, format="json")
+    assert_envelope(response, 413, "request_too_large")
+
+
+def test_a_deeply_nested_template_is_a_422_not_a_500(api, workspace):
+    template = TemplateFactory(workspace=workspace)
+    body = {"subject": "s", "html": "{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}"}
+    error = assert_envelope(
+        api.post(f"/v1/templates/{template.id}/versions", body, format="json"), 422, "validation_failed"
+    )
+    assert violations(error) == {("html", "template_syntax_error")}

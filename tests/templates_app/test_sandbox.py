@@ -156,3 +156,16 @@ def test_ordinary_templates_still_work_inside_the_limits():
     )
     data = {"items": [{"name": "tea", "price": 2.5, "qty": 2}, {"name": "cake", "price": 4, "qty": 1}]}
     assert attempt(html, data=data)[0] == "1. Tea 2.50, 2. Cake 4.00 = 9.0; tea/cake abcd 1"
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "{{ range|string }}{{ cycler(1)|string }}{{ joiner()|string }}{{ namespace|string }}{{ name.upper|string }}",
+        "{{ [range, dict, name.upper] }}{{ ('' ~ range ~ cycler(1)) }}{{ [1]|map('string')|string }}",
+    ],
+)
+def test_helpers_print_no_python_internals(html):
+    out, error = attempt(html)
+    assert error is None
+    assert "0x" not in out and "jinja2" not in out and "function" not in out
