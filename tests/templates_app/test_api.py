@@ -394,3 +394,14 @@ def test_a_deeply_nested_template_is_a_422_not_a_500(api, workspace):
         api.post(f"/v1/templates/{template.id}/versions", body, format="json"), 422, "validation_failed"
     )
     assert violations(error) == {("html", "template_syntax_error")}
+
+
+def test_admin_archive_action_calls_the_service(admin_client, workspace):
+    template = TemplateFactory(workspace=workspace)
+    response = admin_client.post(
+        "/admin/templates_app/template/", {"action": "archive", "_selected_action": [template.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    template.refresh_from_db()
+    assert template.archived_at is not None
+    assert admin_client.get(f"/admin/templates_app/template/{template.pk}/change/").status_code == 200
