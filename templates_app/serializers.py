@@ -8,7 +8,7 @@ from templates_app.services import SLUG_MAX, SLUG_RE
 SUBJECT_MAX = 998  # one RFC 5322 header line
 BODY_MAX_BYTES = 512 * 1024
 TRANSLATIONS_MAX = 100
-# Every part of a version, translations included; under Django's 2.5 MB request body limit.
+# Every part of a version, translations included: the worker loads the whole row for each message.
 VERSION_MAX_BYTES = 2 * 1024 * 1024
 
 

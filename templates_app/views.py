@@ -2,7 +2,6 @@
 
 from dataclasses import asdict
 
-from django.core.exceptions import RequestDataTooBig
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -48,13 +47,6 @@ class TemplateViewSet(WorkspaceScopedViewSet):
         "version_detail": READ,
         "render": READ,
     }
-
-    def handle_exception(self, exc):
-        # Django refuses bodies over DATA_UPLOAD_MAX_MEMORY_SIZE with an exception DRF does not
-        # know, which the shared handler would turn into a 500.
-        if isinstance(exc, RequestDataTooBig):
-            exc = ApiError(status_code=413, code="request_too_large", message="The request body is too large.")
-        return super().handle_exception(exc)
 
     def get_object(self):
         template = selectors.template_from_ref(self.get_queryset(), self.kwargs["id"])

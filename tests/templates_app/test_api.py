@@ -379,14 +379,6 @@ def test_a_version_with_its_translations_is_limited_in_total(api, workspace):
     assert violations(error) == {("translations", "too_long")}
 
 
-def test_a_body_over_the_request_limit_is_413(api, workspace):
-    template = TemplateFactory(workspace=workspace)
-    translations = {lang: {"subject": "s", "html": "x" * 500_000} for lang in ("de", "fr", "es", "it", "nl", "pl")}
-    body = {"subject": "s", "html": "h", "translations": translations}
-    response = api.post(f"/v1/templates/{template.id}/versions", body, format="json")
-    assert_envelope(response, 413, "request_too_large")
-
-
 def test_a_deeply_nested_template_is_a_422_not_a_500(api, workspace):
     template = TemplateFactory(workspace=workspace)
     body = {"subject": "s", "html": "{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}"}
