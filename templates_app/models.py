@@ -4,7 +4,15 @@ from pufferpost.ids import PrefixedIdField
 from pufferpost.models import Workspace
 
 
+class TemplateQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(archived_at__isnull=True)
+
+
 class Template(models.Model):
+    """A named, slugged template. Archived templates keep their versions (sent messages point at
+    them) but leave lists and cannot be sent; their slug is free for a new template."""
+
     id = PrefixedIdField(prefix="tpl")
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="templates")
     name = models.CharField(max_length=200)
@@ -14,9 +22,18 @@ class Template(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = TemplateQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
-        constraints = [models.UniqueConstraint(fields=["workspace", "slug"], name="template_slug_unique_per_workspace")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "slug"],
+                condition=models.Q(archived_at__isnull=True),
+                name="template_slug_unique_per_workspace",
+            )
+        ]
+        indexes = [models.Index(fields=["workspace", "-created_at", "-id"], name="template_page_idx")]
 
     def __str__(self):
         return self.name

@@ -1,0 +1,51 @@
+"""Reads: finding a template by id or slug, its versions, and rendering a preview.
+
+For the send API: a send names a template by `templateId` (preferred) or `template` (slug) and
+may only use an *active* template (`archived_at IS NULL`) with a saved version; use
+`template_for_send` and `template_version_get`, which answer None for "not found / archived"
+(`template_not_found`) and for "no version yet" (`template_has_no_version`).
+"""
+
+from django.db.models import QuerySet
+
+from pufferpost import ids
+from pufferpost.errors import ApiError
+from pufferpost.models import Workspace
+from templates_app.models import Template, TemplateVersion
+from templates_app.rendering import Rendered, RenderError, render_version
+
+
+def template_from_ref(queryset: QuerySet, ref: str) -> Template | None:
+    """`tpl_…` finds a template by id (archived ones too); anything else is an active template's slug."""
+    if ids.is_valid("tpl", ref):
+        return queryset.filter(pk=ref).first()
+    return queryset.filter(slug=ref, archived_at__isnull=True).first()
+
+
+def template_for_send(*, workspace: Workspace, template_id: str | None = None, slug: str | None = None):
+    """The active template a send names (id takes precedence over slug), or None."""
+    templates = Template.objects.active().filter(workspace=workspace)
+    if template_id:
+        return templates.filter(pk=template_id).first()
+    if slug:
+        return templates.filter(slug=slug).first()
+    return None
+
+
+def template_version_get(*, template: Template, version: int | None = None) -> TemplateVersion | None:
+    """A numbered version, or the latest when `version` is None; None when there is none."""
+    number = template.latest_version if version is None else version
+    if number is None:
+        return None
+    found = TemplateVersion.objects.filter(template=template, version=number).first()
+    if found is not None:
+        found.template = template
+    return found
+
+
+def template_preview(*, version: TemplateVersion, data: dict, locale: str, timezone: str) -> Rendered:
+    """What a send would render, without sending; a render failure is a 422 `template_render_failed`."""
+    try:
+        return render_version(version, data=data, locale=locale, timezone=timezone)
+    except RenderError as exc:
+        raise ApiError(status_code=422, code="template_render_failed", message=str(exc)) from None
