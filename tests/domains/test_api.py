@@ -8,7 +8,7 @@ from domains.models import Domain
 from domains.services import domain_create
 from tests.domains.factories import IssuedDomainFactory, publish_dkim
 from tests.factories import DomainFactory
-from tests.pufferpost.test_plumbing import assert_envelope
+from tests.helpers import assert_envelope
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$")
 FIELDS = {

@@ -3,16 +3,9 @@ from django.utils import timezone
 from factory.django import DjangoModelFactory
 
 from messaging.models import Message, MessageEvent, Suppression, Unsubscribe, UnsubscribeGroup
-from tests.factories import DomainFactory, SenderFactory, TemplateFactory, TemplateVersionFactory, WorkspaceFactory
-
-
-class VerifiedDomainFactory(DomainFactory):
-    dkim_status = "verified"
-    selector = "mlr1"
-
-
-class ActiveSenderFactory(SenderFactory):
-    state = "active"
+from tests.domains.factories import VerifiedDomainFactory
+from tests.factories import TemplateFactory, TemplateVersionFactory, WorkspaceFactory
+from tests.senders.factories import ActiveSenderFactory
 
 
 class UnsubscribeGroupFactory(DjangoModelFactory):
@@ -38,6 +31,16 @@ class SuppressionFactory(DjangoModelFactory):
     workspace = factory.SubFactory(WorkspaceFactory)
     email = factory.Sequence(lambda n: f"suppressed{n}@example.com")
     reason = "manual"
+
+
+__all__ = [
+    "ActiveSenderFactory",
+    "MessageFactory",
+    "SuppressionFactory",
+    "UnsubscribeFactory",
+    "UnsubscribeGroupFactory",
+    "VerifiedDomainFactory",
+]
 
 
 class MessageFactory(DjangoModelFactory):

@@ -2,10 +2,10 @@ import pytest
 
 from messaging.models import Message, MessageAttachment, MessageEvent
 from tests.factories import TemplateFactory
+from tests.helpers import assert_envelope
 from tests.messaging.conftest import b64
 from tests.messaging.factories import SuppressionFactory, UnsubscribeFactory, UnsubscribeGroupFactory
 from tests.messaging.test_send import VIOLATIONS
-from tests.pufferpost.test_plumbing import assert_envelope
 
 
 def batch(api, items, **extra):

@@ -9,8 +9,8 @@ from rest_framework.test import APIClient
 from messaging import services
 from messaging.models import IdempotencyRecord, Message
 from messaging.tasks import purge_idempotency_records
+from tests.helpers import assert_envelope
 from tests.messaging.conftest import make_sendable
-from tests.pufferpost.test_plumbing import assert_envelope
 
 
 def send(api, body, key):

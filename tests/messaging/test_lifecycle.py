@@ -1,25 +1,15 @@
 import pytest
 
 from messaging.lifecycle import message_event_record, message_transition, on_events_recorded
-from messaging.models import Message, MessageEvent
+from messaging.models import MessageEvent
 from messaging.return_path import message_id_from_return_path, return_path_for
 from pufferpost.ids import new_id
-from tests.factories import SenderFactory, TemplateVersionFactory
+from tests.messaging.factories import MessageFactory
 
 
 @pytest.fixture
 def message(workspace):
-    version = TemplateVersionFactory(template__workspace=workspace)
-    sender = SenderFactory(workspace=workspace, state="active")
-    return Message.objects.create(
-        workspace=workspace,
-        sender=sender,
-        from_address=sender.from_address,
-        to="jane@example.com",
-        template=version.template,
-        template_version=version,
-        locale="en",
-    )
+    return MessageFactory(workspace=workspace)
 
 
 def test_a_transition_moves_forward_once_and_records_one_event(message):
@@ -27,7 +17,7 @@ def test_a_transition_moves_forward_once_and_records_one_event(message):
     assert not message_transition(message_id=message.pk, to_status="queued")
     message.refresh_from_db()
     assert message.status == "queued"
-    assert list(MessageEvent.objects.filter(message=message).values_list("type", flat=True)) == ["queued"]
+    assert list(MessageEvent.objects.filter(message=message).values_list("type", flat=True)) == ["accepted", "queued"]
 
 
 def test_a_status_never_moves_backwards(message):

@@ -4,8 +4,8 @@ import redis
 
 from messaging import limits
 from messaging.models import Message
+from tests.helpers import assert_envelope
 from tests.messaging.factories import MessageFactory
-from tests.pufferpost.test_plumbing import assert_envelope
 
 
 def send(api, body):

@@ -3,9 +3,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from messaging.models import Message, MessageAttachment, MessageEvent
+from tests.helpers import assert_envelope
 from tests.messaging.conftest import make_sendable
 from tests.messaging.factories import MessageFactory
-from tests.pufferpost.test_plumbing import assert_envelope
 
 MESSAGE_KEYS = {
     "id", "status", "to", "from", "reply_to", "cc", "attachments", "subject", "template_id", "template_name",

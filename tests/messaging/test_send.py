@@ -6,6 +6,7 @@ from django.utils import timezone
 from messaging.models import IdempotencyRecord, Message, MessageAttachment, MessageEvent
 from pufferpost.ids import is_valid
 from tests.factories import SenderFactory, TemplateFactory, TemplateVersionFactory
+from tests.helpers import assert_envelope
 from tests.messaging.conftest import FROM, b64, make_sendable
 from tests.messaging.factories import (
     SuppressionFactory,
@@ -13,7 +14,6 @@ from tests.messaging.factories import (
     UnsubscribeGroupFactory,
     VerifiedDomainFactory,
 )
-from tests.pufferpost.test_plumbing import assert_envelope
 
 
 def send(api, body, **headers):

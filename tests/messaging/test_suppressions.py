@@ -1,8 +1,8 @@
 import pytest
 
 from messaging.models import Suppression, Unsubscribe
+from tests.helpers import assert_envelope
 from tests.messaging.factories import SuppressionFactory, UnsubscribeFactory, UnsubscribeGroupFactory
-from tests.pufferpost.test_plumbing import assert_envelope
 
 
 def test_a_manual_suppression_is_created_then_returned_unchanged(api, workspace):

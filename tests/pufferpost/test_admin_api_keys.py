@@ -1,7 +1,7 @@
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 
 from pufferpost.models import ApiKey
-from tests.pufferpost.test_plumbing import assert_envelope
+from tests.helpers import assert_envelope
 
 CHANGELIST = "/admin/pufferpost/apikey/"
 

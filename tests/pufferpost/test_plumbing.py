@@ -7,18 +7,7 @@ from rest_framework.test import APIClient
 from pufferpost import ids
 from pufferpost.models import ApiKey
 from pufferpost.services import api_key_revoke
-
-REQUEST_ID = re.compile(r"^req_[0-9A-HJKMNP-TV-Z]{26}$")
-
-
-def assert_envelope(response, status, code):
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    assert REQUEST_ID.match(body["error"]["request_id"])
-    assert response["X-Request-Id"] == body["error"]["request_id"]
-    return body["error"]
+from tests.helpers import REQUEST_ID, assert_envelope
 
 
 def test_workspace_read_with_a_valid_key(api, workspace):

@@ -4,7 +4,7 @@ import pytest
 
 from pufferpost import ids
 from senders.models import Sender
-from tests.pufferpost.test_plumbing import assert_envelope
+from tests.helpers import assert_envelope
 from tests.senders.factories import ActiveSenderFactory, SenderFactory
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$")

@@ -5,8 +5,8 @@ import pytest
 from pufferpost import ids
 from templates_app.models import Template, TemplateVersion
 from tests.factories import TemplateFactory, TemplateVersionFactory
+from tests.helpers import assert_envelope, violations
 from tests.templates_app.factories import TranslatedVersionFactory, VersionedTemplateFactory
-from tests.templates_app.helpers import assert_envelope, violations
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$")
 

@@ -9,8 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from messaging.models import Message
-from tests.factories import SenderFactory, TemplateVersionFactory
+from tests.messaging.factories import MessageFactory
 
 
 def verify_signature(secret: str, header: str, body: bytes, tolerance: int = 300) -> bool:
@@ -100,15 +99,4 @@ def allow_private(settings):
 
 @pytest.fixture
 def message(workspace):
-    version = TemplateVersionFactory(template__workspace=workspace)
-    sender = SenderFactory(workspace=workspace, state="active")
-    return Message.objects.create(
-        workspace=workspace,
-        sender=sender,
-        from_address=sender.from_address,
-        to="jane@example.com",
-        template=version.template,
-        template_version=version,
-        locale="en",
-        metadata={"order_id": "o_9"},
-    )
+    return MessageFactory(workspace=workspace, to="jane@example.com", metadata={"order_id": "o_9"})

@@ -6,21 +6,14 @@ from django.utils import timezone
 
 from messaging.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from messaging.webhooks.services import EVENT_TYPES, webhook_endpoint_create
+from tests.helpers import assert_envelope
 
 WHK = re.compile(r"^whk_[0-9A-HJKMNP-TV-Z]{26}$")
 URL = "https://hooks.acme.com/pufferpost"
 
 
-def assert_error(response, status, code):
-    assert response.status_code == status, response.content
-    error = response.json()["error"]
-    assert error["code"] == code
-    assert error["request_id"] == response["X-Request-Id"]
-    return error
-
-
 def violation_codes(response) -> dict:
-    error = assert_error(response, 422, "validation_failed")
+    error = assert_envelope(response, 422, "validation_failed")
     return {v["field"]: v["code"] for v in error["violations"]}
 
 
@@ -116,7 +109,7 @@ def test_get_list_and_delete(api, endpoint):
 
     response = api.delete(f"/v1/webhooks/{endpoint.pk}")
     assert response.status_code == 204
-    assert_error(api.get(f"/v1/webhooks/{endpoint.pk}"), 404, "webhook_not_found")
+    assert_envelope(api.get(f"/v1/webhooks/{endpoint.pk}"), 404, "webhook_not_found")
     assert api.get("/v1/webhooks").json()["data"] == []
     endpoint.refresh_from_db()
     assert endpoint.disabled_at is not None and endpoint.secret == ""
@@ -141,8 +134,8 @@ ROUTES = [
 
 @pytest.mark.parametrize("method, route", ROUTES)
 def test_an_id_from_another_workspace_is_a_404_like_an_unknown_one(other_api, api, endpoint, method, route):
-    foreign = assert_error(getattr(other_api, method)(route.format(id=endpoint.pk)), 404, "webhook_not_found")
-    unknown = assert_error(
+    foreign = assert_envelope(getattr(other_api, method)(route.format(id=endpoint.pk)), 404, "webhook_not_found")
+    unknown = assert_envelope(
         getattr(api, method)(route.format(id="whk_01J9Z2K3M4N5P6Q7R8S9T0V1W2")), 404, "webhook_not_found"
     )
     assert foreign["message"] == unknown["message"]
@@ -154,7 +147,7 @@ def test_an_id_from_another_workspace_is_a_404_like_an_unknown_one(other_api, ap
 def test_every_route_needs_the_webhooks_manage_scope(make_client, workspace, endpoint, method, route):
     client = make_client(workspace, scopes=["messages:read", "domains:manage"])
     kwargs = {"data": {"url": URL}, "format": "json"} if method == "post" else {}
-    error = assert_error(getattr(client, method)(route.format(id=endpoint.pk), **kwargs), 403, "missing_scope")
+    error = assert_envelope(getattr(client, method)(route.format(id=endpoint.pk), **kwargs), 403, "missing_scope")
     assert "webhooks:manage" in error["message"]
 
 

@@ -1,3 +1,5 @@
+"""Assertions every API test shares."""
+
 import re
 
 REQUEST_ID = re.compile(r"^req_[0-9A-HJKMNP-TV-Z]{26}$")
