@@ -217,3 +217,14 @@ PUFFERPOST_WEBHOOKS_ALLOW_PRIVATE = _read("bool", "PUFFERPOST_WEBHOOKS_ALLOW_PRI
 PUFFERPOST_DKIM_SELECTOR = _read("str", "PUFFERPOST_DKIM_SELECTOR", default="mlr1")
 PUFFERPOST_DOMAIN_RECHECK_VERIFIED = _read("int", "PUFFERPOST_DOMAIN_RECHECK_VERIFIED", default=3600)
 PUFFERPOST_DOMAIN_RECHECK_PENDING = _read("int", "PUFFERPOST_DOMAIN_RECHECK_PENDING", default=300)
+
+# --- delivery ---
+# Seconds for each SMTP connect and each command reply; a server slower than this defers the message.
+PUFFERPOST_SMTP_TIMEOUT = _read("float", "PUFFERPOST_SMTP_TIMEOUT", default=30.0)
+if PUFFERPOST_SMTP_TIMEOUT <= 0:
+    raise ImproperlyConfigured("PUFFERPOST_SMTP_TIMEOUT must be a positive number of seconds")
+# The name this host gives in EHLO/HELO; receivers check it resolves. Empty: the machine's FQDN.
+PUFFERPOST_SMTP_HELO_NAME = _read("str", "PUFFERPOST_SMTP_HELO_NAME", default="")
+# Domain of the VERP return path (bounces+msg_…@DOMAIN); its MX must reach run_inbound_smtp.
+# Empty: the from-domain of each message.
+PUFFERPOST_RETURN_PATH_DOMAIN = _read("str", "PUFFERPOST_RETURN_PATH_DOMAIN", default="").strip().lower()
