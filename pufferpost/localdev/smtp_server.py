@@ -6,6 +6,7 @@ catcher of `make up` (bounce…@ refused, defer…@ deferred) and the configurab
 
 import asyncio
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -16,12 +17,14 @@ ACCEPT = "accept"
 REFUSE = "refuse"  # 550: a permanent failure, the message bounces
 DEFER = "defer"  # 451: a temporary failure, the sender retries
 STALL = "stall"  # answer RCPT only after `seconds`: drills client timeouts
+REPLY = "reply"  # answer RCPT with the literal `reply`, e.g. "421 4.3.2 Shutting down"
 
 
 @dataclass(frozen=True)
 class Rule:
     action: str = ACCEPT
     seconds: float = 0.0
+    reply: str = ""
 
 
 @dataclass
@@ -65,6 +68,8 @@ class RecordingHandler:
         rule = self.rule_for(address)
         if rule.action == STALL:
             await asyncio.sleep(rule.seconds)
+        elif rule.action == REPLY:
+            return rule.reply
         elif rule.action == REFUSE:
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
         elif rule.action == DEFER:
@@ -101,7 +106,7 @@ def password_authenticator(username: str, password: str):
             and auth_data.login == username.encode()
             and auth_data.password == password.encode()
         )
-        return AuthResult(success=ok, handled=False)
+        return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
     return authenticate
 
@@ -111,8 +116,16 @@ class LoopbackSmtpServer(Controller):
 
     def __init__(self, handler, *, host: str = "127.0.0.1", port: int = 0, **smtp_kwargs):
         smtp_kwargs.setdefault("enable_SMTPUTF8", True)
-        smtp_kwargs.setdefault("hostname", "localhost")
+        # The name in the greeting; set so aiosmtpd does not call getfqdn() (slow without DNS).
+        smtp_kwargs.setdefault("server_hostname", "localhost")
         super().__init__(handler, hostname=host, port=port, **smtp_kwargs)
+
+    def factory(self):
+        # AUTH without TLS is what a loopback test relay wants; aiosmtpd warns about it on every
+        # connection.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
+            return super().factory()
 
     async def _bind(self):
         server = await self.loop.create_server(

@@ -13,6 +13,7 @@ from pufferpost.localdev.smtp_server import (
     ACCEPT,
     DEFER,
     REFUSE,
+    REPLY,
     STALL,
     LoopbackSmtpServer,
     RecordingHandler,
@@ -101,6 +102,9 @@ class SmtpSink:
 
     def stall(self, address, seconds):
         self.rules[address.lower()] = Rule(STALL, seconds)
+
+    def reply(self, address, text):
+        self.rules[address.lower()] = Rule(REPLY, reply=text)
 
     @property
     def port(self) -> int:
