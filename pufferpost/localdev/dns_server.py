@@ -40,6 +40,14 @@ class Zone(BaseResolver):
         with self._lock:
             self._records.setdefault((self._key(name), rtype), []).append((rdata, ttl))
 
+    def replace_all(self, records: list[tuple[str, str, object]]) -> None:
+        """Swap every record for `records` ((name, type, value) as for `publish`) in one step."""
+        staging = Zone()
+        for name, rtype, value in records:
+            staging.publish(name, rtype, value)
+        with self._lock:
+            self._records = staging._records
+
     def remove(self, name: str, rtype: str | None = None) -> None:
         with self._lock:
             for key in [k for k in self._records if k[0] == self._key(name) and rtype in (None, k[1])]:

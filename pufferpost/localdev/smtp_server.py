@@ -56,6 +56,8 @@ def by_local_part_prefix(address: str) -> Rule:
 class RecordingHandler:
     rule_for: Callable[[str], Rule] = accept_all
     on_message: Callable[[Received], None] | None = None
+    # Long-running servers hand messages to `on_message` and keep none in memory.
+    keep: bool = True
     received: list[Received] = field(default_factory=list)
     # Client (host, port) of every connection that got as far as RCPT: one per SMTP session.
     peers: list[tuple] = field(default_factory=list)
@@ -86,8 +88,9 @@ class RecordingHandler:
             content=envelope.original_content or envelope.content,
             login=auth.login.decode() if isinstance(auth, LoginPassword) else None,
         )
-        with self._lock:
-            self.received.append(item)
+        if self.keep:
+            with self._lock:
+                self.received.append(item)
         if self.on_message is not None:
             self.on_message(item)
         return "250 2.0.0 OK: queued"
