@@ -145,6 +145,19 @@ def helo_name() -> str:
     return settings.PUFFERPOST_SMTP_HELO_NAME or _fqdn()
 
 
+def ascii_address_or_none(address: str) -> str | None:
+    """`local@domain` with an internationalised domain in its IDNA (xn--) form; None when the local
+    part itself is not ASCII (that needs SMTPUTF8, RFC 6531)."""
+    local, _, domain = address.strip().rpartition("@")
+    if not local or not domain or not local.isascii():
+        return None
+    try:
+        domain = domain.rstrip(".").encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return None
+    return f"{local}@{domain}"
+
+
 class _TryNextHost(Exception):
     def __init__(self, result: DeliveryResult):
         self.result = result
@@ -264,19 +277,31 @@ class Mailer:
         stripped = data.replace(b"\r\n", b"")
         if b"\n" in stripped or b"\r" in stripped:
             raise ValueError("message data has bare LF or CR line endings; serialise it with email.policy.SMTP")
+        results: dict[str, DeliveryResult] = {}
         by_route: dict[Route, list[str]] = defaultdict(list)
+        wire: dict[str, str] = {}
         routes: dict[str, Route] = {}
         for recipient in recipients:
-            domain = recipient.rpartition("@")[2].lower()
+            ascii_address = ascii_address_or_none(recipient)
+            if ascii_address is None:
+                results[recipient] = classify(
+                    553, f"{recipient}: non-ASCII mailbox names need SMTPUTF8, which is not supported"
+                )
+                continue
+            wire[ascii_address] = recipient
+            domain = ascii_address.rpartition("@")[2]
             if domain not in routes:
                 routes[domain] = resolve_route(domain)
-            by_route[routes[domain]].append(recipient)
-        results: dict[str, DeliveryResult] = {}
+            by_route[routes[domain]].append(ascii_address)
+        sender = ascii_address_or_none(mail_from)
+        if sender is None:
+            raise ValueError(f"envelope sender {mail_from!r} is not an ASCII address")
         for route, group in by_route.items():
             if route.failure is not None:
-                results.update(dict.fromkeys(group, route.failure))
+                outcome = dict.fromkeys(group, route.failure)
             else:
-                results.update(self._send_route(route, mail_from, group, data))
+                outcome = self._send_route(route, sender, group, data)
+            results.update({wire[address]: result for address, result in outcome.items()})
         return results
 
     def _send_route(self, route: Route, mail_from: str, recipients: list[str], data: bytes):

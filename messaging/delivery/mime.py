@@ -67,9 +67,25 @@ def parse_return_path(address: str) -> str | None:
     return "msg_" + match["message_id"][4:].upper()
 
 
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+$")
+
+
+def _content_type(value: str) -> tuple[str, str]:
+    """A well-formed `type/subtype` (multipart is not an attachment type), else application/octet-stream."""
+    maintype, _, subtype = value.strip().lower().partition("/")
+    if _TOKEN_RE.match(maintype) and _TOKEN_RE.match(subtype) and maintype != "multipart":
+        return maintype, subtype
+    return "application", "octet-stream"
+
+
+def _one_line(value: str) -> str:
+    """Rendered subjects and names can carry line breaks from template data; a header cannot."""
+    return re.sub(r"\s*[\r\n]+\s*", " ", value or "").strip()
+
+
 def _address(email: str, display_name: str = "") -> Address:
     local, _, domain = email.rpartition("@")
-    return Address(display_name=display_name or "", username=local, domain=domain)
+    return Address(display_name=_one_line(display_name), username=local, domain=domain)
 
 
 def build_message(
@@ -99,7 +115,7 @@ def build_message(
         msg["Cc"] = [_address(a) for a in cc]
     if reply_to:
         msg["Reply-To"] = _address(reply_to)
-    msg["Subject"] = subject
+    msg["Subject"] = _one_line(subject)
     msg["Date"] = format_datetime(date or datetime.now(UTC))
     msg["Message-ID"] = message_id_header(message_id, from_email)
     unsubscribe = f"<{unsubscribe_url}>"
@@ -114,13 +130,8 @@ def build_message(
     msg.set_content(text or "", subtype="plain", charset="utf-8", cte="quoted-printable")
     msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
     for attachment in attachments or []:
-        maintype, _, subtype = attachment.content_type.partition("/")
-        msg.add_attachment(
-            attachment.content,
-            maintype=maintype or "application",
-            subtype=subtype or "octet-stream",
-            filename=attachment.filename,
-        )
+        maintype, subtype = _content_type(attachment.content_type)
+        msg.add_attachment(attachment.content, maintype=maintype, subtype=subtype, filename=attachment.filename)
     data = msg.as_bytes(policy=POLICY)
     return OutgoingMessage(
         mail_from=return_path(message_id, from_email),

@@ -101,9 +101,20 @@ class LoopbackDnsServer:
 
     def start(self) -> "LoopbackDnsServer":
         logger = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", prefix=False)
-        udp = DNSServer(self.zone, address=self.host, port=self.port, logger=logger)
-        self.port = udp.server.server_address[1]
-        tcp = DNSServer(self.zone, address=self.host, port=self.port, tcp=True, logger=logger)
+        # Port 0 gives a free UDP port, but the same TCP port may be taken (by any outgoing
+        # connection's ephemeral port): pick again until both are ours.
+        for attempt in range(50):
+            udp = DNSServer(self.zone, address=self.host, port=self.port, logger=logger)
+            port = udp.server.server_address[1]
+            try:
+                tcp = DNSServer(self.zone, address=self.host, port=port, tcp=True, logger=logger)
+            except OSError:
+                udp.server.server_close()
+                if self.port or attempt == 49:
+                    raise
+                continue
+            break
+        self.port = port
         self._servers = [udp, tcp]
         for server in self._servers:
             server.start_thread()

@@ -36,6 +36,7 @@ class Received:
     rcpt_tos: list[str]
     content: bytes
     login: str | None = None
+    tls: bool = False
 
 
 def accept_all(address: str) -> Rule:
@@ -87,6 +88,7 @@ class RecordingHandler:
             rcpt_tos=list(envelope.rcpt_tos),
             content=envelope.original_content or envelope.content,
             login=auth.login.decode() if isinstance(auth, LoginPassword) else None,
+            tls=session.ssl is not None,
         )
         if self.keep:
             with self._lock:

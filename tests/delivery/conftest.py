@@ -1,12 +1,16 @@
 """Delivery fixtures: DKIM keys, and SMTP servers on loopback whose answers each test decides."""
 
 import base64
+import datetime as dt
 import socket
+import ssl
 from datetime import UTC, datetime
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from messaging.delivery.mime import Attachment, build_message
 from pufferpost.localdev.smtp_server import (
@@ -155,3 +159,38 @@ def closed_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def self_signed_tls(tmp_path_factory):
+    """A server SSLContext with a self-signed certificate for mx1.example.com (trusted by nobody)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mx1.example.com")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("mx1.example.com")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    directory = tmp_path_factory.mktemp("tls")
+    (directory / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(directory / "cert.pem", directory / "key.pem")
+    return context
+
+
+@pytest.fixture
+def smtp_tls_sink(self_signed_tls):
+    """A sink that offers STARTTLS with a self-signed certificate."""
+    sink = SmtpSink(tls_context=self_signed_tls).start()
+    yield sink
+    sink.stop()

@@ -232,3 +232,28 @@ def test_spamassassin_check_does_notice_a_broken_message():
     )
     fired = spamassassin_rules(broken)
     assert {"MISSING_MID", "MISSING_DATE", "MIME_HTML_ONLY"} <= fired
+
+
+def test_line_breaks_in_a_rendered_subject_or_name_cannot_inject_headers(built_message):
+    out = built_message(subject="Hello\r\nBcc: victim@example.com\nthere", from_name="Acme\r\nX-Evil: 1")
+    msg = parse(out.data)
+    assert msg["Subject"] == "Hello Bcc: victim@example.com there"
+    assert msg["From"].addresses[0].display_name == "Acme X-Evil: 1"
+    assert "Bcc" not in msg and "X-Evil" not in msg
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("text/csv", "text/csv"),
+        ("Application/PDF", "application/pdf"),
+        ("pdf", "application/octet-stream"),
+        ("multipart/mixed", "application/octet-stream"),
+        ('a/b; x="y"', "application/octet-stream"),
+    ],
+)
+def test_attachment_content_types_are_sanitised(built_message, given, expected):
+    out = built_message(attachments=[Attachment("f.bin", given, b"data")])
+    (_, attachment) = parse(out.data).get_payload()
+    assert attachment.get_content_type() == expected
+    assert attachment.get_payload(decode=True) == b"data"

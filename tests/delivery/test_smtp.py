@@ -266,3 +266,43 @@ def test_a_signed_message_still_verifies_as_the_server_received_it(direct, smtp_
         assert received.content == signed
         assert dkimpy.verify(received.content, dnsfunc=dkim_key.dnsfunc)
         assert mail_dkim_verify(received.content, direct, dkim_key) == ["pass"]
+
+
+def test_an_mx_offering_starttls_gets_the_message_encrypted(settings, dns, smtp_tls_sink):
+    # Opportunistic TLS (RFC 7435): the self-signed certificate is accepted for MX delivery.
+    settings.PUFFERPOST_SMTP_RELAY = ""
+    settings.PUFFERPOST_SMTP_PORT = smtp_tls_sink.port
+    settings.PUFFERPOST_SMTP_HELO_NAME = "out.acme.test"
+    publish_mx(dns, "example.com", (10, "mx1.example.com", "127.0.0.1"))
+    assert send(["jane@example.com"])["jane@example.com"].outcome == Outcome.DELIVERED
+    (received,) = smtp_tls_sink.received
+    assert received.tls
+
+
+def test_a_starttls_relay_must_present_a_trusted_certificate(settings, smtp_tls_sink):
+    settings.PUFFERPOST_SMTP_RELAY = f"smtp+starttls://127.0.0.1:{smtp_tls_sink.port}"
+    result = send(["jane@example.com"])["jane@example.com"]
+    assert result.outcome == Outcome.DEFERRED
+    assert "CERTIFICATE_VERIFY_FAILED" in result.response_text
+    assert smtp_tls_sink.received == []
+
+
+def test_a_plain_smtp_relay_never_upgrades(settings, smtp_tls_sink):
+    settings.PUFFERPOST_SMTP_RELAY = f"smtp://127.0.0.1:{smtp_tls_sink.port}"
+    assert send(["jane@example.com"])["jane@example.com"].outcome == Outcome.DELIVERED
+    assert not smtp_tls_sink.received[0].tls
+
+
+def test_internationalised_domains_are_sent_in_idna_form(direct, smtp_sink):
+    publish_mx(direct, "xn--bcher-kva.example", (10, "mx.xn--bcher-kva.example", "127.0.0.1"))
+    results = send(["jane@bücher.example"])
+    assert results["jane@bücher.example"].outcome == Outcome.DELIVERED
+    assert smtp_sink.received[0].rcpt_tos == ["jane@xn--bcher-kva.example"]
+
+
+def test_a_non_ascii_mailbox_bounces_without_crashing_the_others(direct, smtp_sink):
+    publish_mx(direct, "example.com", (10, "mx1.example.com", "127.0.0.1"))
+    results = send(["jäne@example.com", "jane@example.com"])
+    assert results["jäne@example.com"].outcome == Outcome.BOUNCED
+    assert "SMTPUTF8" in results["jäne@example.com"].response_text
+    assert results["jane@example.com"].outcome == Outcome.DELIVERED
