@@ -252,6 +252,9 @@ class Mailer:
 
     timeout: float | None = None
     _connections: dict[str, _Connection] = field(default_factory=dict)
+    # Routes are looked up once per Mailer (one batch): a resolver timeout costs seconds, and
+    # a batch is short next to any DNS TTL.
+    _routes: dict[str, Route] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.timeout is None:
@@ -267,6 +270,7 @@ class Mailer:
         for connection in self._connections.values():
             _close_quietly(connection.smtp, quit=True)
         self._connections.clear()
+        self._routes.clear()
 
     def send(self, *, mail_from: str, recipients: list[str], data: bytes) -> dict[str, DeliveryResult]:
         """Deliver `data` (CRLF bytes) to each recipient; the result for every one of them.
@@ -277,10 +281,12 @@ class Mailer:
         stripped = data.replace(b"\r\n", b"")
         if b"\n" in stripped or b"\r" in stripped:
             raise ValueError("message data has bare LF or CR line endings; serialise it with email.policy.SMTP")
+        sender = ascii_address_or_none(mail_from)
+        if sender is None:
+            raise ValueError(f"envelope sender {mail_from!r} is not an ASCII address")
         results: dict[str, DeliveryResult] = {}
         by_route: dict[Route, list[str]] = defaultdict(list)
         wire: dict[str, str] = {}
-        routes: dict[str, Route] = {}
         for recipient in recipients:
             ascii_address = ascii_address_or_none(recipient)
             if ascii_address is None:
@@ -290,12 +296,9 @@ class Mailer:
                 continue
             wire[ascii_address] = recipient
             domain = ascii_address.rpartition("@")[2]
-            if domain not in routes:
-                routes[domain] = resolve_route(domain)
-            by_route[routes[domain]].append(ascii_address)
-        sender = ascii_address_or_none(mail_from)
-        if sender is None:
-            raise ValueError(f"envelope sender {mail_from!r} is not an ASCII address")
+            if domain not in self._routes:
+                self._routes[domain] = resolve_route(domain)
+            by_route[self._routes[domain]].append(ascii_address)
         for route, group in by_route.items():
             if route.failure is not None:
                 outcome = dict.fromkeys(group, route.failure)

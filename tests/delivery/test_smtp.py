@@ -306,3 +306,14 @@ def test_a_non_ascii_mailbox_bounces_without_crashing_the_others(direct, smtp_si
     assert results["jäne@example.com"].outcome == Outcome.BOUNCED
     assert "SMTPUTF8" in results["jäne@example.com"].response_text
     assert results["jane@example.com"].outcome == Outcome.DELIVERED
+
+
+def test_a_mailer_looks_each_domain_up_once(direct, smtp_sink, monkeypatch):
+    publish_mx(direct, "example.com", (10, "mx1.example.com", "127.0.0.1"))
+    lookups = []
+    real_mx = smtp.dns.mx
+    monkeypatch.setattr(smtp.dns, "mx", lambda name: lookups.append(name) or real_mx(name))
+    with Mailer() as mailer:
+        for n in range(3):
+            assert send([f"u{n}@example.com"], mailer=mailer)[f"u{n}@example.com"].outcome == Outcome.DELIVERED
+    assert lookups == ["example.com"]
