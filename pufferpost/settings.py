@@ -289,3 +289,14 @@ if PUFFERPOST_INBOUND_SMTP_MAX_BYTES < 1024 or PUFFERPOST_REPUTATION_WINDOW_DAYS
     raise ImproperlyConfigured(
         "PUFFERPOST_INBOUND_SMTP_MAX_BYTES must be at least 1024 and PUFFERPOST_REPUTATION_WINDOW_DAYS at least 1."
     )
+
+# --- delivery ---
+# Seconds for each SMTP connect and each command reply; a server slower than this defers the message.
+PUFFERPOST_SMTP_TIMEOUT = _read("float", "PUFFERPOST_SMTP_TIMEOUT", default=30.0)
+if PUFFERPOST_SMTP_TIMEOUT <= 0:
+    raise ImproperlyConfigured("PUFFERPOST_SMTP_TIMEOUT must be a positive number of seconds")
+# The name this host gives in EHLO/HELO; receivers check it resolves. Empty: the machine's FQDN.
+PUFFERPOST_SMTP_HELO_NAME = _read("str", "PUFFERPOST_SMTP_HELO_NAME", default="")
+# Domain of the VERP return path (bounces+msg_…@DOMAIN); its MX must reach run_inbound_smtp.
+# Empty: the from-domain of each message.
+PUFFERPOST_RETURN_PATH_DOMAIN = _read("str", "PUFFERPOST_RETURN_PATH_DOMAIN", default="").strip().lower()
