@@ -12,14 +12,11 @@ from email.message import MIMEPart
 from email.policy import SMTP
 from email.utils import format_datetime
 
-from django.conf import settings
+from messaging.return_path import return_path_for
 
 # The policy every outgoing message is serialised with: CRLF line endings and folded headers, so
 # strict servers never see a bare LF and no line exceeds 998 octets.
 POLICY = SMTP.clone(max_line_length=78)
-
-VERP_LOCAL_PREFIX = "bounces"
-_VERP_RE = re.compile(rf"^{VERP_LOCAL_PREFIX}\+(?P<message_id>msg_[0-9A-HJKMNP-TV-Z]{{26}})@(?P<domain>[^@\s]+)$", re.I)
 
 
 @dataclass
@@ -46,25 +43,6 @@ def domain_of(address: str) -> str:
 def message_id_header(message_id: str, from_address: str) -> str:
     """`<msg_…@from-domain>`: stable for a message (retries keep it), never the platform's host name."""
     return f"<{message_id}@{domain_of(from_address)}>"
-
-
-def return_path(message_id: str, from_address: str) -> str:
-    """The VERP envelope sender for a message: `bounces+msg_…@<return-path domain>`.
-
-    The return-path domain is PUFFERPOST_RETURN_PATH_DOMAIN when set (the host whose MX points
-    at the inbound bounce server), else the from-domain.
-    """
-    domain = settings.PUFFERPOST_RETURN_PATH_DOMAIN or domain_of(from_address)
-    return f"{VERP_LOCAL_PREFIX}+{message_id}@{domain}"
-
-
-def parse_return_path(address: str) -> str | None:
-    """The message id in a VERP address made by `return_path`, or None when it is not one."""
-    match = _VERP_RE.match(address.strip().strip("<>"))
-    if not match:
-        return None
-    # ULIDs are upper case; some MTAs lower-case the local part on the way back.
-    return "msg_" + match["message_id"][4:].upper()
 
 
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+$")
@@ -134,7 +112,7 @@ def build_message(
         msg.add_attachment(attachment.content, maintype=maintype, subtype=subtype, filename=attachment.filename)
     data = msg.as_bytes(policy=POLICY)
     return OutgoingMessage(
-        mail_from=return_path(message_id, from_email),
+        mail_from=return_path_for(message_id=message_id, from_address=from_email),
         recipients=[to, *cc],
         data=data,
         message_id=msg["Message-ID"],

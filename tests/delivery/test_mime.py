@@ -7,7 +7,9 @@ from email.policy import default
 import pytest
 
 from messaging.delivery import dkim
-from messaging.delivery.mime import Attachment, message_id_header, parse_return_path, return_path
+from messaging.delivery.mime import Attachment, message_id_header
+from messaging.return_path import message_id_from_return_path as parse_return_path
+from messaging.return_path import return_path_for
 from tests.delivery.conftest import MESSAGE_ID
 
 EXPECTED_HEADERS = [
@@ -141,12 +143,15 @@ def test_message_id_is_stable_and_under_the_from_domain(built_message):
 
 def test_return_path_round_trips_through_its_parser(settings):
     settings.PUFFERPOST_RETURN_PATH_DOMAIN = ""
-    address = return_path(MESSAGE_ID, "no-reply@mail.acme.test")
+    address = return_path_for(message_id=MESSAGE_ID, from_address="no-reply@mail.acme.test")
     assert address == f"bounces+{MESSAGE_ID}@mail.acme.test"
     assert parse_return_path(address) == MESSAGE_ID
     assert parse_return_path(f"<{address.lower()}>") == MESSAGE_ID
     settings.PUFFERPOST_RETURN_PATH_DOMAIN = "bounces.example.net"
-    assert return_path(MESSAGE_ID, "no-reply@mail.acme.test") == f"bounces+{MESSAGE_ID}@bounces.example.net"
+    assert (
+        return_path_for(message_id=MESSAGE_ID, from_address="no-reply@mail.acme.test")
+        == f"bounces+{MESSAGE_ID}@bounces.example.net"
+    )
 
 
 @pytest.mark.parametrize(
