@@ -1,3 +1,5 @@
+from urllib.parse import urlsplit
+
 import pytest
 from django.core import signing
 from django.test import Client
@@ -19,10 +21,6 @@ def client():
     return Client(enforce_csrf_checks=True)
 
 
-def path_of(url: str) -> str:
-    return url.split("://", 1)[1].split("/", 1)[1].join(["/", ""])
-
-
 def one_click(client, message_id):
     return client.post(f"/u/{unsubscribe_token(message_id)}", ONE_CLICK, content_type=FORM)
 
@@ -38,9 +36,9 @@ def assert_plain_not_found(response):
     assert b'"error"' not in response.content
 
 
-def test_the_link_in_mail_is_the_route(make_message, client, settings):
+def test_the_link_in_mail_is_the_route(make_message, client):
     message = make_message()
-    response = client.get(path_of(unsubscribe_url(message.id)))
+    response = client.get(urlsplit(unsubscribe_url(message.id)).path)
     assert response.status_code == 200
 
 
