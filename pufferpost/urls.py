@@ -8,6 +8,7 @@ urlpatterns = [
     path("v1/", include("templates_app.urls")),
     path("v1/", include("messaging.urls")),
     path("v1/", include("pufferpost.api_urls")),
+    path("", include("messaging.tracking.urls")),
 ]
 
 handler400 = "pufferpost.errors.bad_request_view"
