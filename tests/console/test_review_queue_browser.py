@@ -41,7 +41,7 @@ def browser_page(live_server, monkeypatch):
     """A Chromium page that may only talk to live_server; any other request is aborted and reported."""
     if not CHROMIUM.exists():
         pytest.fail(
-            f"Chromium is missing at {CHROMIUM}: run bin/ensure-chromium (or as root: apt-get install -y chromium).",
+            f"Chromium is missing at {CHROMIUM}: run bin/ensure-test-tools (or as root: apt-get install -y chromium).",
             pytrace=False,
         )
     # Playwright's sync API keeps an event loop running in this thread, so Django would refuse the
