@@ -55,6 +55,8 @@ def test_delivers_a_rendered_signed_message_with_every_header(setup, smtp_sink, 
     assert mail["Date"]
     assert mail["Message-ID"] == f"<{message.pk}@mail.acme.test>"
     assert mail["List-Unsubscribe"] == f"<{unsubscribe_url(message.pk)}>"
+    # On the wire as is: a long signed URL must not become an RFC 2047 encoded-word.
+    assert f"\r\nList-Unsubscribe: <{unsubscribe_url(message.pk)}>\r\n".encode() in received.content
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert mail["DKIM-Signature"].startswith("v=1; a=rsa-sha256; c=relaxed/relaxed; d=mail.acme.test;")
     body = mail.get_body(("plain",)).get_content()
