@@ -1,6 +1,8 @@
 """The delivery service, run in-process against the loopback DNS and SMTP sink (tasks eager)."""
 
+import asyncio
 import base64
+import time
 from datetime import timedelta
 
 import pytest
@@ -11,6 +13,7 @@ from messaging.delivery import services
 from messaging.delivery.services import deliver_due_messages, deliver_messages, delivery_sweep, retry_delay
 from messaging.models import AttemptState, DeliveryAttempt, Message, MessageAttachment, MessageEvent, Suppression
 from messaging.tracking.links import unsubscribe_url
+from pufferpost.localdev.smtp_server import LoopbackSmtpServer, RecordingHandler
 from tests.delivery.pipeline import FROM, dkimpy_verifies, make_sendable, parse, perl_verifies, timeline
 from tests.messaging.factories import SuppressionFactory, UnsubscribeFactory, UnsubscribeGroupFactory
 
@@ -311,3 +314,45 @@ def test_a_batch_of_50_costs_a_bounded_number_of_queries(setup, smtp_sink, djang
         deliver_messages(message_ids=[m.pk for m in messages])
     assert Message.objects.filter(status="delivered").count() == 50
     assert len(smtp_sink.received) == 100  # two destinations per message
+
+
+class _SlowToAnswerData(RecordingHandler):
+    """Takes the message, then answers the final dot only after the client has given up."""
+
+    async def handle_DATA(self, server, session, envelope):
+        reply = await super().handle_DATA(server, session, envelope)
+        await asyncio.sleep(1.5)
+        return reply
+
+
+def test_no_reply_to_the_payload_is_an_unknown_outcome_never_retried(setup, settings):
+    handler = _SlowToAnswerData()
+    server = LoopbackSmtpServer(handler)
+    server.start()
+    try:
+        settings.PUFFERPOST_SMTP_PORT = server.port
+        settings.PUFFERPOST_SMTP_TIMEOUT = 0.5
+        message = setup.message(to="jane@example.com")
+        deliver_messages(message_ids=[message.pk])
+        message = reload(message)
+        assert message.status == "sent" and message.next_attempt_at is None
+        assert MessageEvent.objects.get(message=message, type="sent").detail["outcome"] == "unknown"
+        assert DeliveryAttempt.objects.get(message=message).state == AttemptState.UNKNOWN
+        settings.PUFFERPOST_DELIVERY_SWEEP_GRACE = 0
+        assert delivery_sweep() == {"unknown": 0, "requeued": 0}
+        deliver_due_messages(message_ids=[message.pk])
+        time.sleep(1.2)
+        assert len(handler.received) == 1  # the server has it once; nothing was sent again
+    finally:
+        server.stop()
+
+
+def test_the_sweeper_is_on_beat_and_every_delivery_task_on_the_delivery_queue(settings):
+    from pufferpost.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["delivery-sweep"]
+    assert entry["task"] == "messaging.delivery.tasks.sweep_deliveries"
+    assert entry["schedule"] == settings.PUFFERPOST_DELIVERY_SWEEP_INTERVAL
+    for task in ("deliver_messages", "deliver_due_messages", "sweep_deliveries"):
+        assert app.amqp.router.route({}, f"messaging.delivery.tasks.{task}")["queue"].name == "delivery"
+    assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] > settings.PUFFERPOST_DELIVERY_COUNTDOWN_MAX
