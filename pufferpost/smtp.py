@@ -18,10 +18,12 @@ import functools
 import ipaddress
 import logging
 import random
+import re
 import smtplib
 import socket
 import ssl
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import groupby
@@ -32,6 +34,9 @@ from django.conf import settings
 from pufferpost import dns
 
 log = logging.getLogger(__name__)
+
+# Called with the recipients the server accepted, right before the DATA payload; False abandons.
+BeforeData = Callable[[list[str]], bool]
 
 RELAY_DEFAULT_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 
@@ -272,11 +277,19 @@ class Mailer:
         self._connections.clear()
         self._routes.clear()
 
-    def send(self, *, mail_from: str, recipients: list[str], data: bytes) -> dict[str, DeliveryResult]:
+    def send(
+        self, *, mail_from: str, recipients: list[str], data: bytes, before_data: BeforeData | None = None
+    ) -> dict[str, DeliveryResult]:
         """Deliver `data` (CRLF bytes) to each recipient; the result for every one of them.
 
         Recipients are grouped by route (one group through a relay, one per domain direct to MX);
         each group is one SMTP transaction.
+
+        `before_data(recipients)` is the commit point of an exactly-once sender: it is called after
+        the server answered DATA with 354 and before a byte of the payload goes out. Returning
+        False abandons the transaction (the connection is closed without the final dot, so the
+        server discards it) and those recipients are reported deferred; an exception it raises
+        closes the connection the same way and propagates.
         """
         stripped = data.replace(b"\r\n", b"")
         if b"\n" in stripped or b"\r" in stripped:
@@ -303,15 +316,15 @@ class Mailer:
             if route.failure is not None:
                 outcome = dict.fromkeys(group, route.failure)
             else:
-                outcome = self._send_route(route, sender, group, data)
+                outcome = self._send_route(route, sender, group, data, before_data)
             results.update({wire[address]: result for address, result in outcome.items()})
         return results
 
-    def _send_route(self, route: Route, mail_from: str, recipients: list[str], data: bytes):
+    def _send_route(self, route: Route, mail_from: str, recipients: list[str], data: bytes, before_data=None):
         connection = self._connections.get(route.key)
         if connection is not None:
             try:
-                return self._transaction(connection, mail_from, recipients, data)
+                return self._transaction(connection, mail_from, recipients, data, before_data)
             except _ConnectionLost:
                 # The server closed an idle connection or limits messages per connection.
                 self._drop(route.key)
@@ -320,7 +333,7 @@ class Mailer:
         except _TryNextHost as exc:
             return dict.fromkeys(recipients, exc.result)
         try:
-            return self._transaction(connection, mail_from, recipients, data)
+            return self._transaction(connection, mail_from, recipients, data, before_data)
         except _ConnectionLost as exc:
             self._drop(route.key)
             return dict.fromkeys(recipients, exc.result)
@@ -348,7 +361,9 @@ class Mailer:
         if connection is not None:
             _close_quietly(connection.smtp)
 
-    def _transaction(self, connection: _Connection, mail_from: str, recipients: list[str], data: bytes):
+    def _transaction(
+        self, connection: _Connection, mail_from: str, recipients: list[str], data: bytes, before_data=None
+    ):
         smtp, host = connection.smtp, connection.host
         results: dict[str, DeliveryResult] = {}
         try:
@@ -374,10 +389,16 @@ class Mailer:
             if not accepted:
                 smtp.rset()
                 return results
-            try:
-                code, text = smtp.data(data)
-            except smtplib.SMTPDataError as exc:
-                code, text = exc.smtp_code, exc.smtp_error
+            if before_data is None:
+                try:
+                    code, text = smtp.data(data)
+                except smtplib.SMTPDataError as exc:
+                    code, text = exc.smtp_code, exc.smtp_error
+            else:
+                code, text = self._data_after_commit_point(connection, data, before_data, accepted)
+                if code is None:
+                    abandoned = classify(None, text, host)
+                    return {r: abandoned if r in accepted else results[r] for r in recipients}
             result = classify(code, _text(text), host)
             for recipient in accepted:
                 results[recipient] = result
@@ -393,6 +414,30 @@ class Mailer:
             # A timeout or reset halfway: the server's state is unknown, so never reuse the connection.
             self._drop_connection(connection)
             return self._defer_rest(recipients, results, f"{host}: {exc!r}", host)
+
+    def _data_after_commit_point(self, connection: _Connection, data: bytes, before_data, accepted: list[str]):
+        """smtplib's `data()` split at the 354: `before_data` runs between the command and the payload.
+
+        Returns (None, reason) when `before_data` declined, after closing the connection.
+        """
+        smtp = connection.smtp
+        smtp.putcmd("data")
+        code, text = smtp.getreply()
+        if code != 354:
+            return code, text
+        try:
+            go_ahead = before_data(list(accepted))
+        except BaseException:
+            self._drop_connection(connection)
+            raise
+        if not go_ahead:
+            self._drop_connection(connection)
+            return None, "not sent: the commit point declined (the message is no longer this sender's)"
+        payload = re.sub(rb"(?m)^\.", b"..", data)
+        if not payload.endswith(b"\r\n"):
+            payload += b"\r\n"
+        smtp.send(payload + b".\r\n")
+        return smtp.getreply()
 
     def _drop_connection(self, connection: _Connection) -> None:
         for key, value in list(self._connections.items()):

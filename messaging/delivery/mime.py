@@ -7,16 +7,32 @@ sender's domain (or a configured return-path domain), and no X-Mailer-style head
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.headerregistry import Address
+from email.headerregistry import Address, HeaderRegistry, UnstructuredHeader
 from email.message import MIMEPart
 from email.policy import SMTP
 from email.utils import format_datetime
 
 from messaging.return_path import return_path_for
 
+
+class _UrlListHeader(UnstructuredHeader):
+    """`List-Unsubscribe: <https://…>, <mailto:…>` written as is (RFC 2369), folded only between entries.
+
+    The generic folder turns a header it cannot break at whitespace (a signed unsubscribe URL is
+    ~100 characters) into RFC 2047 encoded-words, which no client decodes in this header.
+    """
+
+    def fold(self, *, policy):
+        entries = [entry.strip() for entry in str(self).split(",")]
+        return f"{self.name}: " + f",{policy.linesep} ".join(entries) + policy.linesep
+
+
+_HEADERS = HeaderRegistry()
+_HEADERS.map_to_type("list-unsubscribe", _UrlListHeader)
+
 # The policy every outgoing message is serialised with: CRLF line endings and folded headers, so
 # strict servers never see a bare LF and no line exceeds 998 octets.
-POLICY = SMTP.clone(max_line_length=78)
+POLICY = SMTP.clone(max_line_length=78, header_factory=_HEADERS)
 
 
 @dataclass

@@ -262,3 +262,10 @@ def test_attachment_content_types_are_sanitised(built_message, given, expected):
     (_, attachment) = parse(out.data).get_payload()
     assert attachment.get_content_type() == expected
     assert attachment.get_payload(decode=True) == b"data"
+
+
+def test_a_long_unsubscribe_url_is_written_verbatim_not_encoded(built_message):
+    url = "https://app.example.net/u/msg_01M86557YNKGP94R6QV5EG5KXX:yEwlroL8-SlfIaLJR2ItYbpYOkOe4UsmHyVHVe4isG8"
+    data = built_message(unsubscribe_url=url, unsubscribe_mailto="unsubscribe+T@mail.acme.test").data
+    assert f"\r\nList-Unsubscribe: <{url}>,\r\n <mailto:unsubscribe+T@mail.acme.test>\r\n".encode() in data
+    assert b"=?utf-8?" not in data
