@@ -78,6 +78,7 @@ from messaging.models import (
 )
 from messaging.tracking.links import instrument_html, unsubscribe_url
 from pufferpost.smtp import DeliveryResult, Mailer, Outcome
+from senders.models import SenderState
 from templates_app.rendering import RenderError, render_version
 
 log = logging.getLogger(__name__)
@@ -225,6 +226,9 @@ class _Batch:
     def _prepare_and_send(self, mailer: Mailer, message: Message) -> _Result | None:
         if self._is_suppressed(message, message.to):
             return _Result(message, "suppressed", detail={"reason": "recipient_suppressed", "recipient": message.to})
+        held = _held_reason(message)
+        if held is not None:
+            return _Result(message, "deferred", detail=held, response=held["reason"])
         domain = self.domains.get((message.workspace_id, domain_of(message.from_address)))
         if domain is None or not (domain.dkim_private_key and domain.selector):
             return _Result(
@@ -404,6 +408,20 @@ _ATTEMPT_STATE = {
     "deferred": AttemptState.DEFERRED,
     "unknown": AttemptState.UNKNOWN,
 }
+
+
+def _held_reason(message: Message) -> dict | None:
+    """Mail accepted before a pause waits (deferred) instead of leaving: a sender paused for its
+    bounce or complaint rate, or a workspace paused by staff, must stop sending at once. It goes
+    out if the pause is lifted within the retry window, else it ends `errored`."""
+    if message.workspace.sending_paused:
+        return {"reason": "sending_paused", "message": "Sending is paused for the workspace."}
+    if message.sender.state != SenderState.ACTIVE:
+        return {
+            "reason": "sender_not_available",
+            "message": f"The sender {message.from_address} is {message.sender.state}; held until it is active again.",
+        }
+    return None
 
 
 def retry_delay(attempts: int) -> float:

@@ -14,6 +14,8 @@ from messaging.delivery.services import deliver_due_messages, deliver_messages, 
 from messaging.models import AttemptState, DeliveryAttempt, Message, MessageAttachment, MessageEvent, Suppression
 from messaging.tracking.links import unsubscribe_url
 from pufferpost.localdev.smtp_server import LoopbackSmtpServer, RecordingHandler
+from pufferpost.models import Workspace
+from senders.models import Sender
 from tests.delivery.pipeline import FROM, dkimpy_verifies, make_sendable, parse, perl_verifies, timeline
 from tests.messaging.factories import SuppressionFactory, UnsubscribeFactory, UnsubscribeGroupFactory
 
@@ -229,6 +231,27 @@ def test_a_domain_that_lost_verification_defers_and_sends_nothing_unsigned(setup
     assert smtp_sink.received == []
     assert reload(message).status == "queued"
     assert MessageEvent.objects.get(message=message, type="deferred").detail["reason"] == "domain_not_verified"
+
+
+@pytest.mark.parametrize("pause", ["sender", "workspace"])
+def test_mail_accepted_before_a_pause_is_held_and_goes_out_once_resumed(setup, smtp_sink, pause):
+    message = setup.message(to="jane@example.com")
+    if pause == "sender":
+        Sender.objects.filter(pk=message.sender_id).update(state="paused", state_reason="Auto-paused")
+    else:
+        Workspace.objects.filter(pk=message.workspace_id).update(sending_paused=True)
+    deliver_messages(message_ids=[message.pk])
+    assert smtp_sink.received == []
+    assert reload(message).status == "queued"
+    reason = "sender_not_available" if pause == "sender" else "sending_paused"
+    assert MessageEvent.objects.get(message=message, type="deferred").detail["reason"] == reason
+
+    Sender.objects.filter(pk=message.sender_id).update(state="active")
+    Workspace.objects.filter(pk=message.workspace_id).update(sending_paused=False)
+    Message.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now())
+    deliver_due_messages(message_ids=[message.pk])
+    assert len(smtp_sink.received) == 1
+    assert reload(message).status == "delivered"
 
 
 def test_a_second_task_for_the_same_ids_is_a_no_op(setup, smtp_sink):
