@@ -62,6 +62,9 @@ def event_view(event) -> dict:
         "type": event.type,
         "occurred_at": _ts(event.occurred_at),
         "recorded_at": _ts(event.recorded_at),
+        # What happened, in the platform's words: SMTP code and response, bounce diagnostic,
+        # deferral reason, clicked URL. Empty for accepted/queued.
+        "detail": event.detail,
     }
 
 

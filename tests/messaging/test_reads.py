@@ -78,7 +78,11 @@ def test_the_timeline_is_oldest_first(api, workspace):
     message = MessageFactory(workspace=workspace)
     base = message.created_at
     MessageEvent.objects.create(
-        message=message, workspace=workspace, type="delivered", occurred_at=base + timedelta(seconds=9)
+        message=message,
+        workspace=workspace,
+        type="delivered",
+        occurred_at=base + timedelta(seconds=9),
+        detail={"code": 250, "response": "2.0.0 Ok: queued", "mx_host": "mx.example.com"},
     )
     MessageEvent.objects.create(
         message=message, workspace=workspace, type="sent", occurred_at=base + timedelta(seconds=3)
@@ -87,7 +91,8 @@ def test_the_timeline_is_oldest_first(api, workspace):
     assert response.status_code == 200
     data = response.json()["data"]
     assert [e["type"] for e in data] == ["accepted", "sent", "delivered"]
-    assert set(data[0]) == {"id", "type", "occurred_at", "recorded_at"}
+    assert set(data[0]) == {"id", "type", "occurred_at", "recorded_at", "detail"}
+    assert data[2]["detail"] == {"code": 250, "response": "2.0.0 Ok: queued", "mx_host": "mx.example.com"}
     assert data[0]["id"].startswith("evt_")
 
 
