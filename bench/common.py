@@ -150,3 +150,23 @@ def percentile(values, q: float) -> float | None:
 
 def write_json(path: Path, payload) -> None:
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def _cpu_times() -> tuple[int, int]:
+    with open("/proc/stat") as handle:
+        fields = [int(x) for x in handle.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields), idle
+
+
+def background_cpu(seconds: float = 1.0) -> float:
+    """Share of the machine's CPUs busy over `seconds` while the bench itself is idle (0..1).
+
+    Anything else running on these two cores (another test suite, a build) skews every number;
+    the bench records this before each workload so a polluted run can be recognised.
+    """
+    total0, idle0 = _cpu_times()
+    time.sleep(seconds)
+    total1, idle1 = _cpu_times()
+    total = total1 - total0
+    return round(1 - (idle1 - idle0) / total, 3) if total else 0.0

@@ -13,10 +13,11 @@ from pufferpost.localdev.dns_server import LoopbackDnsServer
 
 
 def main(zone_path: str) -> None:
-    records = [
-        (name, rtype, tuple(value) if isinstance(value, list) else value)
-        for name, rtype, value in json.load(open(zone_path))
-    ]
+    with open(zone_path) as handle:
+        records = [
+            (name, rtype, tuple(value) if isinstance(value, list) else value)
+            for name, rtype, value in json.load(handle)
+        ]
     server = LoopbackDnsServer().start()
     server.zone.replace_all(records)
     stop = threading.Event()

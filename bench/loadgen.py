@@ -131,7 +131,7 @@ async def _run(port, requests, concurrency, expect, total_timeout) -> LoadResult
                     if await conn.ensure():
                         counters["reconnects"] += 1
                     status, body, close = await asyncio.wait_for(conn.roundtrip(raw), REQUEST_TIMEOUT)
-                except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as exc:
+                except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
                     counters["errors"] += 1
                     if not sample:
                         sample.append(repr(exc))
@@ -171,3 +171,22 @@ def run_load(
 ) -> LoadResult:
     """Send every request in `requests` over `concurrency` connections; bounded by `total_timeout`."""
     return asyncio.run(_run(port, requests, concurrency, set(expect), total_timeout))
+
+
+def merge(results: list[LoadResult]) -> LoadResult:
+    """Several runs of one kind (interleaved rounds) as one: walls and CPU add up, latencies pool."""
+    statuses: dict[int, int] = {}
+    for result in results:
+        for status, n in result.statuses.items():
+            statuses[status] = statuses.get(status, 0) + n
+    return LoadResult(
+        requests=sum(r.requests for r in results),
+        concurrency=results[0].concurrency,
+        wall_seconds=sum(r.wall_seconds for r in results),
+        client_cpu_seconds=sum(r.client_cpu_seconds for r in results),
+        latencies_ms=[latency for r in results for latency in r.latencies_ms],
+        statuses=statuses,
+        errors=sum(r.errors for r in results),
+        reconnects=sum(r.reconnects for r in results),
+        unexpected_sample=next((r.unexpected_sample for r in results if r.unexpected_sample), ""),
+    )

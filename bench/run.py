@@ -16,8 +16,9 @@ import time
 import traceback
 from pathlib import Path
 
-from bench.common import REPO, Children, database_url, loopback_only, write_json
+from bench.common import REPO, Children, background_cpu, database_url, loopback_only, write_json
 
+BUSY_WARNING = 0.15
 WORKLOADS = ("send", "batch", "delivery", "reads", "drift")
 FULL = {
     "send_count": 5000,
@@ -101,13 +102,10 @@ def machine() -> dict:
         cursor.execute("SHOW server_version")
         pg = cursor.fetchone()[0]
     try:
-        import redis
-
         from pufferpost import redis as pp_redis
 
         redis_version = pp_redis.client().info("server")["redis_version"]
     except Exception:  # informational only
-        redis = None
         redis_version = "?"
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {
@@ -182,7 +180,9 @@ def main(argv=None) -> int:
             if fn is None:
                 continue
             t0 = time.monotonic()
-            print(f"bench: {name} …", file=sys.stderr, flush=True)
+            busy = background_cpu()
+            ctx.details.setdefault("background_cpu_before", {})[name] = busy
+            print(f"bench: {name} … (machine {busy:.0%} busy before it starts)", file=sys.stderr, flush=True)
             try:
                 fn(ctx)
             except KeyboardInterrupt:
@@ -208,6 +208,9 @@ def main(argv=None) -> int:
         }
         write_json(Path(args.output), result)
         print(table(ctx.rows))
+        for name, busy in ctx.details.get("background_cpu_before", {}).items():
+            if busy > BUSY_WARNING:
+                print(f"warning: the machine was {busy:.0%} busy before {name} started: its figures are skewed")
         print(f"\n{len(ctx.rows)} rows in {result['duration_s']} s; results in {args.output}; logs in {log_dir}")
     finally:
         children.stop_all()
