@@ -39,21 +39,22 @@ def zone(fixture) -> list:
     ]
 
 
-def start_dns(ctx, records: list, name: str = "dns") -> int:
+def start_dns(ctx, records: list, name: str = "dns"):
+    """The loopback DNS server in its own process; returns (child, port)."""
     path = ctx.log_dir / f"{name}-zone.json"
     path.write_text(json.dumps(records))
     child = ctx.children.start(name, python_argv("-m", "bench.dns_proc", str(path)))
     child.wait_for_log("DNS READY", timeout=60)
-    return int(child.tail(10_000).split("DNS READY ", 1)[1].split()[0])
+    return child, int(child.tail(10_000).split("DNS READY ", 1)[1].split()[0])
 
 
-def start_mx(ctx) -> tuple[int, Path]:
+def start_mx(ctx):
     port = free_port()
     count_file = ctx.log_dir / "mx-count"
     child = ctx.children.start("mx", python_argv("-m", "bench.mx_proc", str(port), str(count_file)))
     child.wait_for_log("MX READY", timeout=30)
     wait_for_port(port, timeout=10, process=child)
-    return port, count_file
+    return child, port, count_file
 
 
 def mx_count(count_file: Path) -> int:
@@ -236,8 +237,8 @@ def run(ctx) -> None:
     from django.utils import timezone
 
     fixture = ctx.fixture
-    dns_port = start_dns(ctx, zone(fixture))
-    mx_port, count_file = start_mx(ctx)
+    dns, dns_port = start_dns(ctx, zone(fixture))
+    mx, mx_port, count_file = start_mx(ctx)
     details = {"dns_port": dns_port, "mx_port": mx_port}
     ctx.details["delivery"] = details
 
@@ -323,5 +324,5 @@ def run(ctx) -> None:
             f"{bulk['delivered_events']}/{len(bulk_ids)} in {bulk['waited_s']} s",
             met=False,
         )
-    for worker in workers:
-        ctx.children.stop(worker)
+    for child in [*workers, mx, dns]:
+        ctx.children.stop(child)

@@ -61,7 +61,7 @@ def run(ctx) -> None:
     for i in range(1, count + 1):
         records.append([f"{seed.SELECTOR}._domainkey.d{i}.{DRIFT_ZONE}", "TXT", dkim_txt])
         records.append([f"_dmarc.d{i}.{DRIFT_ZONE}", "TXT", "v=DMARC1; p=none"])
-    dns_port = start_dns(ctx, records, name="drift-dns")
+    dns, dns_port = start_dns(ctx, records, name="drift-dns")
     old = settings.PUFFERPOST_DNS_NAMESERVERS, settings.PUFFERPOST_DNS_TIMEOUT
     settings.PUFFERPOST_DNS_NAMESERVERS = [("127.0.0.1", dns_port)]
     settings.PUFFERPOST_DNS_TIMEOUT = 2.0
@@ -82,6 +82,7 @@ def run(ctx) -> None:
         elapsed = time.perf_counter() - started
     finally:
         settings.PUFFERPOST_DNS_NAMESERVERS, settings.PUFFERPOST_DNS_TIMEOUT = old
+        ctx.children.stop(dns)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT dkim_status, dmarc_status, count(*), count(*) FILTER (WHERE last_checked_at > now() - %s * interval '1 second') "
