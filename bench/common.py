@@ -1,0 +1,172 @@
+"""What every workload shares: the bench's environment, child processes, ports and small statistics.
+
+Everything here talks to 127.0.0.1 only; the harness refuses a database or Redis URL elsewhere.
+"""
+
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+REPO = Path(__file__).resolve().parent.parent
+LOOPBACK = "127.0.0.1"
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def loopback_only(url: str, what: str) -> None:
+    host = urlsplit(url).hostname or ""
+    if host not in LOOPBACK_HOSTS:
+        raise SystemExit(f"{what} must point at 127.0.0.1 (the bench talks to nothing else): {url}")
+
+
+def database_url(name: str) -> str:
+    """BENCH_DATABASE_URL (or DATABASE_URL's server) with the bench's own database name."""
+    base = (
+        os.environ.get("BENCH_DATABASE_URL") or os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/x"
+    )
+    parts = urlsplit(base)
+    url = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+    loopback_only(url, "the database")
+    return url
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, *, timeout: float, process: "Child | None" = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.popen.poll() is not None:
+            raise RuntimeError(f"{process.name} exited with {process.popen.returncode}:\n{process.tail()}")
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+@dataclass
+class Child:
+    """One child process in its own session (so its children are stopped with it), logging to a file."""
+
+    name: str
+    argv: list[str]
+    env: dict
+    log_dir: Path
+    popen: subprocess.Popen | None = None
+    log_path: Path | None = None
+    _log: object = field(default=None, repr=False)
+
+    def start(self) -> "Child":
+        self.log_path = self.log_dir / f"{self.name}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.popen = subprocess.Popen(
+            self.argv, cwd=REPO, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        return self
+
+    def tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def wait_for_log(self, needle: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.tail(200_000):
+                return
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{self.tail()}")
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name} did not log {needle!r} within {timeout}s:\n{self.tail()}")
+
+    def stop(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, signal.SIGTERM)
+                self.popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(timeout=15)
+            except ProcessLookupError:
+                pass
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+class Children:
+    """Every process the bench starts; `stop_all` (run from a finally) stops each one, newest first."""
+
+    def __init__(self, log_dir: Path, env: dict):
+        self.log_dir = log_dir
+        self.env = env
+        self.started: list[Child] = []
+
+    def start(self, name: str, argv: list[str], **extra_env) -> Child:
+        env = {**self.env, **{k: str(v) for k, v in extra_env.items()}}
+        child = Child(name, argv, env, self.log_dir).start()
+        self.started.append(child)
+        return child
+
+    def stop(self, child: Child) -> None:
+        child.stop()
+        if child in self.started:
+            self.started.remove(child)
+
+    def stop_all(self) -> None:
+        for child in reversed(self.started):
+            try:
+                child.stop()
+            except Exception as exc:  # keep stopping the others
+                print(f"bench: could not stop {child.name}: {exc!r}", file=sys.stderr)
+        self.started.clear()
+
+
+def python_argv(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def percentile(values, q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100) of a non-empty sequence; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
+    return ordered[rank - 1]
+
+
+def write_json(path: Path, payload) -> None:
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def _cpu_times() -> tuple[int, int]:
+    with open("/proc/stat") as handle:
+        fields = [int(x) for x in handle.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields), idle
+
+
+def background_cpu(seconds: float = 1.0) -> float:
+    """Share of the machine's CPUs busy over `seconds` while the bench itself is idle (0..1).
+
+    Anything else running on these two cores (another test suite, a build) skews every number;
+    the bench records this before each workload so a polluted run can be recognised.
+    """
+    total0, idle0 = _cpu_times()
+    time.sleep(seconds)
+    total1, idle1 = _cpu_times()
+    total = total1 - total0
+    return round(1 - (idle1 - idle0) / total, 3) if total else 0.0

@@ -1,0 +1,37 @@
+"""Smoke test of the `make bench` harness: a tiny send + batch run end to end (structure, not timing).
+
+It starts its own gunicorn on its own database (pufferpost_bench_smoke_…, dropped afterwards) and
+Redis prefix, so it never meets a real bench run or another test session.
+"""
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_quick_send_and_batch_run_prints_a_table_and_writes_results(tmp_path):
+    tag = uuid.uuid4().hex[:10]
+    output = tmp_path / "results.json"
+    argv = [sys.executable, "-m", "bench.run", "--quick", "--only", "send,batch", "--send-count", "100"]
+    argv += ["--warmup", "10", "--batch-count", "2", "--database", f"pufferpost_bench_smoke_{tag}"]
+    argv += ["--redis-prefix", f"pp-bench-smoke-{tag}:", "--output", str(output)]
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "req/s (c=16)" in done.stdout
+    result = json.loads(output.read_text())
+    assert result["failures"] == {}
+    assert {"date", "machine", "rows", "details", "options"} <= set(result)
+    metrics = {(row["workload"], row["metric"]) for row in result["rows"]}
+    assert ("send", "req/s (c=16)") in metrics
+    assert ("batch", "items/s vs single sends/s") in metrics
+    send = result["details"]["send"]
+    for side in ("app", "ceiling"):
+        assert send[side]["errors"] == 0
+        assert send[side]["ok"] == send[side]["requests"] == 100
+        assert send[side]["p50_ms"] > 0
+    assert result["details"]["batch"]["ok"] == 2
