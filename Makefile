@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?= -n 2
+BENCH_ARGS ?=
 
 .PHONY: up test lint format migrations-check bench drills services db clean
 
@@ -39,9 +40,7 @@ migrations-check: db
 	$(PY) manage.py makemigrations --check --dry-run
 
 bench: $(STAMP) services
-	@echo "make bench will measure: the send path (POST /v1/messages vs a bare DRF insert+enqueue endpoint),"
-	@echo "batch sends, delivery (accepted -> delivered vs a bare render+sign+SMTP loop), deep list pages at"
-	@echo "1M rows, and the drift re-check of 10,000 domains. Not built yet (see issue 'Prove it')."
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var

@@ -7,7 +7,10 @@ The cursor is signed, so a tampered or foreign cursor is a 422 `invalid_cursor` 
 from datetime import datetime
 
 from django.core import signing
-from django.db.models import Q
+from django.db.models import F
+
+# Django's own row-value lookups (behind composite primary keys since 5.2); pinned Django version.
+from django.db.models.fields.tuple_lookups import Tuple, TupleLessThan
 from rest_framework.exceptions import ErrorDetail, ValidationError
 
 DEFAULT_LIMIT = 25
@@ -56,7 +59,9 @@ def paginate(queryset, params, *, scope: str):
     raw_cursor = params.get("cursor")
     if raw_cursor:
         created_at, pk = decode_cursor(raw_cursor, scope)
-        queryset = queryset.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk))
+        # A row-value comparison, `(created_at, id) < (%s, %s)`, is what lets PostgreSQL start the
+        # index scan at the cursor; the equivalent OR of two conditions makes it walk every row above.
+        queryset = queryset.filter(TupleLessThan(Tuple(F("created_at"), F("pk")), (created_at, pk)))
     rows = list(queryset[: limit + 1])
     next_cursor = encode_cursor(rows[limit - 1], scope) if len(rows) > limit else None
     return rows[:limit], next_cursor

@@ -1,4 +1,6 @@
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.exceptions import ValidationError
 
 from pufferpost.models import Workspace
@@ -36,3 +38,15 @@ def test_tampered_or_foreign_cursor_is_a_validation_error():
             paginate(Workspace.objects.all(), {"cursor": bad}, scope="a")
     with pytest.raises(ValidationError):
         paginate(Workspace.objects.all(), {"cursor": cursor}, scope="b")
+
+
+@pytest.mark.django_db
+def test_a_cursor_is_one_row_value_comparison_so_the_index_scan_starts_at_it():
+    """`(created_at, id) < (…)` lets PostgreSQL seek; an OR of two conditions scans every row above."""
+    WorkspaceFactory.create_batch(2)
+    _, cursor = paginate(Workspace.objects.all(), {"limit": "1"}, scope="all")
+    with CaptureQueriesContext(connection) as captured:
+        paginate(Workspace.objects.all(), {"cursor": cursor}, scope="all")
+    sql = captured.captured_queries[0]["sql"]
+    assert '("pufferpost_workspace"."created_at", "pufferpost_workspace"."id") < (' in sql
+    assert " OR " not in sql
