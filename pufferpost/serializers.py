@@ -5,6 +5,7 @@ from datetime import UTC
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail, ValidationError
 
@@ -31,6 +32,7 @@ class StrictSerializer(serializers.Serializer):
         return value
 
 
+@extend_schema_field({"type": "string", "format": "email"})
 class EmailField(serializers.CharField):
     """An email address, trimmed and lowercased, refused with code `invalid_email`."""
 

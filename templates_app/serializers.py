@@ -113,7 +113,7 @@ class VersionSerializer(serializers.Serializer):
     subject = serializers.CharField()
     html = serializers.CharField()
     text = serializers.CharField()
-    translations = serializers.DictField()
+    translations = serializers.DictField(child=TranslationSerializer())
     created_at = TimestampField()
 
 
