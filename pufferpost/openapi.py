@@ -16,7 +16,7 @@ Undocumented methods on a documented path answer 405 `method_not_allowed` with a
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 
 # Send and batch answers once the limiter has run (it runs right after authentication).
@@ -58,7 +58,10 @@ def page_of(serializer_class, *, name: str, paginated: bool = True):
         fields["next_cursor"] = serializers.CharField(
             allow_null=True, help_text="Pass as `?cursor=` for the next page; null on the last page."
         )
-    return inline_serializer(name=name, fields=fields)
+    page = inline_serializer(name=name, fields=fields)
+    # The envelope is the answer itself: stop list actions from documenting an array of envelopes.
+    extend_schema_serializer(many=False)(type(page))
+    return page
 
 
 LIMIT = OpenApiParameter(

@@ -20,7 +20,8 @@ def operation_of(openapi: dict, method: str, path: str) -> dict:
 def template_for(openapi: dict, url: str) -> str:
     """The schema path (`/v1/domains/{id}`) a concrete URL path belongs to."""
     url = url.split("?", 1)[0]
-    for template in openapi["paths"]:
+    # Literal segments win over parameters: `/v1/messages/batch` is not `/v1/messages/{id}`.
+    for template in sorted(openapi["paths"], key=lambda t: t.count("{")):
         pattern = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$"
         if re.match(pattern, url):
             return template
