@@ -18,7 +18,7 @@ from rest_framework.exceptions import ErrorDetail, ValidationError
 
 from messaging.models import EventType, MessageStatus, SuppressionReason
 from pufferpost.openapi import ViolationSerializer
-from pufferpost.serializers import EmailField, StrictSerializer, TimestampField
+from pufferpost.serializers import EmailField, StrictSerializer, TimestampField, check_storable_json
 
 MAX_CC = 25
 MAX_METADATA_KEYS = 50
@@ -65,6 +65,7 @@ class ObjectField(serializers.Field):
     def to_internal_value(self, data):
         if not isinstance(data, Mapping):
             self.fail("not_an_object")
+        check_storable_json(data)
         return dict(data)
 
     def to_representation(self, value):
@@ -102,6 +103,11 @@ class MetadataField(serializers.Field):
                 errors[key] = _error("Must be a string.", "not_a_string")
             elif len(value) > MAX_METADATA_VALUE_LENGTH:
                 errors[key] = _error(f"At most {MAX_METADATA_VALUE_LENGTH} characters.", "max_length")
+            else:
+                try:
+                    check_storable_json([key, value])
+                except ValidationError as exc:
+                    errors[key] = exc.detail
         if errors:
             raise ValidationError(errors)
         return dict(data)

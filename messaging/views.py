@@ -93,13 +93,21 @@ def _normalise_email(raw: str) -> str:
     return raw.strip().lower()
 
 
+def _text_param(name: str, raw: str) -> str:
+    if "\x00" in raw:
+        raise ValidationError({name: [ErrorDetail("Must not contain NUL characters.", code="invalid_character")]})
+    return raw
+
+
 def _parse_timestamp(name: str, raw: str) -> datetime:
     # An unencoded `+00:00` arrives as ` 00:00` in a query string.
     try:
         value = datetime.fromisoformat(raw.strip().replace(" ", "+"))
-    except ValueError:
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        # In UTC, because PostgreSQL refuses offsets past ±15:59 that Python accepts (up to ±23:59).
+        return value.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise ValidationError({name: [ErrorDetail("Use an ISO 8601 timestamp.", code="invalid_timestamp")]})
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _message_filters(params) -> dict:
@@ -111,11 +119,11 @@ def _message_filters(params) -> dict:
             )
         filters["status"] = raw
     if raw := params.get("recipient"):
-        filters["to"] = _normalise_email(raw)
+        filters["to"] = _normalise_email(_text_param("recipient", raw))
     if raw := params.get("from"):
-        filters["from_address"] = _normalise_email(raw)
+        filters["from_address"] = _normalise_email(_text_param("from", raw))
     if raw := params.get("templateId"):
-        filters["template_id"] = raw
+        filters["template_id"] = _text_param("templateId", raw)
     if raw := params.get("createdAfter"):
         filters["created_at__gte"] = _parse_timestamp("createdAfter", raw)
     if raw := params.get("createdBefore"):
