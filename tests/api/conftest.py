@@ -4,10 +4,14 @@ import json
 from types import SimpleNamespace
 
 import pytest
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from django.test import Client
 from django.utils import timezone
 
+from messaging import services as messaging_services
 from messaging.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from pufferpost.wsgi import application
 from tests.factories import TemplateFactory, TemplateVersionFactory
 from tests.messaging.factories import (
     ActiveSenderFactory,
@@ -94,3 +98,27 @@ def seeded(workspace, make_client, dns):
             "whk": webhook.id,
         },
     )
+
+
+@pytest.fixture
+def wsgi_app():
+    """The real WSGI application, called in-process inside the test's transaction.
+
+    Django's test client stops `close_old_connections` from running around each request (it would
+    drop the connection holding the test's transaction); a raw WSGI call needs the same care.
+    """
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield application
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def no_delivery(monkeypatch):
+    """Accepted messages are not handed to delivery (the fuzzer's recipients are not real)."""
+    enqueued = []
+    monkeypatch.setattr(messaging_services.deliver_messages, "delay", enqueued.append)
+    return enqueued

@@ -7,7 +7,6 @@ the schema does not name, see `conformance.strict`).
 
 import pytest
 
-from messaging import services as messaging_services
 from tests.api.conformance import assert_conforms
 from tests.api.conftest import FROM
 
@@ -85,11 +84,6 @@ CASES = [
     ("webhook-delete", "DELETE", "/v1/webhooks/{whk}", None, 204),
     ("workspace-get", "GET", "/v1/workspace", None, 200),
 ]
-
-
-@pytest.fixture
-def no_delivery(monkeypatch):
-    monkeypatch.setattr(messaging_services.deliver_messages, "delay", lambda ids: None)
 
 
 def call(client, method, url, body):
