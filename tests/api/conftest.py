@@ -11,6 +11,8 @@ from django.utils import timezone
 
 from messaging import services as messaging_services
 from messaging.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from pufferpost.models import ApiKey
+from pufferpost.services import api_key_revoke
 from pufferpost.wsgi import application
 from tests.factories import TemplateFactory, TemplateVersionFactory
 from tests.messaging.factories import (
@@ -75,6 +77,8 @@ def seeded(workspace, make_client, dns):
         delivery=delivery, started_at=timezone.now(), duration_ms=12, response_status=503, response_body="busy"
     )
     client = make_client(workspace)
+    revoked = make_client(workspace)
+    api_key_revoke(key=ApiKey.objects.get(key_hash=ApiKey.hash(revoked.raw_key)))
     return SimpleNamespace(
         workspace=workspace,
         domain=domain,
@@ -89,6 +93,7 @@ def seeded(workspace, make_client, dns):
         delivery=delivery,
         client=client,
         raw_key=client.raw_key,
+        revoked_key=revoked.raw_key,
         ids={
             "dom": domain.id,
             "snd": sender.id,
