@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from domains import services
 from domains.models import Domain
 from domains.serializers import DomainCreateSerializer, DomainSerializer, RefreshSerializer
-from pufferpost.openapi import page_of, path_id
+from pufferpost.openapi import EMPTY_BODY, page_of, path_id
 from pufferpost.tenancy import WorkspaceScopedViewSet
 
 DOMAIN_ID = path_id("The domain's `dom_…` id.")
@@ -27,7 +27,7 @@ DOMAIN_ID = path_id("The domain's `dom_…` id.")
     refresh=extend_schema(
         summary="Re-check DKIM and DMARC",
         parameters=[DOMAIN_ID],
-        request=RefreshSerializer,
+        request=EMPTY_BODY,
         responses={200: DomainSerializer},
     ),
 )

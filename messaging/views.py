@@ -134,7 +134,9 @@ def _message_filters(params) -> dict:
 MESSAGE_ID = path_id("The message's `msg_…` id.")
 GROUP_ID = path_id("The unsubscribe group's `grp_…` id.")
 BAD_PAGE = error("`validation_failed`: a bad `limit` or `cursor`.")
-SEND_PAUSED = error("`sending_paused`: sending is paused for this workspace, or `missing_scope`.")
+SEND_PAUSED = error(
+    "`sending_paused`: sending is paused for this workspace; or `missing_scope`: the key lacks `messages:send`."
+)
 SEND_LIMITED = error("`rate_limited` (see `Retry-After` and `RateLimit-Reset`) or `quota_exceeded`.")
 
 

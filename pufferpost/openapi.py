@@ -65,12 +65,24 @@ def page_of(serializer_class, *, name: str, paginated: bool = True):
 
 
 LIMIT = OpenApiParameter(
-    "limit", OpenApiTypes.INT, OpenApiParameter.QUERY, description="Page size, 1 to 100 (default 25)."
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": 100, "default": 25},
+    OpenApiParameter.QUERY,
+    description="Page size, 1 to 100 (default 25).",
 )
 CURSOR = OpenApiParameter(
     "cursor", OpenApiTypes.STR, OpenApiParameter.QUERY, description="The `next_cursor` of the previous page."
 )
 PAGE_PARAMETERS = [LIMIT, CURSOR]
+
+
+EMPTY_BODY = {
+    "application/json": {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "No fields: send `{}` or no body at all.",
+    }
+}
 
 
 def path_id(description: str, name: str = "id") -> OpenApiParameter:
