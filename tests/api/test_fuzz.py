@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
 from pufferpost.wsgi import application
 from tests.api.conftest import FROM
 
-MAX_EXAMPLES = 30
+MAX_EXAMPLES = 50
 
 schema = schemathesis.openapi.from_wsgi(
     "/v1/openapi.json",
