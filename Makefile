@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n 2
 
 .PHONY: up test lint format migrations-check bench drills services db clean
 
@@ -24,6 +24,7 @@ up: db
 	bin/run-local
 
 test: $(STAMP) services
+	@bin/ensure-test-tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -13,7 +13,7 @@ and a publish. Listeners defer their own I/O (enqueues) to `transaction.on_commi
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from messaging.models import EventType, Message, MessageEvent, MessageStatus
@@ -104,3 +104,54 @@ def message_events_bulk_record(events: Iterable[MessageEvent]) -> list[MessageEv
     created = MessageEvent.objects.bulk_create(list(events))
     _notify([event.pk for event in created])
     return created
+
+
+@transaction.atomic
+def messages_transition_bulk(
+    *,
+    message_ids: Iterable[str],
+    to_status: str,
+    occurred_at: datetime | dict[str, datetime] | None = None,
+    details: dict[str, dict] | None = None,
+    event_type: str | None = None,
+    **fields,
+) -> list[str]:
+    """`message_transition` for many messages at once: one conditional UPDATE … RETURNING and one
+    bulk INSERT of events, listeners notified once. Same allowed sources, same events.
+
+    `details` maps a message id to its event's detail; `occurred_at` is one time for all or a map
+    by message id (missing ids: now). Returns the ids that moved (the others were
+    missing or already past that point). `fields` are plain values written in the same UPDATE.
+    """
+    ids = list(dict.fromkeys(message_ids))
+    if not ids:
+        return []
+    now = timezone.now()
+    assignments = {"status": to_status, "updated_at": now, **fields}
+    columns, params = [], []
+    for name, value in assignments.items():
+        model_field = Message._meta.get_field(name)
+        columns.append(f"{connection.ops.quote_name(model_field.column)} = %s")
+        params.append(model_field.get_db_prep_save(value, connection))
+    table = connection.ops.quote_name(Message._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {', '.join(columns)} WHERE id = ANY(%s) AND status = ANY(%s) RETURNING id, workspace_id",
+            [*params, ids, list(ALLOWED_SOURCES[to_status])],
+        )
+        moved = cursor.fetchall()
+    details = details or {}
+    events = MessageEvent.objects.bulk_create(
+        [
+            MessageEvent(
+                message_id=message_id,
+                workspace_id=workspace_id,
+                type=event_type or to_status,
+                occurred_at=(occurred_at.get(message_id) if isinstance(occurred_at, dict) else occurred_at) or now,
+                detail=details.get(message_id) or {},
+            )
+            for message_id, workspace_id in moved
+        ]
+    )
+    _notify([event.pk for event in events])
+    return [message_id for message_id, _ in moved]

@@ -115,7 +115,11 @@ class Message(models.Model):
     subject = models.TextField(blank=True, default="")
     # Delivery bookkeeping (owned by messaging.delivery).
     attempts = models.PositiveIntegerField(default=0)
+    # While `queued`: when the delivery sweeper may next pick the message up (a retry's due time,
+    # or the end of the lease of the worker that claimed it).
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # The claim a worker holds (set by every claim); a worker sends only while it is unchanged.
+    claimed_at = models.DateTimeField(null=True, blank=True)
     last_response = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -136,6 +140,8 @@ class Message(models.Model):
                 name="message_outbox_idx",
                 condition=Q(status__in=["accepted", "queued"]),
             ),
+            # The delivery sweeper: queued messages whose retry or lease is due.
+            models.Index(fields=["next_attempt_at"], name="message_delivery_due_idx", condition=Q(status="queued")),
         ]
 
     def __str__(self):
@@ -174,6 +180,41 @@ class MessageEvent(models.Model):
 
     def __str__(self):
         return f"{self.type} {self.message_id}"
+
+
+class AttemptState(models.TextChoices):
+    IN_FLIGHT = "in_flight"  # committed just before the DATA payload; the outcome is not recorded yet
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # permanent (5xx, render or build error)
+    DEFERRED = "deferred"  # temporary; the message is retried
+    UNKNOWN = "unknown"  # the worker died after the commit point: maybe delivered, never re-sent
+
+
+class DeliveryAttempt(models.Model):
+    """One try at handing a message to its receiving servers (see messaging.delivery.services).
+
+    A row is written `in_flight` just before the DATA payload (the commit point) and finished with
+    the outcome; tries that end before DATA (connection refused, 4xx/5xx at RCPT) are written once,
+    finished. `recipients` holds each recipient's result: {address: {outcome, code, response}}.
+    """
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="delivery_attempts")
+    state = models.CharField(max_length=16, choices=AttemptState.choices)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    mx_host = models.CharField(max_length=255, blank=True, default="")
+    response = models.TextField(blank=True, default="")
+    recipients = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["message", "started_at", "id"]
+        indexes = [
+            models.Index(fields=["message", "started_at"], name="attempt_message_idx"),
+            models.Index(fields=["message"], name="attempt_in_flight_idx", condition=Q(state="in_flight")),
+        ]
+
+    def __str__(self):
+        return f"{self.message_id} {self.state}"
 
 
 class IdempotencyRecord(models.Model):

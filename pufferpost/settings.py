@@ -310,3 +310,55 @@ if PUFFERPOST_INBOUND_SMTP_MAX_BYTES < 1024 or PUFFERPOST_REPUTATION_WINDOW_DAYS
     raise ImproperlyConfigured(
         "PUFFERPOST_INBOUND_SMTP_MAX_BYTES must be at least 1024 and PUFFERPOST_REPUTATION_WINDOW_DAYS at least 1."
     )
+
+# --- delivery ---
+# Seconds for each SMTP connect and each command reply; a server slower than this defers the message.
+PUFFERPOST_SMTP_TIMEOUT = _read("float", "PUFFERPOST_SMTP_TIMEOUT", default=30.0)
+if PUFFERPOST_SMTP_TIMEOUT <= 0:
+    raise ImproperlyConfigured("PUFFERPOST_SMTP_TIMEOUT must be a positive number of seconds")
+# The name this host gives in EHLO/HELO; receivers check it resolves. Empty: the machine's FQDN.
+PUFFERPOST_SMTP_HELO_NAME = _read("str", "PUFFERPOST_SMTP_HELO_NAME", default="")
+# Domain of the VERP return path (bounces+msg_…@DOMAIN); its MX must reach run_inbound_smtp.
+# Empty: the from-domain of each message.
+PUFFERPOST_RETURN_PATH_DOMAIN = _read("str", "PUFFERPOST_RETURN_PATH_DOMAIN", default="").strip().lower()
+
+# --- pipeline ---
+# Delivery (messaging.delivery.services): leases, retries, the sweeper, batching of writes.
+# Seconds a worker's claim on a message lasts before the sweeper may give the message to another
+# worker; renewed at the commit point. Far above the SMTP timeout: a whole transaction fits.
+PUFFERPOST_DELIVERY_LEASE = _read("float", "PUFFERPOST_DELIVERY_LEASE", default=600.0)
+# First retry delay in seconds after a temporary failure; doubles per attempt (with jitter).
+PUFFERPOST_DELIVERY_RETRY_BASE = _read("float", "PUFFERPOST_DELIVERY_RETRY_BASE", default=60.0)
+# Longest delay between two attempts, in seconds.
+PUFFERPOST_DELIVERY_RETRY_MAX_DELAY = _read("float", "PUFFERPOST_DELIVERY_RETRY_MAX_DELAY", default=2 * 3600.0)
+# Seconds after acceptance during which temporary failures are retried; then the message is `errored`.
+PUFFERPOST_DELIVERY_RETRY_WINDOW = _read("float", "PUFFERPOST_DELIVERY_RETRY_WINDOW", default=72 * 3600.0)
+# Retries due within this many seconds get a Celery countdown; later ones are left to the sweeper
+# (a countdown longer than the broker's visibility timeout would be redelivered early).
+PUFFERPOST_DELIVERY_COUNTDOWN_MAX = _read("float", "PUFFERPOST_DELIVERY_COUNTDOWN_MAX", default=3000.0)
+# Seconds between sweeps (due retries whose countdown was lost, claims of dead workers).
+PUFFERPOST_DELIVERY_SWEEP_INTERVAL = _read("float", "PUFFERPOST_DELIVERY_SWEEP_INTERVAL", default=30.0)
+# A due message is swept only this many seconds after it fell due (its countdown goes first).
+PUFFERPOST_DELIVERY_SWEEP_GRACE = _read("float", "PUFFERPOST_DELIVERY_SWEEP_GRACE", default=60.0)
+# Outcomes are written in bulk every this many messages or seconds, whichever comes first.
+PUFFERPOST_DELIVERY_FLUSH_EVERY = _read("int", "PUFFERPOST_DELIVERY_FLUSH_EVERY", default=50)
+PUFFERPOST_DELIVERY_FLUSH_SECONDS = _read("float", "PUFFERPOST_DELIVERY_FLUSH_SECONDS", default=2.0)
+for _name in (
+    "PUFFERPOST_DELIVERY_LEASE",
+    "PUFFERPOST_DELIVERY_RETRY_BASE",
+    "PUFFERPOST_DELIVERY_RETRY_MAX_DELAY",
+    "PUFFERPOST_DELIVERY_RETRY_WINDOW",
+    "PUFFERPOST_DELIVERY_SWEEP_INTERVAL",
+    "PUFFERPOST_DELIVERY_FLUSH_EVERY",
+):
+    if globals()[_name] <= 0:
+        raise ImproperlyConfigured(f"{_name} must be positive.")
+if PUFFERPOST_DELIVERY_SWEEP_GRACE < 0 or PUFFERPOST_DELIVERY_FLUSH_SECONDS < 0:
+    raise ImproperlyConfigured("PUFFERPOST_DELIVERY_SWEEP_GRACE and _FLUSH_SECONDS must not be negative.")
+_visibility = CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+if _visibility <= PUFFERPOST_DELIVERY_COUNTDOWN_MAX:
+    raise ImproperlyConfigured("PUFFERPOST_DELIVERY_COUNTDOWN_MAX must be below PUFFERPOST_BROKER_VISIBILITY_TIMEOUT.")
+CELERY_BEAT_SCHEDULE["delivery-sweep"] = {
+    "task": "messaging.delivery.tasks.sweep_deliveries",
+    "schedule": PUFFERPOST_DELIVERY_SWEEP_INTERVAL,
+}

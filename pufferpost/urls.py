@@ -11,6 +11,7 @@ urlpatterns = [
     path("v1/", include("pufferpost.api_urls")),
     path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="api-docs"),
+    path("", include("messaging.tracking.urls")),
 ]
 
 handler400 = "pufferpost.errors.bad_request_view"

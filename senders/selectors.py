@@ -1,6 +1,6 @@
 """Reads of senders that need more than `.filter`."""
 
-from django.db.models import CharField, F, Func, OuterRef, QuerySet, Subquery, Value
+from django.db.models import CharField, Count, F, Func, OuterRef, QuerySet, Subquery, Value
 
 from domains.models import Domain
 from pufferpost.models import Workspace
@@ -30,3 +30,10 @@ def sender_get_active(*, workspace: Workspace, from_address: str) -> Sender | No
     return Sender.objects.filter(
         workspace=workspace, from_address=from_address.strip().lower(), state=SenderState.ACTIVE
     ).first()
+
+
+def sender_state_counts() -> dict[str, int]:
+    """How many senders are in each state, every state present (zero included), in one query."""
+    counts = dict.fromkeys(SenderState.values, 0)
+    counts.update(Sender.objects.order_by().values_list("state").annotate(n=Count("pk")))
+    return counts

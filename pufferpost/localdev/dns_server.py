@@ -40,6 +40,14 @@ class Zone(BaseResolver):
         with self._lock:
             self._records.setdefault((self._key(name), rtype), []).append((rdata, ttl))
 
+    def replace_all(self, records: list[tuple[str, str, object]]) -> None:
+        """Swap every record for `records` ((name, type, value) as for `publish`) in one step."""
+        staging = Zone()
+        for name, rtype, value in records:
+            staging.publish(name, rtype, value)
+        with self._lock:
+            self._records = staging._records
+
     def remove(self, name: str, rtype: str | None = None) -> None:
         with self._lock:
             for key in [k for k in self._records if k[0] == self._key(name) and rtype in (None, k[1])]:
@@ -93,9 +101,20 @@ class LoopbackDnsServer:
 
     def start(self) -> "LoopbackDnsServer":
         logger = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", prefix=False)
-        udp = DNSServer(self.zone, address=self.host, port=self.port, logger=logger)
-        self.port = udp.server.server_address[1]
-        tcp = DNSServer(self.zone, address=self.host, port=self.port, tcp=True, logger=logger)
+        # Port 0 gives a free UDP port, but the same TCP port may be taken (by any outgoing
+        # connection's ephemeral port): pick again until both are ours.
+        for attempt in range(50):
+            udp = DNSServer(self.zone, address=self.host, port=self.port, logger=logger)
+            port = udp.server.server_address[1]
+            try:
+                tcp = DNSServer(self.zone, address=self.host, port=port, tcp=True, logger=logger)
+            except OSError:
+                udp.server.server_close()
+                if self.port or attempt == 49:
+                    raise
+                continue
+            break
+        self.port = port
         self._servers = [udp, tcp]
         for server in self._servers:
             server.start_thread()

@@ -62,7 +62,7 @@ def test_unknown_event_types_are_refused(message):
 
 def test_return_paths_round_trip_even_lowercased():
     message_id = new_id("msg")
-    address = return_path_for(message_id=message_id, domain="mail.acme.com")
+    address = return_path_for(message_id=message_id, from_address="no-reply@mail.acme.com")
     assert address == f"bounces+{message_id}@mail.acme.com"
     assert message_id_from_return_path(address) == message_id
     assert message_id_from_return_path(f"<{address.lower()}>") == message_id

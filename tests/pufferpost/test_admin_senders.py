@@ -206,3 +206,102 @@ def test_an_api_key_cannot_reach_the_admin(api, db):
     assert run_action(api, "approve", [sender], reason="via key").status_code == 302
     sender.refresh_from_db()
     assert sender.state == "under_review"
+
+
+def test_the_queue_shows_counts_per_state_as_filter_links(admin_client):
+    SenderFactory.create_batch(3)
+    ActiveSenderFactory.create_batch(2)
+    PausedSenderFactory()
+
+    response = admin_client.get(CHANGELIST, {"state__exact": "under_review"})
+
+    counts = {
+        item["state"]: (item["label"], item["count"], item["current"]) for item in response.context["state_counts"]
+    }
+    assert counts == {
+        "under_review": ("Under review", 3, True),
+        "active": ("Active", 2, False),
+        "paused": ("Paused", 1, False),
+    }
+    assert response.context["state_total"] == 6
+    html = response.content.decode()
+    assert 'href="?state__exact=under_review"' in html and 'href="?state__exact=paused"' in html
+    assert 'Under review: <span class="pp-count">3</span>' in html
+    assert 'Paused: <span class="pp-count">1</span>' in html
+
+
+def test_counts_show_zero_for_an_empty_state(admin_client):
+    SenderFactory()
+
+    response = admin_client.get(CHANGELIST)
+
+    assert [(item["state"], item["count"]) for item in response.context["state_counts"]] == [
+        ("under_review", 1),
+        ("active", 0),
+        ("paused", 0),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "wanted"),
+    [
+        ("verified", "a@verified.example"),
+        ("pending", "b@pending.example"),
+        ("failed", "c@failed.example"),
+        ("none", "d@nowhere.example"),
+    ],
+)
+def test_filter_by_the_from_domains_verification_state(admin_client, value, wanted):
+    workspace = WorkspaceFactory()
+    for status in ("verified", "pending", "failed"):
+        DomainFactory(workspace=workspace, domain=f"{status}.example", dkim_status=status)
+    for address in ("a@verified.example", "b@pending.example", "c@failed.example", "d@nowhere.example"):
+        SenderFactory(workspace=workspace, from_address=address)
+
+    response = admin_client.get(CHANGELIST, {"domain_verification": value})
+
+    assert [s.from_address for s in response.context["cl"].result_list] == [wanted]
+
+
+def test_the_domain_state_and_sender_state_are_badges(admin_client):
+    workspace = WorkspaceFactory()
+    DomainFactory(workspace=workspace, domain="failed.example", dkim_status="failed")
+    SenderFactory(workspace=workspace, from_address="a@failed.example")
+    ActiveSenderFactory(workspace=workspace, from_address="b@nowhere.example")
+
+    html = admin_client.get(CHANGELIST).content.decode()
+
+    assert '<span class="pp-badge pp-badge-failed">failed</span>' in html
+    assert '<span class="pp-badge pp-badge-none">no domain</span>' in html
+    assert '<span class="pp-badge pp-badge-under_review">Under review</span>' in html
+    assert '<span class="pp-badge pp-badge-active">Active</span>' in html
+    assert "senders/admin.css" in html
+
+
+def test_the_queue_has_a_date_hierarchy_on_created(admin_client):
+    sender = SenderFactory()
+    created = sender.created_at
+
+    response = admin_client.get(
+        CHANGELIST,
+        {"created_at__year": created.year, "created_at__month": created.month, "created_at__day": created.day},
+    )
+
+    assert list(response.context["cl"].result_list) == [sender]
+    assert admin_client.get(CHANGELIST, {"created_at__year": created.year - 1}).context["cl"].result_list.count() == 0
+
+
+def test_a_filtered_queue_costs_the_same_queries_for_many_rows(admin_client, django_assert_max_num_queries):
+    admin_client.get(CHANGELIST)
+    for n in range(20):
+        workspace = WorkspaceFactory()
+        DomainFactory(workspace=workspace, domain=f"mail{n}.acme.com", dkim_status="verified")
+        sender = SenderFactory(workspace=workspace, from_address=f"a@mail{n}.acme.com")
+    params = {
+        "state__exact": "under_review",
+        "domain_verification": "verified",
+        "created_at__year": sender.created_at.year,
+    }
+    with django_assert_max_num_queries(10):
+        response = admin_client.get(CHANGELIST, params)
+    assert len(response.context["cl"].result_list) == 20

@@ -1,0 +1,45 @@
+import threading
+import time
+
+from django.core.management.base import BaseCommand
+from django.db import close_old_connections
+
+from pufferpost.localdev.dev_dns import DevZone, domain_records
+from pufferpost.localdev.dns_server import LoopbackDnsServer
+from pufferpost.management.commands.run_mail_catcher import _wait_for_signal
+
+
+class Command(BaseCommand):
+    help = (
+        "Development DNS server: DKIM, SPF, DMARC and MX records for every domain in the database "
+        "(re-read every few seconds), and the local mail catcher as the MX of every other name."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=5353, help="0 picks a free port")
+        parser.add_argument("--interval", type=float, default=3.0, help="seconds between database re-reads")
+
+    def handle(self, *args, **options):
+        zone = DevZone()
+        zone.replace_all(domain_records())
+        close_old_connections()
+        server = LoopbackDnsServer(zone, host=options["host"], port=options["port"]).start()
+        stop = threading.Event()
+        refresher = threading.Thread(target=self._refresh, args=(zone, options["interval"], stop), daemon=True)
+        refresher.start()
+        self.stdout.write(f"dev DNS listening on {server.address} (udp+tcp)")
+        self.stdout.flush()
+        _wait_for_signal()
+        stop.set()
+        server.stop()
+
+    def _refresh(self, zone, interval, stop):
+        while not stop.wait(interval):
+            try:
+                zone.replace_all(domain_records())
+            except Exception as exc:  # the database restarting must not kill the dev server
+                self.stderr.write(f"dev DNS: could not re-read domains: {exc}")
+                time.sleep(interval)
+            finally:
+                close_old_connections()

@@ -1,0 +1,132 @@
+import json
+import re
+import smtplib
+import time
+
+import dns.resolver
+import pytest
+
+from domains.models import Domain
+from pufferpost import dns as pdns
+from pufferpost import smtp
+from pufferpost.localdev.dev_dns import CATCHER_HOST
+from tests.factories import DomainFactory
+
+MESSAGE = b"From: a@mail.acme.test\r\nTo: jane@example.com\r\nSubject: hi\r\n\r\nHello\r\n"
+
+
+def started_port(process, pattern):
+    process.wait_for_log("listening on", timeout=30)
+    return int(re.search(pattern, process.log())[1])
+
+
+@pytest.fixture
+def catcher(processes, tmp_path):
+    mail_dir = tmp_path / "mail"
+    process = processes.command("mail_catcher", "run_mail_catcher", "--port", "0", "--dir", str(mail_dir))
+    port = started_port(process, r"listening on 127\.0\.0\.1:(\d+)")
+    return port, mail_dir
+
+
+def wait_for_files(directory, pattern, count, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        files = sorted(directory.glob(pattern))
+        if len(files) >= count:
+            return files
+        time.sleep(0.05)
+    raise AssertionError(f"expected {count} {pattern} in {directory}, found {list(directory.iterdir())}")
+
+
+def test_mail_catcher_stores_each_message_untouched_with_its_envelope(catcher):
+    port, mail_dir = catcher
+    with smtplib.SMTP("127.0.0.1", port, local_hostname="localhost", timeout=10) as client:
+        refused = client.sendmail("bounces+x@mail.acme.test", ["jane@example.com", "joe@example.org"], MESSAGE)
+        assert refused == {}
+    (eml,) = wait_for_files(mail_dir, "*.eml", 1)
+    assert eml.read_bytes() == MESSAGE
+    envelope = json.loads(eml.with_suffix(".json").read_text())
+    assert envelope["mail_from"] == "bounces+x@mail.acme.test"
+    assert envelope["rcpt_tos"] == ["jane@example.com", "joe@example.org"]
+
+
+def test_mail_catcher_refuses_bounce_and_defers_defer_recipients(catcher):
+    port, mail_dir = catcher
+    with smtplib.SMTP("127.0.0.1", port, local_hostname="localhost", timeout=10) as client:
+        client.ehlo()
+        client.mail("bounces+x@mail.acme.test")
+        assert client.rcpt("bounce-me@example.com")[0] == 550
+        assert client.rcpt("deferred@example.com")[0] == 451
+        assert client.rcpt("jane@example.com")[0] == 250
+        assert client.data(MESSAGE)[0] == 250
+    (eml,) = wait_for_files(mail_dir, "*.eml", 1)
+    assert json.loads(eml.with_suffix(".json").read_text())["rcpt_tos"] == ["jane@example.com"]
+
+
+@pytest.fixture
+def dev_dns(processes, settings):
+    """Start run_dev_dns and point the platform's resolver at it; returns the Process."""
+
+    def start():
+        process = processes.command("dev_dns", "run_dev_dns", "--port", "0", "--interval", "0.3")
+        port = started_port(process, r"listening on 127\.0\.0\.1:(\d+)")
+        settings.PUFFERPOST_DNS_NAMESERVERS = [("127.0.0.1", port)]
+        return process
+
+    return start
+
+
+def test_dev_dns_publishes_every_domain_and_picks_up_new_ones(dev_dns, workspace):
+    DomainFactory(workspace=workspace, domain="mail.acme.test", selector="mlr1", dkim_public_key="MIIBIjANBgkq")
+    dev_dns()
+    assert pdns.txt("mlr1._domainkey.mail.acme.test").records == ["v=DKIM1; k=rsa; p=MIIBIjANBgkq"]
+    assert pdns.txt("_dmarc.mail.acme.test").records == ["v=DMARC1; p=none"]
+    assert pdns.mx("mail.acme.test").records == [(10, CATCHER_HOST)]
+    assert pdns.addresses(CATCHER_HOST).records == ["127.0.0.1"]
+
+    DomainFactory(workspace=workspace, domain="news.other.test", selector="s2", dkim_public_key="MIIBnew")
+    deadline = time.monotonic() + 10
+    while pdns.txt("s2._domainkey.news.other.test").outcome != pdns.Outcome.FOUND:
+        assert time.monotonic() < deadline, "the new domain never appeared"
+        time.sleep(0.1)
+    assert pdns.txt("s2._domainkey.news.other.test").records == ["v=DKIM1; k=rsa; p=MIIBnew"]
+
+    Domain.objects.filter(domain="news.other.test").delete()
+    deadline = time.monotonic() + 10
+    while pdns.txt("s2._domainkey.news.other.test").outcome == pdns.Outcome.FOUND:
+        assert time.monotonic() < deadline, "the deleted domain's key stayed published"
+        time.sleep(0.1)
+
+
+def test_dev_dns_routes_every_other_domain_to_the_catcher_except_invalid_ones(dev_dns, db):
+    dev_dns()
+    assert pdns.mx("example.com").records == [(10, CATCHER_HOST)]
+    assert pdns.mx("nowhere.invalid").outcome == pdns.Outcome.NXDOMAIN
+    # Also reachable over TCP (long DKIM TXT records need it).
+    resolver = pdns.resolver()
+    answer = resolver.resolve(CATCHER_HOST, "A", tcp=True)
+    assert [r.to_text() for r in answer] == ["127.0.0.1"]
+    with pytest.raises(dns.resolver.NXDOMAIN):
+        resolver.resolve("nowhere.invalid", "MX", tcp=True)
+
+
+def test_make_up_path_direct_to_mx_through_dev_dns_into_the_catcher(dev_dns, catcher, settings):
+    """What `make up` runs: dev DNS answers MX, the catcher takes the mail or bounces it."""
+    port, mail_dir = catcher
+    dev_dns()
+    settings.PUFFERPOST_SMTP_RELAY = ""
+    settings.PUFFERPOST_SMTP_PORT = port
+    settings.PUFFERPOST_SMTP_HELO_NAME = "localhost"
+    results = smtp.send_message(
+        mail_from="bounces+x@mail.acme.test",
+        recipients=["jane@example.com", "bounce-test@example.org", "defer-me@example.org", "x@nowhere.invalid"],
+        data=MESSAGE,
+    )
+    assert {r: v.outcome for r, v in results.items()} == {
+        "jane@example.com": smtp.Outcome.DELIVERED,
+        "bounce-test@example.org": smtp.Outcome.BOUNCED,
+        "defer-me@example.org": smtp.Outcome.DEFERRED,
+        "x@nowhere.invalid": smtp.Outcome.BOUNCED,
+    }
+    (eml,) = wait_for_files(mail_dir, "*.eml", 1)
+    assert eml.read_bytes() == MESSAGE

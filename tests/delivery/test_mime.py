@@ -1,0 +1,271 @@
+import email
+import re
+import shutil
+import subprocess
+from email.policy import default
+
+import pytest
+
+from messaging.delivery import dkim
+from messaging.delivery.mime import Attachment, message_id_header
+from messaging.return_path import message_id_from_return_path as parse_return_path
+from messaging.return_path import return_path_for
+from tests.delivery.conftest import MESSAGE_ID
+
+EXPECTED_HEADERS = [
+    "From",
+    "To",
+    "Cc",
+    "Reply-To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+    "MIME-Version",
+    "Content-Type",
+]
+
+
+def parse(data: bytes):
+    return email.message_from_bytes(data, policy=default)
+
+
+def test_every_header_is_there_and_nothing_else(built_message):
+    out = built_message()
+    msg = parse(out.data)
+    assert list(msg.keys()) == EXPECTED_HEADERS
+    assert msg["From"].addresses[0].display_name == "Acme Shop"
+    assert msg["From"].addresses[0].addr_spec == "no-reply@mail.acme.test"
+    assert msg["To"] == "jane@example.com"
+    assert msg["Cc"] == "audit@example.org"
+    assert msg["Reply-To"] == "support@acme.test"
+    assert msg["Subject"] == "Your order o_9 is confirmed"
+    assert msg["Date"] == "Tue, 09 Jun 2026 10:15:30 +0000"
+    assert msg["Message-ID"] == f"<{MESSAGE_ID}@mail.acme.test>"
+    assert msg["List-Unsubscribe"] == (
+        "<https://app.example.net/v1/unsubscribe/TOKEN123>, <mailto:unsubscribe+TOKEN123@mail.acme.test>"
+    )
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert msg["MIME-Version"] == "1.0"
+
+
+def test_envelope_uses_a_verp_return_path_and_every_recipient(built_message):
+    out = built_message(cc=["a@example.org", "b@example.net"])
+    assert out.mail_from == f"bounces+{MESSAGE_ID}@mail.acme.test"
+    assert out.recipients == ["jane@example.com", "a@example.org", "b@example.net"]
+    assert out.message_id == f"<{MESSAGE_ID}@mail.acme.test>"
+
+
+def test_without_attachments_it_is_multipart_alternative_text_then_html(built_message):
+    msg = parse(built_message().data)
+    assert msg.get_content_type() == "multipart/alternative"
+    text, html = msg.get_payload()
+    assert text.get_content_type() == "text/plain" and html.get_content_type() == "text/html"
+    assert text["Content-Transfer-Encoding"] == "quoted-printable"
+    assert html["Content-Transfer-Encoding"] == "quoted-printable"
+    assert text.get_content_charset() == "utf-8"
+    assert text.get_content().replace("\r\n", "\n") == (
+        "Hello Jane,\n\nYour order o_9 is confirmed. Total: 42.00 EUR.\n\nThanks for shopping with Acme.\n"
+    )
+    assert "<b>o_9</b>" in html.get_content()
+    # Sub-parts carry no MIME-Version of their own.
+    assert "MIME-Version" not in text and "MIME-Version" not in html
+
+
+def test_attachments_wrap_the_alternative_in_multipart_mixed(built_message, pdf):
+    logo = Attachment("Logo März.png", "image/png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 100)
+    out = built_message(attachments=[pdf, logo])
+    msg = parse(out.data)
+    assert msg.get_content_type() == "multipart/mixed"
+    alternative, first, second = msg.get_payload()
+    assert alternative.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in alternative.get_payload()] == ["text/plain", "text/html"]
+    assert (first.get_filename(), first.get_content_type(), first.get_content()) == (
+        "receipt.pdf",
+        "application/pdf",
+        pdf.content,
+    )
+    assert first.get_content_disposition() == "attachment"
+    assert (second.get_filename(), second.get_content()) == ("Logo März.png", logo.content)
+    # RFC 2231 encoding of the non-ASCII filename on the wire.
+    assert b"filename*=utf-8''Logo%20M%C3%A4rz.png" in out.data
+
+
+def test_non_ascii_subject_and_display_name_are_rfc2047_encoded(built_message):
+    out = built_message(
+        subject="Ihre Bestellung über €42 ist bestätigt ✓",
+        from_name="Bäckerei Müller",
+        text="Grüße, Jänë",
+        html="<p>Grüße, Jänë</p>",
+    )
+    header_block = out.data.split(b"\r\n\r\n", 1)[0]
+    header_block.decode("ascii")  # 7-bit clean on the wire
+    assert b"=?utf-8?" in header_block
+    msg = parse(out.data)
+    assert msg["Subject"] == "Ihre Bestellung über €42 ist bestätigt ✓"
+    assert msg["From"].addresses[0].display_name == "Bäckerei Müller"
+    text, html = msg.get_payload()
+    assert text.get_content().strip() == "Grüße, Jänë"
+    assert html.get_content().strip() == "<p>Grüße, Jänë</p>"
+    out.data.decode("ascii")  # the whole message is 7-bit: no 8BITMIME needed anywhere
+
+
+def test_crlf_only_and_lines_within_998_octets(built_message, pdf):
+    out = built_message(
+        html="<p>" + "a very long line without any break " * 600 + "</p>",
+        text="x" * 5000,
+        subject="S" * 400,
+        attachments=[pdf],
+    )
+    assert b"\n" not in out.data.replace(b"\r\n", b"")
+    assert b"\r" not in out.data.replace(b"\r\n", b"")
+    assert max(len(line) for line in out.data.split(b"\r\n")) <= 998
+    assert out.data.endswith(b"\r\n")
+    msg = parse(out.data)
+    assert msg["Subject"] == "S" * 400
+    assert msg.get_body(("html",)).get_content().count("a very long line") == 600
+
+
+def test_no_header_names_the_platform(built_message, pdf):
+    data = built_message(attachments=[pdf]).data
+    msg = parse(data)
+    assert not [name for name in msg if name.lower().startswith("x-")]
+    assert b"pufferpost" not in data.lower()
+    assert b"python" not in data.lower()
+
+
+def test_message_id_is_stable_and_under_the_from_domain(built_message):
+    first = parse(built_message().data)["Message-ID"]
+    second = parse(built_message(subject="retry").data)["Message-ID"]
+    assert first == second == message_id_header(MESSAGE_ID, "no-reply@Mail.Acme.test")
+
+
+def test_return_path_round_trips_through_its_parser(settings):
+    settings.PUFFERPOST_RETURN_PATH_DOMAIN = ""
+    address = return_path_for(message_id=MESSAGE_ID, from_address="no-reply@mail.acme.test")
+    assert address == f"bounces+{MESSAGE_ID}@mail.acme.test"
+    assert parse_return_path(address) == MESSAGE_ID
+    assert parse_return_path(f"<{address.lower()}>") == MESSAGE_ID
+    settings.PUFFERPOST_RETURN_PATH_DOMAIN = "bounces.example.net"
+    assert (
+        return_path_for(message_id=MESSAGE_ID, from_address="no-reply@mail.acme.test")
+        == f"bounces+{MESSAGE_ID}@bounces.example.net"
+    )
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["jane@example.com", "bounces@mail.acme.test", "bounces+msg_123@mail.acme.test", f"other+{MESSAGE_ID}@x.test", ""],
+)
+def test_parse_return_path_ignores_other_addresses(address):
+    assert parse_return_path(address) is None
+
+
+# --- SpamAssassin ------------------------------------------------------------------------------
+
+# Rules about headers and MIME structure that a correctly built message must never trigger.
+HEADER_AND_MIME_RULES = {
+    "MISSING_MID",
+    "MISSING_DATE",
+    "MISSING_FROM",
+    "MISSING_SUBJECT",
+    "MISSING_HEADERS",
+    "MISSING_MIMEOLE",
+    "MIME_HTML_ONLY",
+    "MIME_HTML_MOSTLY",
+    "MIME_QP_LONG_LINE",
+    "MIME_BASE64_TEXT",
+    "MIME_BOUND_DIGITS_15",
+    "MPART_ALT_DIFF",
+    "MPART_ALT_DIFF_COUNT",
+    "INVALID_DATE",
+    "INVALID_MSGID",
+    "DATE_IN_FUTURE_03_06",
+    "DATE_IN_PAST_03_06",
+    "FROM_EXCESS_BASE64",
+    "SUBJ_ALL_CAPS",
+    "TO_NO_BRKTS_MSFT",
+    "HEADER_FROM_DIFFERENT_DOMAINS",
+    "FREEMAIL_FORGED_REPLYTO",
+    "MSGID_NOFQDN1",
+    "MSGID_SHORT",
+    "NO_DNS_FOR_FROM",
+    "DKIM_INVALID",
+    "DKIM_ADSP_NXDOMAIN",
+    "__MIME_QP_LONG_LINE",
+    "HTML_MIME_NO_HTML_TAG",
+    "CTE_8BIT_MISMATCH",
+    "MIME_CHARSET_FARAWAY",
+    "UNPARSEABLE_RELAY",
+}
+# Informational rules that fire on any message handed to SpamAssassin directly (never relayed).
+EXPECTED_INFORMATIONAL = {"NO_RECEIVED", "NO_RELAYS", "HTML_MESSAGE", "DKIM_SIGNED", "DKIM_VALID", "DKIM_VALID_AU"}
+
+
+def spamassassin_rules(data: bytes) -> set[str]:
+    binary = shutil.which("spamassassin")
+    if binary is None:
+        pytest.fail(
+            "spamassassin is not installed; `make test` needs it: apt-get install -y spamassassin "
+            "(Debian package; tests/delivery/test_mime.py runs `spamassassin -L -t`)"
+        )
+    proc = subprocess.run([binary, "-L", "-t"], input=data, capture_output=True, timeout=120)
+    assert proc.returncode in (0, 1), proc.stderr.decode()
+    report = proc.stdout.decode("utf-8", "replace").split("Content analysis details:", 1)[1]
+    table = report.split("----\n", 1)[1] if "----\n" in report else report
+    return set(re.findall(r"^\s*-?\d+(?:\.\d+)?\s+([A-Z0-9_]+)\s", table, re.M))
+
+
+def test_spamassassin_finds_nothing_wrong_with_a_signed_message(built_message, dkim_key, pdf):
+    data = dkim.sign(
+        built_message(attachments=[pdf]).data,
+        domain="mail.acme.test",
+        selector="mlr1",
+        private_key_pem=dkim_key.private_pem,
+    )
+    fired = spamassassin_rules(data)
+    assert not fired & HEADER_AND_MIME_RULES
+    assert fired <= EXPECTED_INFORMATIONAL, f"unexpected SpamAssassin rules: {sorted(fired - EXPECTED_INFORMATIONAL)}"
+
+
+def test_spamassassin_check_does_notice_a_broken_message():
+    # Proves the harness reads the report: no Message-ID, no Date and HTML only must be flagged.
+    broken = (
+        b"From: a@mail.acme.test\r\nTo: jane@example.com\r\nSubject: hi\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/html; charset=utf-8\r\n\r\n<html><body><p>hello</p></body></html>\r\n"
+    )
+    fired = spamassassin_rules(broken)
+    assert {"MISSING_MID", "MISSING_DATE", "MIME_HTML_ONLY"} <= fired
+
+
+def test_line_breaks_in_a_rendered_subject_or_name_cannot_inject_headers(built_message):
+    out = built_message(subject="Hello\r\nBcc: victim@example.com\nthere", from_name="Acme\r\nX-Evil: 1")
+    msg = parse(out.data)
+    assert msg["Subject"] == "Hello Bcc: victim@example.com there"
+    assert msg["From"].addresses[0].display_name == "Acme X-Evil: 1"
+    assert "Bcc" not in msg and "X-Evil" not in msg
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("text/csv", "text/csv"),
+        ("Application/PDF", "application/pdf"),
+        ("pdf", "application/octet-stream"),
+        ("multipart/mixed", "application/octet-stream"),
+        ('a/b; x="y"', "application/octet-stream"),
+    ],
+)
+def test_attachment_content_types_are_sanitised(built_message, given, expected):
+    out = built_message(attachments=[Attachment("f.bin", given, b"data")])
+    (_, attachment) = parse(out.data).get_payload()
+    assert attachment.get_content_type() == expected
+    assert attachment.get_payload(decode=True) == b"data"
+
+
+def test_a_long_unsubscribe_url_is_written_verbatim_not_encoded(built_message):
+    url = "https://app.example.net/u/msg_01M86557YNKGP94R6QV5EG5KXX:yEwlroL8-SlfIaLJR2ItYbpYOkOe4UsmHyVHVe4isG8"
+    data = built_message(unsubscribe_url=url, unsubscribe_mailto="unsubscribe+T@mail.acme.test").data
+    assert f"\r\nList-Unsubscribe: <{url}>,\r\n <mailto:unsubscribe+T@mail.acme.test>\r\n".encode() in data
+    assert b"=?utf-8?" not in data
