@@ -1,6 +1,7 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from domains.models import Domain
+from domains.models import DkimStatus, DmarcStatus, Domain
 from domains.names import InvalidDomainName, normalize_domain_name
 from pufferpost.serializers import StrictSerializer, TimestampField
 
@@ -45,24 +46,35 @@ def dns_records_of(domain: Domain) -> list[dict]:
     return records
 
 
+class DnsRecordSerializer(serializers.Serializer):
+    """One DNS record to publish at your DNS provider."""
+
+    purpose = serializers.ChoiceField(choices=["DKIM", "SPF", "DMARC"])
+    type = serializers.CharField()
+    host = serializers.CharField()
+    value = serializers.CharField()
+    note = serializers.CharField(required=False, help_text="Present when the value exceeds 255 characters.")
+
+
 class DomainSerializer(serializers.Serializer):
     id = serializers.CharField()
     domain = serializers.CharField()
     verified = serializers.BooleanField()
-    dkim_status = serializers.CharField()
-    dmarc_status = serializers.CharField()
+    dkim_status = serializers.ChoiceField(choices=DkimStatus.choices)
+    dmarc_status = serializers.ChoiceField(choices=DmarcStatus.choices)
     dkim_error = serializers.SerializerMethodField()
     dmarc_error = serializers.SerializerMethodField()
     dns_records = serializers.SerializerMethodField()
     created_at = TimestampField()
     updated_at = TimestampField()
-    last_checked_at = TimestampField()
+    last_checked_at = TimestampField(allow_null=True)
 
-    def get_dkim_error(self, domain):
+    def get_dkim_error(self, domain) -> str | None:
         return domain.dkim_error or None
 
-    def get_dmarc_error(self, domain):
+    def get_dmarc_error(self, domain) -> str | None:
         return domain.dmarc_error or None
 
+    @extend_schema_field(DnsRecordSerializer(many=True))
     def get_dns_records(self, domain):
         return dns_records_of(domain)

@@ -1,3 +1,4 @@
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -5,9 +6,31 @@ from rest_framework.response import Response
 from domains import services
 from domains.models import Domain
 from domains.serializers import DomainCreateSerializer, DomainSerializer, RefreshSerializer
+from pufferpost.openapi import EMPTY_BODY, page_of, path_id
 from pufferpost.tenancy import WorkspaceScopedViewSet
 
+DOMAIN_ID = path_id("The domain's `dom_…` id.")
 
+
+@extend_schema_view(
+    list=extend_schema(summary="List domains", responses=page_of(DomainSerializer, name="DomainList", paginated=False)),
+    create=extend_schema(
+        summary="Add a sending domain",
+        request=DomainCreateSerializer,
+        responses={
+            201: OpenApiResponse(DomainSerializer, description="Created."),
+            200: OpenApiResponse(DomainSerializer, description="The domain already exists: its current record."),
+        },
+    ),
+    retrieve=extend_schema(summary="Get a domain", parameters=[DOMAIN_ID]),
+    destroy=extend_schema(summary="Delete a domain", parameters=[DOMAIN_ID], responses={204: None}),
+    refresh=extend_schema(
+        summary="Re-check DKIM and DMARC",
+        parameters=[DOMAIN_ID],
+        request=EMPTY_BODY,
+        responses={200: DomainSerializer},
+    ),
+)
 class DomainViewSet(mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
     serializer_class = DomainSerializer
     not_found_code = "domain_not_found"

@@ -11,11 +11,14 @@ import zoneinfo
 from collections.abc import Mapping
 from functools import cache
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail, ValidationError
 
-from messaging.models import SuppressionReason
-from pufferpost.serializers import EmailField, StrictSerializer
+from messaging.models import EventType, MessageStatus, SuppressionReason
+from pufferpost.openapi import ViolationSerializer
+from pufferpost.serializers import EmailField, StrictSerializer, TimestampField, check_storable_json
 
 MAX_CC = 25
 MAX_METADATA_KEYS = 50
@@ -53,6 +56,7 @@ class StringField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+@extend_schema_field(OpenApiTypes.OBJECT)
 class ObjectField(serializers.Field):
     """A JSON object, passed through untouched (the template's render variables)."""
 
@@ -61,12 +65,20 @@ class ObjectField(serializers.Field):
     def to_internal_value(self, data):
         if not isinstance(data, Mapping):
             self.fail("not_an_object")
+        check_storable_json(data)
         return dict(data)
 
     def to_representation(self, value):
         return value
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "maxProperties": MAX_METADATA_KEYS,
+        "additionalProperties": {"type": "string", "maxLength": MAX_METADATA_VALUE_LENGTH},
+    }
+)
 class MetadataField(serializers.Field):
     """An object of string → string: ≤ 50 keys, keys 1–100 chars, values ≤ 500 chars.
 
@@ -91,6 +103,11 @@ class MetadataField(serializers.Field):
                 errors[key] = _error("Must be a string.", "not_a_string")
             elif len(value) > MAX_METADATA_VALUE_LENGTH:
                 errors[key] = _error(f"At most {MAX_METADATA_VALUE_LENGTH} characters.", "max_length")
+            else:
+                try:
+                    check_storable_json([key, value])
+                except ValidationError as exc:
+                    errors[key] = exc.detail
         if errors:
             raise ValidationError(errors)
         return dict(data)
@@ -151,6 +168,7 @@ class ContentTypeField(StringField):
         return value.lower()
 
 
+@extend_schema_field({"type": "string", "format": "byte"})
 class Base64ContentField(StringField):
     """Base64 text decoding to at most MAX_ATTACHMENT_BYTES; returns the bytes."""
 
@@ -192,8 +210,9 @@ class AttachmentSerializer(StrictSerializer):
 
 
 class SendSerializer(StrictSerializer):
-    """One send, exactly the guide's table. `from` is a keyword, hence the `locals()` spelling."""
+    """One send. Reference the template by `templateId` (preferred) or its slug `template`."""
 
+    # `from` is a Python keyword, hence the `locals()` spelling.
     locals()["from"] = EmailField()
     to = EmailField()
     templateId = StringField(required=False, allow_null=True, allow_blank=True, max_length=64)
@@ -226,3 +245,83 @@ class UnsubscribeGroupCreateSerializer(StrictSerializer):
 
 class UnsubscribeCreateSerializer(StrictSerializer):
     email = EmailField()
+
+
+# --- response shapes --------------------------------------------------------------------------
+# The views build these answers as plain dicts (the send path's CPU budget has no room for a
+# serializer); these classes describe them for the OpenAPI schema and are never run.
+
+
+class SendAcceptedSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="The new message's `msg_…` id.")
+    status = serializers.ChoiceField(choices=["accepted"])
+
+
+class BatchItemErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    violations = ViolationSerializer(many=True, required=False)
+
+
+class BatchItemResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="The item's position in `messages`.")
+    status = serializers.ChoiceField(choices=["accepted", "error"])
+    id = serializers.CharField(required=False, help_text="On accepted items: the `msg_…` id.")
+    error = BatchItemErrorSerializer(required=False, help_text="On failed items: why.")
+
+
+class BatchRequestSerializer(serializers.Serializer):
+    messages = serializers.ListField(child=SendSerializer(), min_length=1, max_length=MAX_BATCH)
+
+
+class AttachmentViewSerializer(serializers.Serializer):
+    filename = serializers.CharField()
+    content_type = serializers.CharField()
+
+
+class MessageViewSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    status = serializers.ChoiceField(choices=MessageStatus.choices)
+    to = serializers.CharField()
+    locals()["from"] = serializers.CharField()
+    reply_to = serializers.CharField(allow_null=True)
+    cc = serializers.ListField(child=serializers.CharField())
+    attachments = AttachmentViewSerializer(many=True)
+    subject = serializers.CharField(help_text="The rendered subject; empty until the message is rendered.")
+    template_id = serializers.CharField()
+    template_name = serializers.CharField()
+    template_version = serializers.IntegerField()
+    data = serializers.DictField()
+    metadata = serializers.DictField(child=serializers.CharField())
+    tags = serializers.ListField(child=serializers.CharField())
+    locale = serializers.CharField()
+    timezone = serializers.CharField()
+    unsubscribe_group = serializers.CharField(allow_null=True, help_text="The `grp_…` id the send named, if any.")
+    created_at = TimestampField()
+    updated_at = TimestampField()
+
+
+class MessageEventViewSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    type = serializers.ChoiceField(choices=EventType.choices)
+    occurred_at = TimestampField()
+    recorded_at = TimestampField()
+
+
+class SuppressionViewSerializer(serializers.Serializer):
+    email = serializers.CharField()
+    reason = serializers.ChoiceField(choices=SuppressionReason.choices)
+    created_at = TimestampField()
+
+
+class UnsubscribeGroupViewSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    created_at = TimestampField()
+
+
+class UnsubscribeViewSerializer(serializers.Serializer):
+    email = serializers.CharField()
+    group_id = serializers.CharField()
+    created_at = TimestampField()

@@ -218,6 +218,10 @@ def _check_idempotency_key(key: str | None) -> str | None:
         raise ValidationError(
             {"Idempotency-Key": [ErrorDetail(f"At most {MAX_IDEMPOTENCY_KEY_LENGTH} characters.", code="max_length")]}
         )
+    if "\x00" in key:
+        raise ValidationError(
+            {"Idempotency-Key": [ErrorDetail("Must not contain NUL characters.", code="invalid_character")]}
+        )
     return key
 
 

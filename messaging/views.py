@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ErrorDetail, ValidationError
@@ -18,11 +20,21 @@ from rest_framework.response import Response
 from messaging import limits, selectors, services
 from messaging.models import MessageEvent, MessageStatus, Suppression, UnsubscribeGroup
 from messaging.serializers import (
+    BatchItemResultSerializer,
+    BatchRequestSerializer,
+    MessageEventViewSerializer,
+    MessageViewSerializer,
+    SendAcceptedSerializer,
+    SendSerializer,
     SuppressionCreateSerializer,
+    SuppressionViewSerializer,
     UnsubscribeCreateSerializer,
     UnsubscribeGroupCreateSerializer,
+    UnsubscribeGroupViewSerializer,
+    UnsubscribeViewSerializer,
 )
 from pufferpost.errors import ApiError
+from pufferpost.openapi import PAGE_PARAMETERS, RATE_LIMIT_HEADERS, error, page_of, path_id
 from pufferpost.pagination import paginate
 from pufferpost.tenancy import WorkspaceScopedViewSet
 
@@ -84,13 +96,21 @@ def _normalise_email(raw: str) -> str:
     return raw.strip().lower()
 
 
+def _text_param(name: str, raw: str) -> str:
+    if "\x00" in raw:
+        raise ValidationError({name: [ErrorDetail("Must not contain NUL characters.", code="invalid_character")]})
+    return raw
+
+
 def _parse_timestamp(name: str, raw: str) -> datetime:
     # An unencoded `+00:00` arrives as ` 00:00` in a query string.
     try:
         value = datetime.fromisoformat(raw.strip().replace(" ", "+"))
-    except ValueError:
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        # In UTC, because PostgreSQL refuses offsets past ±15:59 that Python accepts (up to ±23:59).
+        return value.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise ValidationError({name: [ErrorDetail("Use an ISO 8601 timestamp.", code="invalid_timestamp")]})
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _message_filters(params) -> dict:
@@ -102,11 +122,11 @@ def _message_filters(params) -> dict:
             )
         filters["status"] = raw
     if raw := params.get("recipient"):
-        filters["to"] = _normalise_email(raw)
+        filters["to"] = _normalise_email(_text_param("recipient", raw))
     if raw := params.get("from"):
-        filters["from_address"] = _normalise_email(raw)
+        filters["from_address"] = _normalise_email(_text_param("from", raw))
     if raw := params.get("templateId"):
-        filters["template_id"] = raw
+        filters["template_id"] = _text_param("templateId", raw)
     if raw := params.get("createdAfter"):
         filters["created_at__gte"] = _parse_timestamp("createdAfter", raw)
     if raw := params.get("createdBefore"):
@@ -114,6 +134,95 @@ def _message_filters(params) -> dict:
     return filters
 
 
+MESSAGE_ID = path_id("The message's `msg_…` id.")
+GROUP_ID = path_id("The unsubscribe group's `grp_…` id.")
+BAD_PAGE = error("`validation_failed`: a bad `limit` or `cursor`.")
+SEND_PAUSED = error(
+    "`sending_paused`: sending is paused for this workspace; or `missing_scope`: the key lacks `messages:send`."
+)
+SEND_LIMITED = error("`rate_limited` (see `Retry-After` and `RateLimit-Reset`) or `quota_exceeded`.")
+
+
+def _filter(name: str, description: str, type_=OpenApiTypes.STR) -> OpenApiParameter:
+    return OpenApiParameter(name, type_, OpenApiParameter.QUERY, description=description)
+
+
+MESSAGE_FILTERS = [
+    OpenApiParameter(
+        "status", OpenApiTypes.STR, enum=MessageStatus.values, description="Only messages in this status."
+    ),
+    _filter("recipient", "Only messages to this address."),
+    _filter("from", "Only messages from this address."),
+    _filter("templateId", "Only messages sent with this `tpl_…` template."),
+    _filter("createdAfter", "Only messages created at or after this ISO 8601 time.", OpenApiTypes.DATETIME),
+    _filter("createdBefore", "Only messages created before this ISO 8601 time.", OpenApiTypes.DATETIME),
+]
+
+
+@extend_schema_view(
+    create=extend_schema(
+        summary="Send a message",
+        description="Validates and stores the message, then answers 202; rendering and delivery are asynchronous.",
+        request=SendSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="Makes the send safe to retry (at most 255 characters; kept at least 24 hours).",
+            ),
+            OpenApiParameter(
+                "Idempotent-Replayed",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                response=[202],
+                description="`true` when this 202 replays an earlier request with the same Idempotency-Key.",
+            ),
+            *RATE_LIMIT_HEADERS,
+        ],
+        responses={
+            202: SendAcceptedSerializer,
+            403: SEND_PAUSED,
+            409: error("`idempotency_key_reused` (a different body) or `idempotency_key_in_use` (still running)."),
+            422: error(
+                "`validation_failed` (with `violations`), `template_required`, `template_not_found`, "
+                "`template_has_no_version`, `sender_not_available`, `unknown_unsubscribe_group`, "
+                "`recipient_suppressed` or `recipient_unsubscribed`."
+            ),
+            429: SEND_LIMITED,
+        },
+    ),
+    batch=extend_schema(
+        summary="Send up to 100 messages",
+        description="Each item is accepted or refused on its own; only a paused workspace refuses the whole batch.",
+        request=BatchRequestSerializer,
+        parameters=RATE_LIMIT_HEADERS,
+        responses={
+            200: OpenApiResponse(
+                page_of(BatchItemResultSerializer, name="BatchResult", paginated=False),
+                description="One result per item, in order.",
+            ),
+            403: SEND_PAUSED,
+            429: error("`rate_limited` (see `Retry-After` and `RateLimit-Reset`)."),
+        },
+    ),
+    list=extend_schema(
+        summary="List messages",
+        description="Newest first, cursor-paginated.",
+        parameters=[*PAGE_PARAMETERS, *MESSAGE_FILTERS],
+        responses={
+            200: page_of(MessageViewSerializer, name="MessagePage"),
+            422: error("`validation_failed`: a bad `limit`, `cursor`, `status` or timestamp."),
+        },
+    ),
+    retrieve=extend_schema(summary="Get a message", parameters=[MESSAGE_ID], responses=MessageViewSerializer),
+    events=extend_schema(
+        summary="A message's event timeline",
+        description="Oldest first.",
+        parameters=[MESSAGE_ID],
+        responses=page_of(MessageEventViewSerializer, name="MessageEventList", paginated=False),
+    ),
+)
 class MessageViewSet(WorkspaceScopedViewSet):
     not_found_code = "message_not_found"
     not_found_message = "No such message."
@@ -193,6 +302,26 @@ class MessageViewSet(WorkspaceScopedViewSet):
         return Response({"data": [event_view(e) for e in events]})
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="List suppressions",
+        parameters=PAGE_PARAMETERS,
+        responses={200: page_of(SuppressionViewSerializer, name="SuppressionPage"), 422: BAD_PAGE},
+    ),
+    create=extend_schema(
+        summary="Suppress an address",
+        request=SuppressionCreateSerializer,
+        responses={
+            201: SuppressionViewSerializer,
+            200: OpenApiResponse(SuppressionViewSerializer, description="Already suppressed: the existing entry."),
+        },
+    ),
+    destroy=extend_schema(
+        summary="Remove a suppression",
+        parameters=[path_id("The suppressed email address.", name="email")],
+        responses={204: None},
+    ),
+)
 class SuppressionViewSet(WorkspaceScopedViewSet):
     queryset = Suppression.objects.all()
     lookup_field = "email"
@@ -218,6 +347,35 @@ class SuppressionViewSet(WorkspaceScopedViewSet):
         return Response(status=204)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="List unsubscribe groups",
+        parameters=PAGE_PARAMETERS,
+        responses={200: page_of(UnsubscribeGroupViewSerializer, name="UnsubscribeGroupPage"), 422: BAD_PAGE},
+    ),
+    create=extend_schema(
+        summary="Create an unsubscribe group",
+        request=UnsubscribeGroupCreateSerializer,
+        responses={201: UnsubscribeGroupViewSerializer},
+    ),
+    retrieve=extend_schema(
+        summary="Get an unsubscribe group", parameters=[GROUP_ID], responses=UnsubscribeGroupViewSerializer
+    ),
+    unsubscribes=extend_schema(
+        summary="Opt an address out of a group",
+        parameters=[GROUP_ID],
+        request=UnsubscribeCreateSerializer,
+        responses={
+            201: UnsubscribeViewSerializer,
+            200: OpenApiResponse(UnsubscribeViewSerializer, description="Already opted out: the existing entry."),
+        },
+    ),
+    unsubscribe_delete=extend_schema(
+        summary="Opt an address back in",
+        parameters=[GROUP_ID, path_id("The opted-out email address.", name="email")],
+        responses={204: None, 404: error("`unsubscribe_group_not_found` or `unsubscribe_not_found`.")},
+    ),
+)
 class UnsubscribeGroupViewSet(WorkspaceScopedViewSet):
     queryset = UnsubscribeGroup.objects.all()
     not_found_code = "unsubscribe_group_not_found"

@@ -1,5 +1,6 @@
 """Workspace-level API: `GET /v1/workspace`."""
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,6 +25,7 @@ class WorkspaceSerializer(serializers.Serializer):
 class WorkspaceView(APIView):
     required_scopes = {"GET": "workspace:read"}
 
+    @extend_schema(summary="Get the workspace", responses=WorkspaceSerializer)
     def get(self, request):
         workspace = request.auth.workspace
         workspace.monthly_quota_used = monthly_quota_used(workspace_id=workspace.id)

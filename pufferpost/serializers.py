@@ -1,12 +1,46 @@
 """Serializer building blocks every app shares."""
 
+import math
+import re
 from collections.abc import Mapping
 from datetime import UTC
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail, ValidationError
+
+MAX_JSON_DEPTH = 32
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_storable_json(value) -> None:
+    """Refuse a parsed JSON value that PostgreSQL's jsonb cannot store or that is too deep to walk.
+
+    DRF's CharField already refuses NUL and unpaired surrogates in plain strings; free-form JSON
+    (render data, metadata) needs the same care, plus finite numbers and bounded nesting, or the
+    insert fails in the database (a 500) instead of answering a 422. Iterative, so depth is safe.
+    """
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item or _SURROGATE.search(item):
+                raise ValidationError(
+                    ErrorDetail("Must not contain NUL characters or unpaired surrogates.", code="invalid_character")
+                )
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise ValidationError(ErrorDetail("Numbers must be finite.", code="invalid_number"))
+        elif isinstance(item, (Mapping, list)):
+            if depth >= MAX_JSON_DEPTH:
+                raise ValidationError(ErrorDetail(f"At most {MAX_JSON_DEPTH} levels of nesting.", code="too_deep"))
+            if isinstance(item, Mapping):
+                stack.extend((key, depth + 1) for key in item)
+                stack.extend((child, depth + 1) for child in item.values())
+            else:
+                stack.extend((child, depth + 1) for child in item)
 
 
 class StrictSerializer(serializers.Serializer):
@@ -31,6 +65,7 @@ class StrictSerializer(serializers.Serializer):
         return value
 
 
+@extend_schema_field({"type": "string", "format": "email"})
 class EmailField(serializers.CharField):
     """An email address, trimmed and lowercased, refused with code `invalid_email`."""
 

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "pufferpost",
     "domains",
     "senders",
@@ -152,18 +153,38 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["pufferpost.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["pufferpost.auth.HasScope"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["pufferpost.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "pufferpost.errors.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "pufferpost.openapi.PufferPostAutoSchema",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_PAGINATION_CLASS": None,
     "DEFAULT_FILTER_BACKENDS": [],
 }
 
+# The schema is served at /v1/openapi.json and browsed at /docs/ (Swagger UI from local static
+# files: the docs page contacts no CDN). Both are public: the schema holds no secrets.
 SPECTACULAR_SETTINGS = {
     "TITLE": "PufferPost API",
+    "DESCRIPTION": (
+        "Transactional email: domains, senders, templates, messages, suppressions, unsubscribe groups "
+        "and webhooks. Request bodies of the send endpoints are camelCase; every response is snake_case. "
+        "Every non-2xx answer is the `Error` envelope; an undocumented method on a documented path is 405 "
+        "`method_not_allowed`."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SCHEMA_PATH_PREFIX": "/v1",
+    "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "pufferpost.openapi.add_request_id_header",
+    ],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"persistAuthorization": False},
 }
 
 # --- Redis and Celery -------------------------------------------------------------------------

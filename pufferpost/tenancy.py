@@ -6,6 +6,7 @@ that does not exist.
 """
 
 from rest_framework import viewsets
+from rest_framework.exceptions import NotFound
 
 
 class WorkspaceScopedViewSet(viewsets.GenericViewSet):
@@ -21,6 +22,13 @@ class WorkspaceScopedViewSet(viewsets.GenericViewSet):
         for name in ("get_queryset", "filter_queryset_by_workspace"):
             if name in cls.__dict__:
                 raise TypeError(f"{cls.__name__} may not override {name}(); override base_queryset() instead.")
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # PostgreSQL text cannot hold NUL, so an id or email containing one names nothing: answer the
+        # resource's 404 here instead of letting the lookup fail in the database driver (a 500).
+        if any("\x00" in str(value) for value in kwargs.values()):
+            raise NotFound()
 
     @property
     def workspace(self):

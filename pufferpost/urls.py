@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -8,6 +9,8 @@ urlpatterns = [
     path("v1/", include("templates_app.urls")),
     path("v1/", include("messaging.urls")),
     path("v1/", include("pufferpost.api_urls")),
+    path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="api-docs"),
     path("", include("messaging.tracking.urls")),
 ]
 

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from pufferpost.serializers import EmailField, StrictSerializer, TimestampField
+from senders.models import SenderState
 
 
 class SenderCreateSerializer(StrictSerializer):
@@ -15,7 +16,7 @@ class SenderSerializer(serializers.Serializer):
     workspace_id = serializers.CharField()
     from_address = serializers.CharField()
     display_name = serializers.CharField(allow_null=True)
-    state = serializers.CharField()
+    state = serializers.ChoiceField(choices=SenderState.choices)
     state_reason = serializers.CharField()
     created_at = TimestampField()
     updated_at = TimestampField()

@@ -1,7 +1,7 @@
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail, ValidationError
 
-from pufferpost.serializers import StrictSerializer, TimestampField
+from pufferpost.serializers import StrictSerializer, TimestampField, check_storable_json
 from templates_app.formatting import is_locale_tag, is_timezone, normalize_locale
 from templates_app.services import SLUG_MAX, SLUG_RE
 
@@ -113,12 +113,20 @@ class VersionSerializer(serializers.Serializer):
     subject = serializers.CharField()
     html = serializers.CharField()
     text = serializers.CharField()
-    translations = serializers.DictField()
+    translations = serializers.DictField(child=TranslationSerializer())
     created_at = TimestampField()
 
 
+class RenderDataField(serializers.DictField):
+    def to_internal_value(self, data):
+        # Before DictField walks it: deeply nested data would exhaust the stack there (a 500).
+        if isinstance(data, dict):
+            check_storable_json(data)
+        return super().to_internal_value(data)
+
+
 class RenderSerializer(StrictSerializer):
-    data = serializers.DictField(required=False, default=dict)
+    data = RenderDataField(required=False, default=dict)
     locale = serializers.CharField(required=False, max_length=35)
     timezone = serializers.CharField(required=False, max_length=64)
     version = serializers.IntegerField(required=False, min_value=1)

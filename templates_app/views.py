@@ -2,12 +2,15 @@
 
 from dataclasses import asdict
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from pufferpost.errors import ApiError
+from pufferpost.openapi import PAGE_PARAMETERS, error, page_of, path_id
 from pufferpost.pagination import paginate
 from pufferpost.tenancy import WorkspaceScopedViewSet
 from templates_app import selectors, services
@@ -25,6 +28,12 @@ from templates_app.serializers import (
 
 READ, MANAGE = "templates:read", "templates:manage"
 
+TEMPLATE_REF = path_id("The template's `tpl_…` id or its slug.")
+VERSION_NUMBER = OpenApiParameter(
+    "number", OpenApiTypes.INT, OpenApiParameter.PATH, description="The version number (1, 2, …)."
+)
+TEMPLATE_EXISTS = error("`template_exists`: another template in the workspace has this slug.")
+
 
 def _parse(serializer_class, request):
     serializer = serializer_class(data=request.data)
@@ -32,6 +41,63 @@ def _parse(serializer_class, request):
     return serializer.validated_data
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="List templates",
+        parameters=[
+            *PAGE_PARAMETERS,
+            OpenApiParameter(
+                "include_archived", OpenApiTypes.BOOL, description="Include archived templates (`true` or `1`)."
+            ),
+        ],
+        responses={
+            200: page_of(TemplateSerializer, name="TemplatePage"),
+            422: error("`validation_failed`: a bad `limit` or `cursor`."),
+        },
+    ),
+    create=extend_schema(
+        summary="Create a template",
+        request=TemplateCreateSerializer,
+        responses={201: TemplateSerializer, 409: TEMPLATE_EXISTS},
+    ),
+    retrieve=extend_schema(summary="Get a template", parameters=[TEMPLATE_REF], responses=TemplateSerializer),
+    partial_update=extend_schema(
+        summary="Rename a template or change its slug",
+        parameters=[TEMPLATE_REF],
+        request=TemplateUpdateSerializer,
+        responses={200: TemplateSerializer, 409: TEMPLATE_EXISTS},
+    ),
+    destroy=extend_schema(summary="Archive a template", parameters=[TEMPLATE_REF], responses={204: None}),
+    versions=extend_schema(
+        summary="List a template's versions",
+        parameters=[TEMPLATE_REF, *PAGE_PARAMETERS],
+        responses={
+            200: page_of(VersionSerializer, name="TemplateVersionPage"),
+            422: error("`validation_failed`: a bad `limit` or `cursor`."),
+        },
+    ),
+    version_detail=extend_schema(
+        summary="Get one version",
+        parameters=[TEMPLATE_REF, VERSION_NUMBER],
+        responses={
+            200: VersionSerializer,
+            404: error("`template_not_found` or `template_version_not_found`."),
+        },
+    ),
+    render=extend_schema(
+        summary="Preview a rendering",
+        description="Renders the latest (or the given) version with `data`, without sending.",
+        parameters=[TEMPLATE_REF],
+        request=RenderSerializer,
+        responses={
+            200: RenderedSerializer,
+            422: error(
+                "`validation_failed`, `template_has_no_version`, `template_version_not_found` or "
+                "`template_render_failed`."
+            ),
+        },
+    ),
+)
 class TemplateViewSet(WorkspaceScopedViewSet):
     queryset = Template.objects.all()
     not_found_code = "template_not_found"
@@ -87,6 +153,13 @@ class TemplateViewSet(WorkspaceScopedViewSet):
             row.template = template
         return Response({"data": VersionSerializer(rows, many=True).data, "next_cursor": next_cursor})
 
+    @extend_schema(
+        summary="Save a new version",
+        description="Versions are immutable and numbered 1, 2, …; a syntax error is a 422 naming the field and line.",
+        parameters=[TEMPLATE_REF],
+        request=VersionCreateSerializer,
+        responses={201: VersionSerializer},
+    )
     @versions.mapping.post
     def version_create(self, request, id=None):
         template = self.get_object()

@@ -112,3 +112,11 @@ def test_twenty_concurrent_requests_with_one_key_create_exactly_one_message(work
     for response in responses:
         assert response.status_code == 202, response.content
         assert response.json() == {"id": message_id, "status": "accepted"}
+
+
+def test_a_key_with_a_nul_character_is_422_not_500(api, sendable, body):
+    response = api.post("/v1/messages", body(), format="json", HTTP_IDEMPOTENCY_KEY="order-9\x00")
+    error = assert_envelope(response, 422, "validation_failed")
+    assert error["violations"][0]["field"] == "Idempotency-Key"
+    assert error["violations"][0]["code"] == "invalid_character"
+    assert not IdempotencyRecord.objects.exists()

@@ -177,3 +177,29 @@ def test_list_and_read_queries_do_not_grow_with_rows(api, workspace, django_asse
         assert api.get(f"/v1/messages/{made[0]}/events").status_code == 200
     with django_assert_max_num_queries(3):
         assert api.get("/v1/messages", {"status": "accepted", "recipient": "x@example.com"}).status_code == 200
+
+
+@pytest.mark.parametrize("name", ["recipient", "from", "templateId"])
+def test_a_nul_in_a_text_filter_is_422_not_500(api, workspace, name):
+    error = assert_envelope(api.get("/v1/messages", {name: "a\x00b"}), 422, "validation_failed")
+    assert error["violations"] == [
+        {"field": name, "code": "invalid_character", "message": error["violations"][0]["message"]}
+    ]
+
+
+@pytest.mark.parametrize("raw", ["0001-01-01T00:00:00-23:59", "2026-01-01T10:15:00+23:00"])
+def test_offsets_postgresql_refuses_are_normalised_to_utc_not_500(api, workspace, raw):
+    message = MessageFactory(workspace=workspace)
+    response = api.get("/v1/messages", {"createdAfter": raw})
+    assert response.status_code == 200, response.content
+    assert [m["id"] for m in response.json()["data"]] == [message.id]
+
+
+@pytest.mark.parametrize("raw", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-23:59"])
+def test_a_timestamp_that_overflows_in_utc_is_422(api, workspace, raw):
+    error = assert_envelope(api.get("/v1/messages", {"createdBefore": raw}), 422, "validation_failed")
+    assert error["violations"][0] == {
+        "field": "createdBefore",
+        "code": "invalid_timestamp",
+        "message": "Use an ISO 8601 timestamp.",
+    }

@@ -307,3 +307,31 @@ def test_a_single_send_costs_a_handful_of_queries(api, sendable, body, django_as
     # key lookup, one context query, message insert, event insert (+ savepoint pair in tests)
     with django_assert_max_num_queries(6):
         assert send(api, body()).status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("raw_field", "code"),
+    [
+        ('"data": {"note": "a\\u0000b"}', "invalid_character"),
+        ('"data": {"a\\u0000": "b"}', "invalid_character"),
+        ('"data": {"note": "\\ud800"}', "invalid_character"),
+        ('"data": {"total": 1e999}', "invalid_number"),
+        ('"data": {"deep": ' + "[" * 40 + "]" * 40 + "}", "too_deep"),
+        ('"metadata": {"order_id": "a\\u0000b"}', "invalid_character"),
+        ('"metadata": {"order_id": "\\udfff"}', "invalid_character"),
+    ],
+)
+def test_json_postgresql_cannot_store_is_a_422_violation_not_a_500(api, sendable, raw_field, code):
+    raw = f'{{"from": "{FROM}", "to": "jane@example.com", "templateId": "{sendable.template.id}", {raw_field}}}'
+    response = api.generic("POST", "/v1/messages", raw, content_type="application/json")
+    error = assert_envelope(response, 422, "validation_failed")
+    assert code in {v["code"] for v in error["violations"]}
+    assert not Message.objects.exists()
+
+
+def test_a_batch_item_with_unstorable_data_fails_alone(api, sendable, body, enqueued):
+    response = api.post("/v1/messages/batch", {"messages": [body(), body(data={"note": "a\x00b"})]}, format="json")
+    assert response.status_code == 200
+    first, second = response.json()["data"]
+    assert first["status"] == "accepted"
+    assert second["error"]["violations"][0]["code"] == "invalid_character"

@@ -124,3 +124,39 @@ def test_an_oversized_body_is_an_enveloped_413(api, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     response = api.post("/v1/test/boom", {"email": "a@example.com", "pad": "x" * 5000}, format="json")
     assert_envelope(response, 413, "payload_too_large")
+
+
+def test_json_nested_deeper_than_the_stack_is_400_invalid_json(api):
+    response = api.generic("POST", "/v1/domains", "[" * 100_000, content_type="application/json")
+    assert_envelope(response, 400, "invalid_json")
+
+
+ID_ROUTES = [
+    ("get", "/v1/domains/{}", "domain_not_found"),
+    ("delete", "/v1/domains/{}", "domain_not_found"),
+    ("post", "/v1/domains/{}/refresh", "domain_not_found"),
+    ("get", "/v1/senders/{}", "sender_not_found"),
+    ("get", "/v1/templates/{}", "template_not_found"),
+    ("patch", "/v1/templates/{}", "template_not_found"),
+    ("delete", "/v1/templates/{}", "template_not_found"),
+    ("get", "/v1/templates/{}/versions", "template_not_found"),
+    ("post", "/v1/templates/{}/versions", "template_not_found"),
+    ("get", "/v1/templates/{}/versions/1", "template_not_found"),
+    ("post", "/v1/templates/{}/render", "template_not_found"),
+    ("get", "/v1/messages/{}", "message_not_found"),
+    ("get", "/v1/messages/{}/events", "message_not_found"),
+    ("delete", "/v1/suppressions/{}", "suppression_not_found"),
+    ("get", "/v1/unsubscribe-groups/{}", "unsubscribe_group_not_found"),
+    ("post", "/v1/unsubscribe-groups/{}/unsubscribes", "unsubscribe_group_not_found"),
+    ("delete", "/v1/unsubscribe-groups/{}/unsubscribes/a@example.com", "unsubscribe_group_not_found"),
+    ("get", "/v1/webhooks/{}", "webhook_not_found"),
+    ("delete", "/v1/webhooks/{}", "webhook_not_found"),
+    ("get", "/v1/webhooks/{}/deliveries", "webhook_not_found"),
+]
+
+
+@pytest.mark.parametrize(("method", "route", "code"), ID_ROUTES)
+def test_an_id_with_a_nul_character_is_the_resources_404_not_a_500(api, method, route, code):
+    kwargs = {"data": {}, "format": "json"} if method in ("post", "patch") else {}
+    response = getattr(api, method)(route.format("dom_%00"), **kwargs)
+    assert_envelope(response, 404, code)

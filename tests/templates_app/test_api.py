@@ -397,3 +397,11 @@ def test_admin_archive_action_calls_the_service(admin_client, workspace):
     template.refresh_from_db()
     assert template.archived_at is not None
     assert admin_client.get(f"/admin/templates_app/template/{template.pk}/change/").status_code == 200
+
+
+def test_render_with_deeply_nested_data_is_422_too_deep_not_500(api, workspace):
+    template = VersionedTemplateFactory(workspace=workspace)
+    raw = '{"data": {"x": ' + "[" * 500 + "]" * 500 + "}}"
+    response = api.generic("POST", f"/v1/templates/{template.id}/render", raw, content_type="application/json")
+    error = assert_envelope(response, 422, "validation_failed")
+    assert violations(error) == {("data", "too_deep")}

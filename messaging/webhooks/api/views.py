@@ -1,3 +1,5 @@
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -9,13 +11,45 @@ from messaging.webhooks.api.serializers import (
     WebhookDeliverySerializer,
     WebhookSerializer,
 )
-from messaging.webhooks.models import WebhookEndpoint
+from messaging.webhooks.models import DeliveryStatus, WebhookEndpoint
+from pufferpost.openapi import PAGE_PARAMETERS, error, page_of, path_id
 from pufferpost.pagination import paginate
 from pufferpost.tenancy import WorkspaceScopedViewSet
 
 SCOPE = "webhooks:manage"
+WEBHOOK_ID = path_id("The webhook endpoint's `whk_…` id.")
+BAD_PAGE = error("`validation_failed`: a bad `limit` or `cursor`.")
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="List webhook endpoints",
+        parameters=PAGE_PARAMETERS,
+        responses={200: page_of(WebhookSerializer, name="WebhookPage"), 422: BAD_PAGE},
+    ),
+    create=extend_schema(
+        summary="Create a webhook endpoint",
+        description="The answer is the only one that includes the signing `secret`.",
+        request=WebhookCreateSerializer,
+        responses={201: WebhookCreatedSerializer},
+    ),
+    retrieve=extend_schema(summary="Get a webhook endpoint", parameters=[WEBHOOK_ID], responses=WebhookSerializer),
+    destroy=extend_schema(summary="Delete a webhook endpoint", parameters=[WEBHOOK_ID], responses={204: None}),
+    deliveries=extend_schema(
+        summary="An endpoint's deliveries and their attempts",
+        parameters=[
+            WEBHOOK_ID,
+            *PAGE_PARAMETERS,
+            OpenApiParameter(
+                "status", OpenApiTypes.STR, enum=DeliveryStatus.values, description="Only deliveries in this status."
+            ),
+        ],
+        responses={
+            200: page_of(WebhookDeliverySerializer, name="WebhookDeliveryPage"),
+            422: error("`validation_failed`: a bad `limit`, `cursor` or `status`."),
+        },
+    ),
+)
 class WebhookViewSet(WorkspaceScopedViewSet):
     not_found_code = "webhook_not_found"
     not_found_message = "No webhook with that id in this workspace."

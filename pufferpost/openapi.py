@@ -1,0 +1,198 @@
+"""The OpenAPI description of `/v1`: the bearer scheme, the one `Error` envelope, and helpers.
+
+Views describe their bodies and their specific refusals with `extend_schema`; the answers every
+operation shares are added here once, from what the view already declares, so the schema cannot
+drift from the plumbing:
+
+- 401 `unauthorized` and 406 `not_acceptable` on every operation;
+- 403 `missing_scope` naming the scope from the view's `required_scopes`;
+- 404 `<resource>_not_found` (the view's `not_found_code`) on every path with an id;
+- 400 `invalid_json`, 413 `payload_too_large`, 415 `unsupported_media_type` and 422
+  `validation_failed` on every operation that takes a body.
+
+Undocumented methods on a documented path answer 405 `method_not_allowed` with an `Allow` header.
+"""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema_serializer, inline_serializer
+from rest_framework import serializers
+
+# Send and batch answers once the limiter has run (it runs right after authentication).
+RATE_LIMIT_STATUSES = [200, 202, 400, 409, 413, 415, 422, 429]
+
+
+class ViolationSerializer(serializers.Serializer):
+    field = serializers.CharField(
+        allow_null=True, help_text="The offending field, e.g. `cc[3]`; null for the whole body."
+    )
+    code = serializers.CharField(
+        help_text="Machine-readable reason, e.g. `invalid_email`, `required`, `unknown_field`."
+    )
+    message = serializers.CharField()
+
+
+class ErrorBodySerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable machine-readable code, e.g. `domain_not_found`.")
+    message = serializers.CharField(help_text="Human-readable explanation.")
+    request_id = serializers.CharField(help_text="`req_…`, the same as the `X-Request-Id` response header.")
+    violations = ViolationSerializer(many=True, required=False, help_text="Present on 422 validation failures.")
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every non-2xx answer: `{"error": {"code", "message", "request_id", "violations"?}}`."""
+
+    error = ErrorBodySerializer()
+
+
+def error(description: str) -> OpenApiResponse:
+    """An error answer with the shared envelope; `description` names its codes."""
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
+def page_of(serializer_class, *, name: str, paginated: bool = True):
+    """`{"data": [...], "next_cursor"}` (or just `data` for lists that cannot grow without bound)."""
+    fields = {"data": serializer_class(many=True)}
+    if paginated:
+        fields["next_cursor"] = serializers.CharField(
+            allow_null=True, help_text="Pass as `?cursor=` for the next page; null on the last page."
+        )
+    page = inline_serializer(name=name, fields=fields)
+    # The envelope is the answer itself: stop list actions from documenting an array of envelopes.
+    extend_schema_serializer(many=False)(type(page))
+    return page
+
+
+LIMIT = OpenApiParameter(
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": 100, "default": 25},
+    OpenApiParameter.QUERY,
+    description="Page size, 1 to 100 (default 25).",
+)
+CURSOR = OpenApiParameter(
+    "cursor", OpenApiTypes.STR, OpenApiParameter.QUERY, description="The `next_cursor` of the previous page."
+)
+PAGE_PARAMETERS = [LIMIT, CURSOR]
+
+
+EMPTY_BODY = {
+    "application/json": {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "No fields: send `{}` or no body at all.",
+    }
+}
+
+
+def path_id(description: str, name: str = "id") -> OpenApiParameter:
+    return OpenApiParameter(name, OpenApiTypes.STR, OpenApiParameter.PATH, description=description)
+
+
+RATE_LIMIT_HEADERS = [
+    OpenApiParameter(
+        "RateLimit-Limit",
+        OpenApiTypes.INT,
+        OpenApiParameter.HEADER,
+        response=RATE_LIMIT_STATUSES,
+        description="Send requests allowed in the current one-minute window.",
+    ),
+    OpenApiParameter(
+        "RateLimit-Remaining",
+        OpenApiTypes.INT,
+        OpenApiParameter.HEADER,
+        response=RATE_LIMIT_STATUSES,
+        description="Send requests left in the current window.",
+    ),
+    OpenApiParameter(
+        "RateLimit-Reset",
+        OpenApiTypes.INT,
+        OpenApiParameter.HEADER,
+        response=RATE_LIMIT_STATUSES,
+        description="When the window resets, in Unix epoch seconds.",
+    ),
+    OpenApiParameter(
+        "Retry-After",
+        OpenApiTypes.INT,
+        OpenApiParameter.HEADER,
+        response=[429],
+        description="Seconds to wait before retrying (on `rate_limited`).",
+    ),
+]
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "pufferpost.auth.ApiKeyAuthentication"
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "key_live_…",
+            "description": "`Authorization: Bearer key_live_…`. Each operation names the scope it needs.",
+        }
+
+
+class PufferPostAutoSchema(AutoSchema):
+    """Adds the answers every operation shares (see the module docstring) and stable operation ids."""
+
+    def _scope(self) -> str | None:
+        scopes = getattr(self.view, "required_scopes", {}) or {}
+        return scopes.get(getattr(self.view, "action", None) or "") or scopes.get(self.method)
+
+    def _takes_body(self) -> bool:
+        return self.method in ("POST", "PUT", "PATCH")
+
+    def get_operation_id(self) -> str:
+        resource = self._tokenize_path()[0].replace("-", "_")
+        action = getattr(self.view, "action", None) or self.method_mapping[self.method.lower()]
+        return f"{resource}_{action}"
+
+    def _map_basic_serializer(self, serializer, direction):
+        schema = super()._map_basic_serializer(serializer, direction)
+        # A docstring inherited from a shared base (StrictSerializer's) describes code, not the body.
+        if "__doc__" not in vars(type(serializer)) or not type(serializer).__doc__:
+            schema.pop("description", None)
+        return schema
+
+    def get_operation(self, *args, **kwargs):
+        operation = super().get_operation(*args, **kwargs)
+        scope = self._scope()
+        if operation is not None and scope:
+            description = operation.get("description", "")
+            operation["description"] = f"{description}\n\nRequires the `{scope}` scope.".strip()
+        return operation
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        scope = self._scope()
+        shared = {
+            "401": error("`unauthorized`: the API key is missing, malformed, unknown or revoked."),
+            "406": error("`not_acceptable`: the `Accept` header excludes `application/json`."),
+        }
+        if scope:
+            shared["403"] = error(f"`missing_scope`: the API key lacks the `{scope}` scope.")
+        if "{" in self.path:
+            code = getattr(self.view, "not_found_code", "not_found")
+            shared["404"] = error(f"`{code}`: no such resource in this workspace.")
+        if self._takes_body():
+            shared["400"] = error("`invalid_json`: the body is not valid JSON.")
+            shared["413"] = error("`payload_too_large`: the body is too large.")
+            shared["415"] = error("`unsupported_media_type`: send the body as `application/json`.")
+            shared["422"] = error("`validation_failed`: `violations` names each offending field.")
+        for code, response in shared.items():
+            if code in responses:
+                continue
+            responses[code] = self._get_response_for_code(response, code, direction=direction)
+        return dict(sorted(responses.items()))
+
+
+def add_request_id_header(result, generator, request, public):
+    """Postprocessing hook: every response carries `X-Request-Id`, success or not."""
+    header = {"X-Request-Id": {"schema": {"type": "string"}, "description": "`req_…`, unique per request."}}
+    for path in result.get("paths", {}).values():
+        for operation in path.values():
+            for response in operation.get("responses", {}).values():
+                response.setdefault("headers", {}).update(header)
+    return result

@@ -1,0 +1,131 @@
+"""Schemathesis fuzzes every /v1 operation in-process against the real WSGI app, PostgreSQL and Redis.
+
+Each operation gets a bounded, derandomized budget. Half of the examples are aimed at the seeded
+workspace (real ids, a real sender and template in send bodies) so they reach past the 404s and
+into the services; the other half keep whatever the fuzzer made up.
+"""
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from pufferpost.wsgi import application
+from tests.api.conftest import FROM
+
+MAX_EXAMPLES = 50
+
+schema = schemathesis.openapi.from_wsgi(
+    "/v1/openapi.json",
+    application,
+    config=schemathesis.Config.from_dict(
+        {"generation": {"deterministic": True, "database": "none", "with-security-parameters": False}}
+    ),
+)
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
+
+FUZZ = settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+
+PREFIX = {
+    "domains": "dom",
+    "senders": "snd",
+    "templates": "tpl",
+    "messages": "msg",
+    "unsubscribe-groups": "grp",
+    "webhooks": "whk",
+}
+
+
+def _aim_send(item, seeded):
+    if isinstance(item, dict):
+        item["from"] = FROM
+        item["templateId"] = seeded.ids["tpl"]
+        item.pop("template", None)
+
+
+def aim(case, seeded):
+    """Point a generated case at the seeded rows, keeping the rest of what the fuzzer made up."""
+    resource = case.operation.path.split("/")[2]
+    params = case.path_parameters or {}
+    if "id" in params:
+        params["id"] = seeded.ids[PREFIX[resource]]
+    if "number" in params:
+        params["number"] = 1
+    if "email" in params:
+        params["email"] = "optout@example.com" if resource == "unsubscribe-groups" else "blocked@example.com"
+    body = case.body
+    if case.operation.path == "/v1/domains" and isinstance(body, dict):
+        body["domain"] = "news.acme.com"
+    if case.operation.path == "/v1/webhooks" and isinstance(body, dict):
+        body["url"] = "https://hooks.acme.com/fuzz"
+    if case.operation.path == "/v1/messages" and case.method == "POST":
+        _aim_send(body, seeded)
+    if case.operation.path == "/v1/messages/batch" and isinstance(body, dict):
+        for item in body.get("messages") or []:
+            _aim_send(item, seeded)
+
+
+@pytest.fixture
+def reached():
+    """The statuses one operation's run saw: it must get past validation at least once."""
+    statuses = set()
+    yield statuses
+    assert any(200 <= status < 300 for status in statuses), f"never answered 2xx, only {sorted(statuses)}"
+
+
+@pytest.mark.fuzz
+@schema.parametrize()
+@schema.given(aimed=st.booleans())
+@FUZZ
+def test_fuzzing_finds_no_server_error_and_no_undocumented_answer(case, aimed, seeded, wsgi_app, no_delivery, reached):
+    if aimed:
+        aim(case, seeded)
+    response = case.call_and_validate(headers={"Authorization": f"Bearer {seeded.raw_key}"}, checks=CHECKS)
+    reached.add(response.status_code)
+
+
+BAD_AUTHORIZATION = ["missing", "unknown", "revoked", "malformed", "basic", "empty"]
+
+
+def _authorization(kind, seeded):
+    return {
+        "missing": None,
+        "unknown": "Bearer key_live_" + "x" * 40,
+        "revoked": f"Bearer {seeded.revoked_key}",
+        "malformed": "Bearer nope",
+        "basic": "Basic dXNlcjpwYXNz",
+        "empty": "Bearer ",
+    }[kind]
+
+
+@pytest.mark.fuzz
+@schema.parametrize()
+@schema.given(kind=st.sampled_from(BAD_AUTHORIZATION))
+@settings(FUZZ, max_examples=12)
+def test_no_operation_answers_without_a_valid_key(case, kind, seeded, wsgi_app, no_delivery):
+    aim(case, seeded)
+    value = _authorization(kind, seeded)
+    response = case.call(headers={"Authorization": value} if value is not None else None)
+    assert response.status_code == 401, (kind, response.status_code, response.text)
+    assert response.json()["error"]["code"] == "unauthorized"
+    assert response.headers["www-authenticate"] == ['Bearer realm="api"']
