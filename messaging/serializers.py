@@ -306,6 +306,10 @@ class MessageEventViewSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=EventType.choices)
     occurred_at = TimestampField()
     recorded_at = TimestampField()
+    detail = serializers.DictField(
+        help_text="What happened: SMTP code and response, bounce diagnostic, deferral reason, clicked URL. "
+        "Empty for accepted and queued."
+    )
 
 
 class SuppressionViewSerializer(serializers.Serializer):
