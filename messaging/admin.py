@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from messaging.models import Message, MessageEvent, Suppression, Unsubscribe, UnsubscribeGroup
+from pufferpost.admin_mixins import ReadOnlyAdminMixin
 
 
 class MessageEventInline(admin.TabularInline):
@@ -15,7 +16,7 @@ class MessageEventInline(admin.TabularInline):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: messages change only through the send API and delivery."""
 
     list_display = ("id", "workspace", "to", "from_address", "status", "created_at")
@@ -24,15 +25,6 @@ class MessageAdmin(admin.ModelAdmin):
     list_select_related = ("workspace",)
     show_full_result_count = False
     inlines = [MessageEventInline]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Suppression)

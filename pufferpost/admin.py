@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from pufferpost.admin_actions import ask_reason, report
+from pufferpost.admin_mixins import ReadOnlyAdminMixin
 from pufferpost.models import ApiKey, Workspace
 from pufferpost.services import api_key_revoke, workspace_set_sending_paused
 
@@ -48,7 +49,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Keys are created by `create_api_key`, which shows the secret once; here they are only listed and revoked."""
 
     list_display = ("visible_prefix", "name", "workspace", "scopes", "created_at", "revoked_at")
@@ -62,15 +63,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
     @admin.display(description="Key", ordering="prefix")
     def visible_prefix(self, key):
         return f"{key.prefix}…"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_revoke_permission(self, request):
         return request.user.has_perm("pufferpost.change_apikey")

@@ -4,6 +4,7 @@ from django.utils.html import format_html
 
 from domains.models import DkimStatus
 from pufferpost.admin_actions import ask_reason, report
+from pufferpost.admin_mixins import ReadOnlyAdminMixin
 from senders.models import Sender, SenderState, SenderStateChange
 from senders.selectors import sender_state_counts, senders_with_domain_status
 from senders.services import senders_review
@@ -55,7 +56,7 @@ class SenderStateChangeInline(admin.TabularInline):
 
 
 @admin.register(Sender)
-class SenderAdmin(admin.ModelAdmin):
+class SenderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The review queue: senders under review first, oldest first. State changes only through the actions."""
 
     # The two badges come right after the address: on a narrow screen the reviewer still sees them.
@@ -115,15 +116,6 @@ class SenderAdmin(admin.ModelAdmin):
     @admin.display(description="From-domain DKIM", ordering="domain_dkim_status")
     def domain_dkim(self, sender):
         return badge(sender.domain_dkim_status or NO_DOMAIN, sender.domain_dkim_status or "no domain")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_review_permission(self, request):
         return request.user.has_perm("senders.change_sender")
