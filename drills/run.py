@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -42,12 +43,22 @@ def parse_args(argv=None):
     parser.add_argument("--redis-down", type=float, default=5.0, help="seconds Redis stays down in its restart")
     parser.add_argument("--drain-seconds", type=float, default=360.0, help="longest wait for terminal states")
     parser.add_argument("--json", default=None, help="write every count and check to this file")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a setting of every process, e.g. PUFFERPOST_OUTBOX_SWEEP_AFTER=100000 (a negative control)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data) for inspection")
     args = parser.parse_args(argv)
     if args.submit_seconds is None:
         args.submit_seconds = max(90.0, args.messages / 60)
     if args.submit_seconds * 0.5 < 5:
         parser.error("--submit-seconds too short")
+    if any("=" not in item for item in args.env):
+        parser.error("--env takes NAME=VALUE")
+    args.env = dict(item.split("=", 1) for item in args.env)
     return args
 
 
@@ -125,8 +136,14 @@ def report(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _terminate(signum, frame):
+    raise SystemExit(f"drill: stopped by signal {signum}")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    # SIGTERM (e.g. a test runner's timeout) unwinds through the `finally` that stops everything.
+    signal.signal(signal.SIGTERM, _terminate)
     started = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="pufferpost-drills-"))
     os.chmod(tmp, 0o711)  # the private cluster's owner (postgres) must reach tmp/pg
@@ -147,7 +164,9 @@ def main(argv=None) -> int:
         redis = PrivateRedis(children)
         redis.start()
         chaos.log(f"private PostgreSQL on 127.0.0.1:{pg.port}, private Redis on 127.0.0.1:{redis.port}")
-        env = drill_env(database_url=pg.url, redis_url=redis.url, var_dir=tmp / "var")
+        env = {**drill_env(database_url=pg.url, redis_url=redis.url, var_dir=tmp / "var"), **args.env}
+        if args.env:
+            chaos.log(f"overrides: {args.env}")
         (tmp / "var").mkdir()
         children.env = env
         os.environ.update(env)
@@ -246,7 +265,7 @@ def main(argv=None) -> int:
             "logs": str(log_dir) if args.keep else None,
         }
         del counts
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:
         traceback.print_exc()
