@@ -341,6 +341,43 @@ def log_evidence(log_dir: Path) -> dict:
 
 
 @dataclass
+class MxFindings:
+    receptions: int
+    seen: set  # message ids (msg_…) the MX accepted
+    duplicates: dict  # Message-ID → times received, for those received more than once
+    missing: list  # delivered in the database, never received by the MX
+    inconsistent: list  # received by the MX, but neither delivered nor sent-unknown (or not a msg_ id)
+
+
+def mx_findings(lines: list[str], *, delivered: list[str], status_of: dict, unknown: set) -> MxFindings:
+    """Compare the MX's Message-ID log with the database.
+
+    `delivered`: ids the database says are delivered; `status_of`: every message's status;
+    `unknown`: ids with a `sent` event of outcome unknown.
+    """
+    counter = Counter(lines)
+    seen, unparsable = set(), []
+    for line in counter:
+        match = MSG_ID_RE.search(line)
+        if match:
+            seen.add(match.group(1))
+        else:
+            unparsable.append(line)
+    inconsistent = unparsable + [
+        i
+        for i in sorted(seen)
+        if not (status_of.get(i) == "delivered" or (status_of.get(i) == "sent" and i in unknown))
+    ]
+    return MxFindings(
+        receptions=len(lines),
+        seen=seen,
+        duplicates={k: v for k, v in counter.items() if v > 1},
+        missing=[i for i in delivered if i not in seen],
+        inconsistent=inconsistent,
+    )
+
+
+@dataclass
 class Verdict:
     counts: Counter
     checks: list  # (name, passed, detail)
@@ -365,17 +402,7 @@ def verify(url: str, workspace_id: str, sub: Submission, mx_ids: list[str], *, c
     extra_copies = sum(n - 1 for n in per_seq.values() if n > 1)
     not_acknowledged = [r[0] for r in rows if r[0] not in set(ids)]
 
-    mx_counter = Counter(mx_ids)
-    mx_dupes = {k: v for k, v in mx_counter.items() if v > 1}
-    mx_msg = {}
-    for line in mx_counter:
-        m = MSG_ID_RE.search(line)
-        if m:
-            mx_msg[m.group(1)] = line
     delivered = [i for i in ids if status_of.get(i) == "delivered"]
-    missing_at_mx = [i for i in delivered if i not in mx_msg]
-    unknown_seen = sum(1 for i in unknown_ids if i in mx_msg)
-    bounced_seen = [i for i in ids if status_of.get(i) == "bounced" and i in mx_msg]
     # Anything the MX took (250) must be delivered, or sent with an unknown outcome, in the database.
     all_status = dict(query(url, "SELECT id, status FROM messaging_message"))
     all_unknown = {
@@ -385,11 +412,8 @@ def verify(url: str, workspace_id: str, sub: Submission, mx_ids: list[str], *, c
             "SELECT message_id FROM messaging_messageevent WHERE type = 'sent' AND detail->>'outcome' = 'unknown'",
         )
     }
-    mx_inconsistent = [
-        i
-        for i in mx_msg
-        if not (all_status.get(i) == "delivered" or (all_status.get(i) == "sent" and i in all_unknown))
-    ]
+    mx = mx_findings(mx_ids, delivered=delivered, status_of=all_status, unknown=all_unknown)
+    unknown_seen = sum(1 for i in unknown_ids if i in mx.seen)
     nonterminal = {k: v for k, v in counts.items() if k not in TERMINAL and k != "sent (outcome unknown)"}
 
     checks = [
@@ -410,20 +434,20 @@ def verify(url: str, workspace_id: str, sub: Submission, mx_ids: list[str], *, c
         ),
         (
             "the MX saw no Message-ID twice",
-            not mx_dupes,
-            f"{len(mx_ids):,} receptions, {len(mx_counter):,} distinct, duplicates: {len(mx_dupes)}"
-            + (f" e.g. {list(mx_dupes.items())[:3]}" if mx_dupes else ""),
+            not mx.duplicates,
+            f"{mx.receptions:,} receptions, {len(mx.seen):,} distinct, duplicates: {len(mx.duplicates)}"
+            + (f" e.g. {list(mx.duplicates.items())[:3]}" if mx.duplicates else ""),
         ),
         (
             "the MX saw every delivered message's Message-ID",
-            not missing_at_mx,
-            f"{len(delivered):,} delivered, {len(missing_at_mx)} missing at the MX"
-            + (f" e.g. {missing_at_mx[:3]}" if missing_at_mx else ""),
+            not mx.missing,
+            f"{len(delivered):,} delivered, {len(mx.missing)} missing at the MX"
+            + (f" e.g. {mx.missing[:3]}" if mx.missing else ""),
         ),
         (
             "every Message-ID the MX took is delivered or sent (outcome unknown) in the database",
-            not mx_inconsistent and not bounced_seen,
-            f"{len(mx_inconsistent)} inconsistent" + (f" e.g. {mx_inconsistent[:3]}" if mx_inconsistent else ""),
+            not mx.inconsistent,
+            f"{len(mx.inconsistent)} inconsistent" + (f" e.g. {mx.inconsistent[:3]}" if mx.inconsistent else ""),
         ),
     ]
     deferred = query(
