@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?= -n 2
 BENCH_ARGS ?=
+DRILLS_ARGS ?=
 
 .PHONY: up test lint format migrations-check bench drills services db clean
 
@@ -41,6 +42,10 @@ migrations-check: db
 
 bench: $(STAMP) services
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# Fault drills on a private PostgreSQL and Redis the drill starts (and restarts) itself.
+drills: $(STAMP)
+	$(PY) -m drills.run $(DRILLS_ARGS)
 
 clean:
 	rm -rf $(VENV) var

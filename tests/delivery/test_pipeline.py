@@ -7,9 +7,10 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.db import OperationalError
 from django.utils import timezone
 
-from messaging.delivery import services
+from messaging.delivery import services, tasks
 from messaging.delivery.services import deliver_due_messages, deliver_messages, delivery_sweep, retry_delay
 from messaging.models import AttemptState, DeliveryAttempt, Message, MessageAttachment, MessageEvent, Suppression
 from messaging.tracking.links import unsubscribe_url
@@ -379,3 +380,21 @@ def test_the_sweeper_is_on_beat_and_every_delivery_task_on_the_delivery_queue(se
     for task in ("deliver_messages", "deliver_due_messages", "sweep_deliveries"):
         assert app.amqp.router.route({}, f"messaging.delivery.tasks.{task}")["queue"].name == "delivery"
     assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] > settings.PUFFERPOST_DELIVERY_COUNTDOWN_MAX
+
+
+def test_a_database_blip_retries_the_delivery_task_instead_of_dropping_it(setup, smtp_sink, monkeypatch):
+    message = setup.message(to="jane@example.com")
+    real = services.deliver_messages
+    calls = []
+
+    def flaky(*, message_ids):
+        calls.append(message_ids)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(message_ids=message_ids)
+
+    monkeypatch.setattr(services, "deliver_messages", flaky)
+    tasks.deliver_messages.apply(args=[[message.pk]], throw=False)  # eager apply re-runs a retry itself
+    assert len(calls) == 2
+    assert len(smtp_sink.received) == 1
+    assert reload(message).status == "delivered"
