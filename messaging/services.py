@@ -11,7 +11,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
+from functools import lru_cache, partial
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -165,8 +165,10 @@ def _persist(plans: list[_Plan], *, now, idempotency: IdempotencyRecord | None =
     return ids
 
 
+@lru_cache(maxsize=256)
 def _insert_sql(model, rows: int) -> tuple[str, list]:
-    """`INSERT INTO <model's table> (<every concrete column>) VALUES (…), …` for `rows` rows."""
+    """`INSERT INTO <model's table> (<every concrete column>) VALUES (…), …` for `rows` rows (built
+    once per model and row count; PostgreSQL is the only backend)."""
     fields = model._meta.concrete_fields
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
