@@ -246,6 +246,7 @@ def run(ctx) -> None:
             "processes": ctx.args.delivery_workers,
             "pool": ctx.args.delivery_pool,
             "concurrency": ctx.args.delivery_concurrency,
+            "prefetch_multiplier": ctx.args.delivery_prefetch,
         },
     }
     ctx.details["delivery"] = details
@@ -269,6 +270,8 @@ def run(ctx) -> None:
         )
         if a.delivery_pool != "solo":
             argv += ["-c", str(a.delivery_concurrency)]
+        if a.delivery_prefetch is not None:
+            argv += ["--prefetch-multiplier", str(a.delivery_prefetch)]
         argv += ["--without-mingle", "--without-gossip", "-l", "INFO"]
         argv += ["-Q", "default,delivery,webhooks,domains"]
         workers.append(ctx.children.start(f"worker{n}", argv, **worker_env))
