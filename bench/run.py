@@ -53,6 +53,15 @@ def parse_args(argv=None):
     )
     parser.add_argument("--redis-prefix", default="pp-bench:", help="Redis key prefix (must start with pp-bench)")
     parser.add_argument("--gunicorn-workers", type=int, default=4)
+    parser.add_argument("--delivery-workers", type=int, default=2, help="Celery worker processes (delivery)")
+    parser.add_argument("--delivery-pool", default="solo", choices=("solo", "prefork", "threads"))
+    parser.add_argument("--delivery-concurrency", type=int, default=1, help="-c of each delivery worker")
+    parser.add_argument(
+        "--delivery-prefetch",
+        type=int,
+        default=None,
+        help="--prefetch-multiplier of the delivery workers (default: settings)",
+    )
     parser.add_argument("--gunicorn-class", default="sync", choices=("sync", "gthread"))
     parser.add_argument("--gunicorn-threads", type=int, default=4)
     parser.add_argument("--output", default=str(REPO / "bench" / "results.json"))

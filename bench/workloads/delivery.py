@@ -239,7 +239,16 @@ def run(ctx) -> None:
     fixture = ctx.fixture
     dns, dns_port = start_dns(ctx, zone(fixture))
     mx, mx_port, count_file = start_mx(ctx)
-    details = {"dns_port": dns_port, "mx_port": mx_port}
+    details = {
+        "dns_port": dns_port,
+        "mx_port": mx_port,
+        "workers": {
+            "processes": ctx.args.delivery_workers,
+            "pool": ctx.args.delivery_pool,
+            "concurrency": ctx.args.delivery_concurrency,
+            "prefetch_multiplier": ctx.args.delivery_prefetch,
+        },
+    }
     ctx.details["delivery"] = details
 
     ceiling = run_ceiling(ctx, mx_port, count_file)
@@ -254,8 +263,15 @@ def run(ctx) -> None:
         "PUFFERPOST_LOG_LEVEL": "WARNING",
     }
     workers = []
-    for n in range(WORKERS):
-        argv = python_argv("-m", "celery", "-A", "pufferpost", "worker", "--pool", "solo", "-n", f"bench{n}@%h")
+    a = ctx.args
+    for n in range(a.delivery_workers):
+        argv = python_argv(
+            "-m", "celery", "-A", "pufferpost", "worker", "--pool", a.delivery_pool, "-n", f"bench{n}@%h"
+        )
+        if a.delivery_pool != "solo":
+            argv += ["-c", str(a.delivery_concurrency)]
+        if a.delivery_prefetch is not None:
+            argv += ["--prefetch-multiplier", str(a.delivery_prefetch)]
         argv += ["--without-mingle", "--without-gossip", "-l", "INFO"]
         argv += ["-Q", "default,delivery,webhooks,domains"]
         workers.append(ctx.children.start(f"worker{n}", argv, **worker_env))

@@ -460,7 +460,7 @@ def outcomes_record(*, results: list[_Result], token: datetime) -> None:
         )
         (finished if r.attempt_id else created).append(attempt)
     if finished:
-        DeliveryAttempt.objects.bulk_update(finished, ["state", "finished_at", "mx_host", "response", "recipients"])
+        _attempts_finish(finished)
     if created:
         DeliveryAttempt.objects.bulk_create(created)
 
@@ -490,9 +490,7 @@ def outcomes_record(*, results: list[_Result], token: datetime) -> None:
             message.subject = r.subject
         message.last_response = r.response[:2000]
         touched.append(message)
-    Message.objects.filter(claimed_at=token).bulk_update(
-        touched, ["attempts", "next_attempt_at", "subject", "last_response"]
-    )
+    _messages_bookkeep(touched, token=token)
 
     details = {r.message.pk: r.detail for r in results}
     # The timeline orders by occurred_at: `sent` when transmission began, the outcome when it ended.
@@ -568,6 +566,52 @@ def outcomes_record(*, results: list[_Result], token: datetime) -> None:
     for message_id, delay in retries:
         if delay <= settings.PUFFERPOST_DELIVERY_COUNTDOWN_MAX:
             transaction.on_commit(partial(_enqueue_retry, message_id, delay))
+
+
+def _attempts_finish(attempts: list[DeliveryAttempt]) -> None:
+    """`bulk_update(attempts, [state, finished_at, mx_host, response, recipients])` as one
+    `UPDATE … FROM unnest(…)`: the ORM's CASE-per-row form cost more CPU than the sending."""
+    table = connection.ops.quote_name(DeliveryAttempt._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {table} a
+                   SET state = v.state, finished_at = v.finished_at, mx_host = v.mx_host,
+                       response = v.response, recipients = v.recipients::jsonb
+                  FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::text[])
+                       AS v(id, state, finished_at, mx_host, response, recipients)
+                 WHERE a.id = v.id""",
+            [
+                [a.pk for a in attempts],
+                [a.state for a in attempts],
+                [a.finished_at for a in attempts],
+                [a.mx_host for a in attempts],
+                [a.response for a in attempts],
+                [json.dumps(a.recipients) for a in attempts],
+            ],
+        )
+
+
+def _messages_bookkeep(messages: list[Message], *, token: datetime) -> None:
+    """`Message.objects.filter(claimed_at=token).bulk_update(messages, [attempts, next_attempt_at,
+    subject, last_response])` as one `UPDATE … FROM unnest(…)` (rows of another claim are left alone)."""
+    table = connection.ops.quote_name(Message._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {table} m
+                   SET attempts = v.attempts, next_attempt_at = v.next_attempt_at,
+                       subject = v.subject, last_response = v.last_response
+                  FROM unnest(%s::text[], %s::integer[], %s::timestamptz[], %s::text[], %s::text[])
+                       AS v(id, attempts, next_attempt_at, subject, last_response)
+                 WHERE m.id = v.id AND m.claimed_at = %s""",
+            [
+                [m.pk for m in messages],
+                [m.attempts for m in messages],
+                [m.next_attempt_at for m in messages],
+                [m.subject for m in messages],
+                [m.last_response for m in messages],
+                token,
+            ],
+        )
 
 
 def _evaluate_senders(sender_ids) -> None:

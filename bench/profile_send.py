@@ -1,0 +1,115 @@
+"""Profile POST /v1/messages in-process: N requests through Django's WSGI handler (test Client),
+against a real database (`pufferpost_bench_profile`, dropped and re-created) and the bench's Redis
+prefix. Prints CPU per request for the send endpoint and the bench's bare ceiling, then the top of
+a cProfile of the send requests.
+
+    .venv/bin/python -m bench.profile_send [--requests 2000] [--sort cumulative] [--top 60]
+    .venv/bin/python -m bench.profile_send --no-profile          # timings only
+"""
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DATABASE = "pufferpost_bench_profile"
+PREFIX = "pp-bench-profile:"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--sort", default="cumulative")
+    parser.add_argument("--top", type=int, default=60)
+    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--cpu", action="store_true", help="profile CPU time (process_time), not wall time")
+    parser.add_argument("--keep-database", action="store_true")
+    parser.add_argument("--dump", help="write the pstats file here")
+    args = parser.parse_args(argv)
+
+    from bench.common import database_url
+
+    db_url = database_url(DATABASE)
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
+            "DATABASE_URL": db_url,
+            "PUFFERPOST_REDIS_KEY_PREFIX": PREFIX,
+            "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY") or "profile-" + os.urandom(24).hex(),
+            "DJANGO_DEBUG": "false",
+            "PUFFERPOST_LOG_LEVEL": "WARNING",
+            "CELERY_TASK_ALWAYS_EAGER": "false",
+            "PUFFERPOST_VAR_DIR": "/tmp",
+        }
+    )
+    sys.path.insert(0, str(REPO))
+    import django
+
+    from bench import seed
+
+    seed.reset_database(db_url, DATABASE)
+    django.setup()
+    from django.test import Client
+
+    seed.migrate()
+    seed.clean_redis(PREFIX)
+    try:
+        fixture = seed.seed()
+        client = Client(HTTP_AUTHORIZATION=f"Bearer {fixture.api_key}", HTTP_HOST="127.0.0.1")
+        bodies = [json.dumps(seed.send_body(fixture, i)) for i in range(args.requests + 200)]
+        ceiling_body = bodies[0]
+
+        def send(i):
+            response = client.post("/v1/messages", bodies[i], content_type="application/json")
+            assert response.status_code == 202, response.content
+
+        def ceiling(i):
+            response = client.post("/bench/ceiling", ceiling_body, content_type="application/json")
+            assert response.status_code in (200, 201, 202), response.content
+
+        for i in range(200):  # warm-up: imports, connections, compiled caches
+            send(args.requests + i)
+            ceiling(i)
+
+        def measure(fn, n):
+            cpu, wall = time.process_time(), time.perf_counter()
+            for i in range(n):
+                fn(i)
+            return (time.process_time() - cpu) / n * 1000, (time.perf_counter() - wall) / n * 1000
+
+        n = min(args.requests, 500)
+        results = {}
+        for _round in range(3):  # interleaved, medians
+            for name, fn in (("ceiling", ceiling), ("send", send)):
+                results.setdefault(name, []).append(measure(fn, n))
+        for name, values in results.items():
+            cpu = sorted(v[0] for v in values)[1]
+            wall = sorted(v[1] for v in values)[1]
+            print(f"{name:8s} CPU {cpu:.2f} ms/request, wall {wall:.2f} ms/request (median of 3 × {n})")
+        if not args.no_profile:
+            profiler = cProfile.Profile(time.process_time if args.cpu else time.perf_counter)
+            profiler.enable()
+            for i in range(args.requests):
+                send(i)
+            profiler.disable()
+            out = io.StringIO()
+            stats = pstats.Stats(profiler, stream=out)
+            stats.sort_stats(args.sort).print_stats(args.top)
+            if args.dump:
+                stats.dump_stats(args.dump)
+            print(out.getvalue())
+    finally:
+        seed.clean_redis(PREFIX)
+        if not args.keep_database:
+            seed.drop_database(db_url, DATABASE)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
