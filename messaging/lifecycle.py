@@ -98,7 +98,7 @@ def message_event_record(
     return event
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # the send path is already in its transaction: no savepoint pair
 def message_events_bulk_record(events: Iterable[MessageEvent]) -> list[MessageEvent]:
     """Insert many prepared events at once (the send path's `accepted` events) and notify listeners."""
     created = MessageEvent.objects.bulk_create(list(events))

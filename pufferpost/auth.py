@@ -4,58 +4,44 @@
 workspace in the same query. Views name the scope each action needs in `required_scopes`.
 """
 
-from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models.query import get_related_populators
+from functools import cache
+
+from django.db import connection
 from rest_framework import authentication, exceptions, permissions
 
-from pufferpost.models import KEY_PREFIX, ApiKey
-
-_SENTINEL = "\x00key-hash\x00"
+from pufferpost.models import KEY_PREFIX, ApiKey, Workspace
 
 
-class _KeyLookup:
-    """`ApiKey.objects.active().select_related("workspace").filter(key_hash=…).first()`, compiled
-    once per database connection instead of on every request (building that query through the ORM
-    cost ~0.45 ms of CPU a request, a third of the send path's budget). It still runs on every
-    request, so a revoked key fails on the very next one. Rows become objects exactly as the ORM
-    would make them (same converters, same select_related population)."""
-
-    def __init__(self, conn):
-        queryset = ApiKey.objects.active().select_related("workspace").filter(key_hash=_SENTINEL)[:1]
-        compiler = queryset.query.get_compiler(connection=conn)
-        self.sql, params = compiler.as_sql()
-        if list(params) != [_SENTINEL]:  # the lookup must take the hash as its only parameter
-            raise RuntimeError("unexpected API key lookup parameters")
-        self.compiler = compiler
-        self.alias = conn.alias
-        select, klass_info = compiler.select, compiler.klass_info
-        fields = klass_info["select_fields"]
-        self.start, self.end = fields[0], fields[-1] + 1
-        self.init_list = [column[0].target.attname for column in select[self.start : self.end]]
-        self.populators = get_related_populators(klass_info, select, conn.alias)
-        self.converters = compiler.get_converters([column[0] for column in select])
-
-    def get(self, key_hash: str) -> ApiKey | None:
-        with self.compiler.connection.cursor() as cursor:
-            cursor.execute(self.sql, [key_hash])
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        if self.converters:
-            row = next(iter(self.compiler.apply_converters([row], self.converters)))
-        key = ApiKey.from_db(self.alias, self.init_list, row[self.start : self.end])
-        for populator in self.populators:
-            populator.populate(row, key)
-        return key
+@cache
+def _lookup_sql() -> tuple[str, list[str], list[str]]:
+    """One hand-written join instead of compiling the ORM query on every request (that cost ~0.4 ms
+    of CPU, a third of the send path's budget). Columns come from the models' own field lists."""
+    quote = connection.ops.quote_name
+    key_fields = [f.attname for f in ApiKey._meta.concrete_fields]
+    workspace_fields = [f.attname for f in Workspace._meta.concrete_fields]
+    columns = [f"k.{quote(ApiKey._meta.get_field(name).column)}" for name in key_fields] + [
+        f"w.{quote(Workspace._meta.get_field(name).column)}" for name in workspace_fields
+    ]
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {quote(ApiKey._meta.db_table)} k "
+        f"JOIN {quote(Workspace._meta.db_table)} w ON w.{quote('id')} = k.{quote('workspace_id')} "
+        f"WHERE k.{quote('key_hash')} = %s AND k.{quote('revoked_at')} IS NULL"
+    )
+    return sql, key_fields, workspace_fields
 
 
 def active_key_with_workspace(key_hash: str) -> ApiKey | None:
-    """The unrevoked key with that hash, its workspace loaded; one query."""
-    conn = connections[DEFAULT_DB_ALIAS]  # this thread's connection wrapper
-    lookup = getattr(conn, "_pufferpost_key_lookup", None)
-    if lookup is None:
-        lookup = conn._pufferpost_key_lookup = _KeyLookup(conn)
-    return lookup.get(key_hash)
+    """The unrevoked key with that hash and its workspace, in one query on every request (so a
+    revoked key fails on the very next one)."""
+    sql, key_fields, workspace_fields = _lookup_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [key_hash])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    key = ApiKey.from_db(connection.alias, key_fields, row[: len(key_fields)])
+    key.workspace = Workspace.from_db(connection.alias, workspace_fields, row[len(key_fields) :])
+    return key
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
