@@ -158,11 +158,8 @@ def main(argv=None) -> int:
             """The bench's limit in this process: render + build + DKIM-sign + send, one reused connection."""
             import smtplib
 
-            from messaging.delivery import dkim
-            from messaging.delivery.mime import build_message
-            from pufferpost.ids import new_id
+            from bench.workloads.delivery import render_sign_send
             from templates_app.models import TemplateVersion
-            from templates_app.rendering import render_version
 
             version = TemplateVersion.objects.get(pk=fixture.template_version_pk)
             smtp = smtplib.SMTP("127.0.0.1", mx_port, local_hostname="bench.localhost", timeout=30)
@@ -170,22 +167,7 @@ def main(argv=None) -> int:
             bodies = [seed.send_body(fixture, 20_000_000 + i) for i in range(n)]
             cpu, wall, others = time.process_time(), time.perf_counter(), children_cpu()
             for body in bodies:
-                rendered = render_version(version, data=body["data"], locale=body["locale"], timezone=body["timezone"])
-                message_id = new_id("msg")
-                out = build_message(
-                    message_id=message_id,
-                    from_email=body["from"],
-                    from_name="Bench Shop",
-                    to=body["to"],
-                    subject=rendered.subject,
-                    html=rendered.html,
-                    text=rendered.text,
-                    unsubscribe_url=f"http://127.0.0.1:8000/v1/unsubscribe/{message_id}",
-                )
-                signed = dkim.sign(
-                    out.data, domain=fixture.domain, selector=seed.SELECTOR, private_key_pem=fixture.private_key_pem
-                )
-                smtp.sendmail(out.mail_from, out.recipients, signed)
+                render_sign_send(smtp, version, body, domain=fixture.domain, private_key_pem=fixture.private_key_pem)
             result = time.process_time() - cpu, time.perf_counter() - wall, children_cpu() - others
             smtp.quit()
             return result

@@ -67,51 +67,50 @@ def mx_count(count_file: Path) -> int:
 # --- the limit: a bare render + sign + send loop -------------------------------------------------
 
 
+def render_sign_send(smtp, version, body: dict, *, domain: str, private_key_pem: str) -> int:
+    """The limit's unit of work: render + build + DKIM-sign + send over an open connection."""
+    from messaging.delivery import dkim
+    from messaging.delivery.mime import build_message
+    from pufferpost.ids import new_id
+    from templates_app.rendering import render_version
+
+    rendered = render_version(version, data=body["data"], locale=body["locale"], timezone=body["timezone"])
+    message_id = new_id("msg")
+    out = build_message(
+        message_id=message_id,
+        from_email=body["from"],
+        from_name="Bench Shop",
+        to=body["to"],
+        subject=rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+        unsubscribe_url=f"http://127.0.0.1:8000/v1/unsubscribe/{message_id}",
+    )
+    signed = dkim.sign(out.data, domain=domain, selector=seed.SELECTOR, private_key_pem=private_key_pem)
+    smtp.sendmail(out.mail_from, out.recipients, signed)
+    return len(signed)
+
+
 def _ceiling_child(index: int, count: int, mx_port: int, fixture_dict: dict, barrier, results) -> None:
     import smtplib
 
     import django
 
     django.setup()
-    from messaging.delivery import dkim
-    from messaging.delivery.mime import build_message
-    from pufferpost.ids import new_id
     from templates_app.models import TemplateVersion
-    from templates_app.rendering import render_version
 
     version = TemplateVersion.objects.get(pk=fixture_dict["template_version_pk"])
     smtp = smtplib.SMTP("127.0.0.1", mx_port, local_hostname="bench.localhost", timeout=30)
     smtp.ehlo()
     # One warm-up message (template compile, key parse, connection).
     bodies = [seed.send_body_from_dict(fixture_dict, index * 10_000_000 + i) for i in range(count + 1)]
+    keys = {"domain": fixture_dict["domain"], "private_key_pem": fixture_dict["private_key_pem"]}
 
-    def one(body):
-        rendered = render_version(version, data=body["data"], locale=body["locale"], timezone=body["timezone"])
-        message_id = new_id("msg")
-        out = build_message(
-            message_id=message_id,
-            from_email=body["from"],
-            from_name="Bench Shop",
-            to=body["to"],
-            subject=rendered.subject,
-            html=rendered.html,
-            text=rendered.text,
-            unsubscribe_url=f"http://127.0.0.1:8000/v1/unsubscribe/{message_id}",
-        )
-        signed = dkim.sign(
-            out.data,
-            domain=fixture_dict["domain"],
-            selector=seed.SELECTOR,
-            private_key_pem=fixture_dict["private_key_pem"],
-        )
-        smtp.sendmail(out.mail_from, out.recipients, signed)
-        return len(signed)
-
-    size = one(bodies[0])
+    size = render_sign_send(smtp, version, bodies[0], **keys)
     barrier.wait(timeout=60)
     started = time.perf_counter()
     for body in bodies[1:]:
-        one(body)
+        render_sign_send(smtp, version, body, **keys)
     elapsed = time.perf_counter() - started
     smtp.quit()
     results.put({"index": index, "count": count, "seconds": elapsed, "message_bytes": size})
