@@ -681,7 +681,7 @@ def delivery_sweep(*, limit: int = 10_000) -> dict[str, int]:
     for start in range(0, len(ids), SWEEP_CHUNK):
         try:
             task.delay(ids[start : start + SWEEP_CHUNK])
-        except Exception:
+        except Exception:  # broker down: logged, and the next sweep enqueues them again
             log.exception("delivery sweep could not enqueue; next sweep retries")
             break
     if stuck or ids:

@@ -92,7 +92,7 @@ def report_parse(raw: bytes, *, envelope_recipients: Iterable[str] = ()) -> Inbo
     """
     try:
         return _report_parse(raw, list(envelope_recipients))
-    except Exception:
+    except Exception:  # unparseable mail is still answered 250, or its sender retries for days
         log.exception("could not parse an inbound mail of %d bytes; ignored", len(raw))
         return InboundReport("none", "", timezone.now())
 
@@ -168,7 +168,7 @@ def _heuristic_deliveries(msg: EmailMessage, raw: bytes, verp_id: str | None) ->
     """Non-RFC bounces: flufl.bounce knows the addresses, not the codes, so the status is generic."""
     try:
         temporary, permanent = all_failures(msg)
-    except Exception:
+    except Exception:  # a heuristic scan failing leaves the standard (RFC 3464) findings intact
         log.exception("flufl.bounce could not scan an inbound message")
         return ()
     if not (temporary or permanent):

@@ -79,7 +79,7 @@ class FeedbackHandler:
         try:
             # Shielded so a shutdown that cancels the connection still lets the recording finish.
             await asyncio.shield(work)
-        except Exception:
+        except Exception:  # answered 451, so the sending server retries later
             log.exception("could not record inbound mail from %s", envelope.mail_from)
             return "451 4.3.0 Temporary failure, please try again later"
         return "250 2.0.0 OK"

@@ -157,8 +157,7 @@ def webhook_deliveries_attempt(*, delivery_ids: list[int]) -> None:
     for delivery_id in delivery_ids:
         try:
             webhook_delivery_attempt(delivery_id=delivery_id)
-        except Exception:
-            # One broken row must not starve the rest; its lease expires and the sweeper retries it.
+        except Exception:  # one broken row must not starve the rest; its lease expires and the sweeper retries it
             logger.exception("webhook delivery %s could not be attempted", delivery_id)
 
 
