@@ -19,12 +19,19 @@ VAR_DIR = Path(environ.Env().str("PUFFERPOST_VAR_DIR", default=str(BASE_DIR / "v
 env = environ.Env()
 
 
-def _read(kind, name, **kwargs):
-    """Read one variable through django-environ, turning a malformed value into a loud start-up error."""
+def _read(kind, name, *, positive=False, minimum=None, maximum=None, **kwargs):
+    """Read one variable through django-environ; a malformed or out-of-range value is a loud start-up error."""
     try:
-        return getattr(env, kind)(name, **kwargs)
+        value = getattr(env, kind)(name, **kwargs)
     except (ValueError, TypeError) as exc:
         raise ImproperlyConfigured(f"{name} is malformed: {exc}") from exc
+    if positive and value <= 0:
+        raise ImproperlyConfigured(f"{name} must be positive.")
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}.")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum}.")
+    return value
 
 
 def _secret_key():
@@ -236,16 +243,14 @@ PUFFERPOST_SMTP_PORT = _read("int", "PUFFERPOST_SMTP_PORT", default=25)
 PUFFERPOST_PUBLIC_URL = _read("str", "PUFFERPOST_PUBLIC_URL", default="http://localhost:8000").rstrip("/")
 PUFFERPOST_WEBHOOKS_ALLOW_PRIVATE = _read("bool", "PUFFERPOST_WEBHOOKS_ALLOW_PRIVATE", default=False)
 PUFFERPOST_DKIM_SELECTOR = _read("str", "PUFFERPOST_DKIM_SELECTOR", default="mlr1")
-PUFFERPOST_DOMAIN_RECHECK_VERIFIED = _read("int", "PUFFERPOST_DOMAIN_RECHECK_VERIFIED", default=3600)
-PUFFERPOST_DOMAIN_RECHECK_PENDING = _read("int", "PUFFERPOST_DOMAIN_RECHECK_PENDING", default=300)
+PUFFERPOST_DOMAIN_RECHECK_VERIFIED = _read("int", "PUFFERPOST_DOMAIN_RECHECK_VERIFIED", default=3600, positive=True)
+PUFFERPOST_DOMAIN_RECHECK_PENDING = _read("int", "PUFFERPOST_DOMAIN_RECHECK_PENDING", default=300, positive=True)
 
 # --- sending ---
 # Seconds a message may stay `accepted` before the outbox sweeper enqueues it again.
 PUFFERPOST_OUTBOX_SWEEP_AFTER = _read("int", "PUFFERPOST_OUTBOX_SWEEP_AFTER", default=120)
 # Seconds an Idempotency-Key is remembered; the contract promises at least 24 hours.
-PUFFERPOST_IDEMPOTENCY_TTL = _read("int", "PUFFERPOST_IDEMPOTENCY_TTL", default=86400)
-if PUFFERPOST_IDEMPOTENCY_TTL < 86400:
-    raise ImproperlyConfigured("PUFFERPOST_IDEMPOTENCY_TTL must be at least 86400 (24 hours).")
+PUFFERPOST_IDEMPOTENCY_TTL = _read("int", "PUFFERPOST_IDEMPOTENCY_TTL", default=86400, minimum=86400)
 # Largest request body of POST /v1/messages (3 attachments of 1 MiB are ~4.2 MB of base64).
 PUFFERPOST_SEND_MAX_BODY_BYTES = _read("int", "PUFFERPOST_SEND_MAX_BODY_BYTES", default=5 * 1024 * 1024)
 # Largest request body of POST /v1/messages/batch.
@@ -262,15 +267,9 @@ CELERY_BEAT_SCHEDULE["messaging-idempotency-purge"] = {
 
 # --- webhooks ---
 # PUFFERPOST_WEBHOOKS_ALLOW_PRIVATE is read above with the other PufferPost variables.
-PUFFERPOST_WEBHOOKS_TIMEOUT = _read("float", "PUFFERPOST_WEBHOOKS_TIMEOUT", default=10.0)
-if not 0 < PUFFERPOST_WEBHOOKS_TIMEOUT <= 60:
-    raise ImproperlyConfigured("PUFFERPOST_WEBHOOKS_TIMEOUT must be between 0 and 60 seconds.")
-PUFFERPOST_WEBHOOKS_SWEEP_INTERVAL = _read("float", "PUFFERPOST_WEBHOOKS_SWEEP_INTERVAL", default=15.0)
-if PUFFERPOST_WEBHOOKS_SWEEP_INTERVAL <= 0:
-    raise ImproperlyConfigured("PUFFERPOST_WEBHOOKS_SWEEP_INTERVAL must be a positive number of seconds.")
-PUFFERPOST_WEBHOOKS_RETENTION_DAYS = _read("int", "PUFFERPOST_WEBHOOKS_RETENTION_DAYS", default=30)
-if PUFFERPOST_WEBHOOKS_RETENTION_DAYS < 2:
-    raise ImproperlyConfigured("PUFFERPOST_WEBHOOKS_RETENTION_DAYS must be at least 2 (retries run for a day).")
+PUFFERPOST_WEBHOOKS_TIMEOUT = _read("float", "PUFFERPOST_WEBHOOKS_TIMEOUT", default=10.0, positive=True, maximum=60)
+PUFFERPOST_WEBHOOKS_SWEEP_INTERVAL = _read("float", "PUFFERPOST_WEBHOOKS_SWEEP_INTERVAL", default=15.0, positive=True)
+PUFFERPOST_WEBHOOKS_RETENTION_DAYS = _read("int", "PUFFERPOST_WEBHOOKS_RETENTION_DAYS", default=30, minimum=2)
 CELERY_BEAT_SCHEDULE["webhooks-deliver-due"] = {
     "task": "messaging.webhooks.tasks.deliver_due_webhooks",
     "schedule": PUFFERPOST_WEBHOOKS_SWEEP_INTERVAL,
@@ -281,23 +280,16 @@ CELERY_BEAT_SCHEDULE["webhooks-prune"] = {
 }
 
 # --- domains ---
-PUFFERPOST_DOMAIN_RECHECK_TICK = _read("float", "PUFFERPOST_DOMAIN_RECHECK_TICK", default=60.0)
-PUFFERPOST_DOMAIN_RECHECK_BATCH = _read("int", "PUFFERPOST_DOMAIN_RECHECK_BATCH", default=500)
-PUFFERPOST_DOMAIN_RECHECK_CONCURRENCY = _read("int", "PUFFERPOST_DOMAIN_RECHECK_CONCURRENCY", default=32)
-for _name in (
-    "PUFFERPOST_DOMAIN_RECHECK_TICK",
-    "PUFFERPOST_DOMAIN_RECHECK_BATCH",
-    "PUFFERPOST_DOMAIN_RECHECK_CONCURRENCY",
-    "PUFFERPOST_DOMAIN_RECHECK_VERIFIED",
-    "PUFFERPOST_DOMAIN_RECHECK_PENDING",
-):
-    if globals()[_name] <= 0:
-        raise ImproperlyConfigured(f"{_name} must be positive.")
+PUFFERPOST_DOMAIN_RECHECK_TICK = _read("float", "PUFFERPOST_DOMAIN_RECHECK_TICK", default=60.0, positive=True)
+PUFFERPOST_DOMAIN_RECHECK_BATCH = _read("int", "PUFFERPOST_DOMAIN_RECHECK_BATCH", default=500, positive=True)
+PUFFERPOST_DOMAIN_RECHECK_CONCURRENCY = _read("int", "PUFFERPOST_DOMAIN_RECHECK_CONCURRENCY", default=32, positive=True)
 CELERY_BEAT_SCHEDULE["domains-recheck-due"]["schedule"] = PUFFERPOST_DOMAIN_RECHECK_TICK
 
 # --- feedback ---------------------------------------------------------------------------------
 # Bounces and complaints after delivery (messaging.feedback) and the sender auto-pause.
-PUFFERPOST_INBOUND_SMTP_MAX_BYTES = _read("int", "PUFFERPOST_INBOUND_SMTP_MAX_BYTES", default=10 * 1024 * 1024)
+PUFFERPOST_INBOUND_SMTP_MAX_BYTES = _read(
+    "int", "PUFFERPOST_INBOUND_SMTP_MAX_BYTES", default=10 * 1024 * 1024, minimum=1024
+)
 # Besides every VERP return path (bounces+msg_…@…), the inbound server accepts these: a full
 # address, or a bare local part (`fbl`) meaning that local part at any domain.
 PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES = [
@@ -305,17 +297,11 @@ PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES = [
 ]
 # aiosmtpd logs every SMTP command at INFO; the feedback services log what matters.
 LOGGING["loggers"] = {**LOGGING.get("loggers", {}), "mail.log": {"level": "WARNING"}}
-PUFFERPOST_REPUTATION_WINDOW_DAYS = _read("int", "PUFFERPOST_REPUTATION_WINDOW_DAYS", default=7)
-if PUFFERPOST_INBOUND_SMTP_MAX_BYTES < 1024 or PUFFERPOST_REPUTATION_WINDOW_DAYS < 1:
-    raise ImproperlyConfigured(
-        "PUFFERPOST_INBOUND_SMTP_MAX_BYTES must be at least 1024 and PUFFERPOST_REPUTATION_WINDOW_DAYS at least 1."
-    )
+PUFFERPOST_REPUTATION_WINDOW_DAYS = _read("int", "PUFFERPOST_REPUTATION_WINDOW_DAYS", default=7, minimum=1)
 
 # --- delivery ---
 # Seconds for each SMTP connect and each command reply; a server slower than this defers the message.
-PUFFERPOST_SMTP_TIMEOUT = _read("float", "PUFFERPOST_SMTP_TIMEOUT", default=30.0)
-if PUFFERPOST_SMTP_TIMEOUT <= 0:
-    raise ImproperlyConfigured("PUFFERPOST_SMTP_TIMEOUT must be a positive number of seconds")
+PUFFERPOST_SMTP_TIMEOUT = _read("float", "PUFFERPOST_SMTP_TIMEOUT", default=30.0, positive=True)
 # The name this host gives in EHLO/HELO; receivers check it resolves. Empty: the machine's FQDN.
 PUFFERPOST_SMTP_HELO_NAME = _read("str", "PUFFERPOST_SMTP_HELO_NAME", default="")
 # Domain of the VERP return path (bounces+msg_…@DOMAIN); its MX must reach run_inbound_smtp.
@@ -326,35 +312,27 @@ PUFFERPOST_RETURN_PATH_DOMAIN = _read("str", "PUFFERPOST_RETURN_PATH_DOMAIN", de
 # Delivery (messaging.delivery.services): leases, retries, the sweeper, batching of writes.
 # Seconds a worker's claim on a message lasts before the sweeper may give the message to another
 # worker; renewed at the commit point. Far above the SMTP timeout: a whole transaction fits.
-PUFFERPOST_DELIVERY_LEASE = _read("float", "PUFFERPOST_DELIVERY_LEASE", default=600.0)
+PUFFERPOST_DELIVERY_LEASE = _read("float", "PUFFERPOST_DELIVERY_LEASE", default=600.0, positive=True)
 # First retry delay in seconds after a temporary failure; doubles per attempt (with jitter).
-PUFFERPOST_DELIVERY_RETRY_BASE = _read("float", "PUFFERPOST_DELIVERY_RETRY_BASE", default=60.0)
+PUFFERPOST_DELIVERY_RETRY_BASE = _read("float", "PUFFERPOST_DELIVERY_RETRY_BASE", default=60.0, positive=True)
 # Longest delay between two attempts, in seconds.
-PUFFERPOST_DELIVERY_RETRY_MAX_DELAY = _read("float", "PUFFERPOST_DELIVERY_RETRY_MAX_DELAY", default=2 * 3600.0)
+PUFFERPOST_DELIVERY_RETRY_MAX_DELAY = _read(
+    "float", "PUFFERPOST_DELIVERY_RETRY_MAX_DELAY", default=2 * 3600.0, positive=True
+)
 # Seconds after acceptance during which temporary failures are retried; then the message is `errored`.
-PUFFERPOST_DELIVERY_RETRY_WINDOW = _read("float", "PUFFERPOST_DELIVERY_RETRY_WINDOW", default=72 * 3600.0)
+PUFFERPOST_DELIVERY_RETRY_WINDOW = _read(
+    "float", "PUFFERPOST_DELIVERY_RETRY_WINDOW", default=72 * 3600.0, positive=True
+)
 # Retries due within this many seconds get a Celery countdown; later ones are left to the sweeper
 # (a countdown longer than the broker's visibility timeout would be redelivered early).
 PUFFERPOST_DELIVERY_COUNTDOWN_MAX = _read("float", "PUFFERPOST_DELIVERY_COUNTDOWN_MAX", default=3000.0)
 # Seconds between sweeps (due retries whose countdown was lost, claims of dead workers).
-PUFFERPOST_DELIVERY_SWEEP_INTERVAL = _read("float", "PUFFERPOST_DELIVERY_SWEEP_INTERVAL", default=30.0)
+PUFFERPOST_DELIVERY_SWEEP_INTERVAL = _read("float", "PUFFERPOST_DELIVERY_SWEEP_INTERVAL", default=30.0, positive=True)
 # A due message is swept only this many seconds after it fell due (its countdown goes first).
-PUFFERPOST_DELIVERY_SWEEP_GRACE = _read("float", "PUFFERPOST_DELIVERY_SWEEP_GRACE", default=60.0)
+PUFFERPOST_DELIVERY_SWEEP_GRACE = _read("float", "PUFFERPOST_DELIVERY_SWEEP_GRACE", default=60.0, minimum=0)
 # Outcomes are written in bulk every this many messages or seconds, whichever comes first.
-PUFFERPOST_DELIVERY_FLUSH_EVERY = _read("int", "PUFFERPOST_DELIVERY_FLUSH_EVERY", default=50)
-PUFFERPOST_DELIVERY_FLUSH_SECONDS = _read("float", "PUFFERPOST_DELIVERY_FLUSH_SECONDS", default=2.0)
-for _name in (
-    "PUFFERPOST_DELIVERY_LEASE",
-    "PUFFERPOST_DELIVERY_RETRY_BASE",
-    "PUFFERPOST_DELIVERY_RETRY_MAX_DELAY",
-    "PUFFERPOST_DELIVERY_RETRY_WINDOW",
-    "PUFFERPOST_DELIVERY_SWEEP_INTERVAL",
-    "PUFFERPOST_DELIVERY_FLUSH_EVERY",
-):
-    if globals()[_name] <= 0:
-        raise ImproperlyConfigured(f"{_name} must be positive.")
-if PUFFERPOST_DELIVERY_SWEEP_GRACE < 0 or PUFFERPOST_DELIVERY_FLUSH_SECONDS < 0:
-    raise ImproperlyConfigured("PUFFERPOST_DELIVERY_SWEEP_GRACE and _FLUSH_SECONDS must not be negative.")
+PUFFERPOST_DELIVERY_FLUSH_EVERY = _read("int", "PUFFERPOST_DELIVERY_FLUSH_EVERY", default=50, positive=True)
+PUFFERPOST_DELIVERY_FLUSH_SECONDS = _read("float", "PUFFERPOST_DELIVERY_FLUSH_SECONDS", default=2.0, minimum=0)
 _visibility = CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
 if _visibility <= PUFFERPOST_DELIVERY_COUNTDOWN_MAX:
     raise ImproperlyConfigured("PUFFERPOST_DELIVERY_COUNTDOWN_MAX must be below PUFFERPOST_BROKER_VISIBILITY_TIMEOUT.")

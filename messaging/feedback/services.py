@@ -100,10 +100,7 @@ def feedback_bounce_record(
         "remote_mta": remote_mta,
         "source": "heuristic" if heuristic else "dsn",
     }
-    changed = _record(message, address, primary, SuppressionReason.BOUNCE, MessageStatus.BOUNCED, detail, occurred_at)
-    if changed:
-        sender_reputation_evaluate(sender_id=message.sender_id)
-    return changed
+    return _record(message, address, primary, SuppressionReason.BOUNCE, MessageStatus.BOUNCED, detail, occurred_at)
 
 
 def feedback_complaint_record(
@@ -120,12 +117,9 @@ def feedback_complaint_record(
         return False
     address, primary = _affected(message, [recipient], strict=False)
     detail = {"recipient": address, "feedback_type": feedback_type, "user_agent": user_agent, "source": "arf"}
-    changed = _record(
+    return _record(
         message, address, primary, SuppressionReason.COMPLAINT, MessageStatus.COMPLAINED, detail, occurred_at
     )
-    if changed:
-        sender_reputation_evaluate(sender_id=message.sender_id)
-    return changed
 
 
 def feedback_delay_record(
@@ -196,4 +190,7 @@ def _record(message, address, primary, reason, to_status, detail, occurred_at) -
         ignore_conflicts=True,
     )
     log.info("%s for %s: %s suppressed", to_status, message.pk, address)
+    if primary:
+        # A new bounce or complaint may push the sender over its workspace's thresholds.
+        sender_reputation_evaluate(sender_id=message.sender_id)
     return primary
