@@ -37,6 +37,39 @@ def database_url(name: str) -> str:
     return url
 
 
+def isolated_env(
+    *,
+    database_url: str,
+    redis_prefix: str,
+    var_dir: Path | str,
+    settings_module: str = "bench.settings",
+    secret_prefix: str = "bench",
+    **overrides,
+) -> dict:
+    """The environment of a process the bench, a profiler or a drill starts: its own database and
+    Redis prefix, quiet logs, no relay, no inherited DNS or SMTP port (each run sets its own)."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": settings_module,
+        "DATABASE_URL": database_url,
+        "PUFFERPOST_REDIS_KEY_PREFIX": redis_prefix,
+        "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY") or f"{secret_prefix}-{os.urandom(24).hex()}",
+        "DJANGO_DEBUG": "false",
+        "PUFFERPOST_VAR_DIR": str(var_dir),
+        "PUFFERPOST_LOG_LEVEL": "WARNING",
+        "PUFFERPOST_PUBLIC_URL": "http://127.0.0.1:8000",
+        "PUFFERPOST_SMTP_HELO_NAME": f"{secret_prefix}.localhost",
+        "PUFFERPOST_SMTP_RELAY": "",
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": str(REPO),
+    }
+    env.pop("PUFFERPOST_DNS_NAMESERVERS", None)
+    env.pop("PUFFERPOST_SMTP_PORT", None)
+    env.update({name: str(value) for name, value in overrides.items()})
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((LOOPBACK, 0))

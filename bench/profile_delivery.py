@@ -59,24 +59,10 @@ def main(argv=None) -> int:
     parser.add_argument("--keep-database", action="store_true")
     args = parser.parse_args(argv)
 
-    from bench.common import database_url, free_port
+    from bench.common import database_url, free_port, isolated_env
 
     db_url = database_url(DATABASE)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "bench.settings",
-        "DATABASE_URL": db_url,
-        "PUFFERPOST_REDIS_KEY_PREFIX": PREFIX,
-        "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY") or "profile-" + os.urandom(24).hex(),
-        "DJANGO_DEBUG": "false",
-        "PUFFERPOST_LOG_LEVEL": "WARNING",
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "PUFFERPOST_VAR_DIR": "/tmp",
-        "PUFFERPOST_SMTP_RELAY": "",
-        "PUFFERPOST_SMTP_HELO_NAME": "bench.localhost",
-        "PYTHONPATH": str(REPO),
-    }
-    env.pop("PUFFERPOST_DNS_NAMESERVERS", None)
+    env = isolated_env(database_url=db_url, redis_prefix=PREFIX, var_dir="/tmp", secret_prefix="profile")
     os.environ.update(env)
     sys.path.insert(0, str(REPO))
     import django

@@ -33,21 +33,10 @@ def main(argv=None) -> int:
     parser.add_argument("--dump", help="write the pstats file here")
     args = parser.parse_args(argv)
 
-    from bench.common import database_url
+    from bench.common import database_url, isolated_env
 
     db_url = database_url(DATABASE)
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "bench.settings",
-            "DATABASE_URL": db_url,
-            "PUFFERPOST_REDIS_KEY_PREFIX": PREFIX,
-            "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY") or "profile-" + os.urandom(24).hex(),
-            "DJANGO_DEBUG": "false",
-            "PUFFERPOST_LOG_LEVEL": "WARNING",
-            "CELERY_TASK_ALWAYS_EAGER": "false",
-            "PUFFERPOST_VAR_DIR": "/tmp",
-        }
-    )
+    os.environ.update(isolated_env(database_url=db_url, redis_prefix=PREFIX, var_dir="/tmp", secret_prefix="profile"))
     sys.path.insert(0, str(REPO))
     import django
 

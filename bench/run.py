@@ -16,7 +16,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench.common import REPO, Children, background_cpu, database_url, loopback_only, write_json
+from bench.common import REPO, Children, background_cpu, database_url, isolated_env, loopback_only, write_json
 
 BUSY_WARNING = 0.15
 WORKLOADS = ("send", "batch", "delivery", "reads", "drift")
@@ -82,25 +82,7 @@ def bench_env(args, var_dir: Path) -> dict:
     db_url = database_url(args.database)
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     loopback_only(redis_url, "REDIS_URL")
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "bench.settings",
-        "DATABASE_URL": db_url,
-        "REDIS_URL": redis_url,
-        "PUFFERPOST_REDIS_KEY_PREFIX": args.redis_prefix,
-        "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY") or "bench-" + os.urandom(24).hex(),
-        "DJANGO_DEBUG": "false",
-        "PUFFERPOST_VAR_DIR": str(var_dir),
-        "PUFFERPOST_LOG_LEVEL": "WARNING",
-        "PUFFERPOST_PUBLIC_URL": "http://127.0.0.1:8000",
-        "PUFFERPOST_SMTP_HELO_NAME": "bench.localhost",
-        "PUFFERPOST_SMTP_RELAY": "",
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONPATH": str(REPO),
-    }
-    env.pop("PUFFERPOST_DNS_NAMESERVERS", None)
-    return env
+    return isolated_env(database_url=db_url, redis_prefix=args.redis_prefix, var_dir=var_dir, REDIS_URL=redis_url)
 
 
 def machine() -> dict:

@@ -25,7 +25,7 @@ from types import SimpleNamespace
 
 import psycopg
 
-from bench.common import REPO, Children, free_port
+from bench.common import REPO, Children, free_port, isolated_env
 
 DEFAULT_MESSAGES = 10_000
 
@@ -65,37 +65,25 @@ def parse_args(argv=None):
 def drill_env(*, database_url: str, redis_url: str, var_dir: Path) -> dict:
     """What every child gets: the private servers, and retry/lease/sweep settings short enough that
     recovery happens within the drill (a minute, not hours)."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "pufferpost.settings",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "PUFFERPOST_REDIS_KEY_PREFIX": "pp-drill:",
-        "DJANGO_SECRET_KEY": "drill-" + os.urandom(24).hex(),
-        "DJANGO_DEBUG": "false",
-        "PUFFERPOST_VAR_DIR": str(var_dir),
-        "PUFFERPOST_LOG_LEVEL": "WARNING",
-        "PUFFERPOST_PUBLIC_URL": "http://127.0.0.1:8000",
-        "PUFFERPOST_SMTP_HELO_NAME": "drill.localhost",
-        "PUFFERPOST_SMTP_RELAY": "",
-        "PUFFERPOST_SMTP_TIMEOUT": "5",
-        "PUFFERPOST_DNS_TIMEOUT": "2",
-        "PUFFERPOST_DELIVERY_LEASE": "30",
-        "PUFFERPOST_DELIVERY_RETRY_BASE": "8",
-        "PUFFERPOST_DELIVERY_RETRY_MAX_DELAY": "20",
-        "PUFFERPOST_DELIVERY_RETRY_WINDOW": "1800",
-        "PUFFERPOST_DELIVERY_SWEEP_INTERVAL": "5",
-        "PUFFERPOST_DELIVERY_SWEEP_GRACE": "5",
-        "PUFFERPOST_DELIVERY_COUNTDOWN_MAX": "300",
-        "PUFFERPOST_BROKER_VISIBILITY_TIMEOUT": "600",
-        "PUFFERPOST_OUTBOX_SWEEP_AFTER": "15",
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONPATH": str(REPO),
-    }
-    env.pop("PUFFERPOST_DNS_NAMESERVERS", None)
-    env.pop("PUFFERPOST_SMTP_PORT", None)
-    return env
+    return isolated_env(
+        database_url=database_url,
+        redis_prefix="pp-drill:",
+        var_dir=var_dir,
+        settings_module="pufferpost.settings",
+        secret_prefix="drill",
+        REDIS_URL=redis_url,
+        PUFFERPOST_SMTP_TIMEOUT="5",
+        PUFFERPOST_DNS_TIMEOUT="2",
+        PUFFERPOST_DELIVERY_LEASE="30",
+        PUFFERPOST_DELIVERY_RETRY_BASE="8",
+        PUFFERPOST_DELIVERY_RETRY_MAX_DELAY="20",
+        PUFFERPOST_DELIVERY_RETRY_WINDOW="1800",
+        PUFFERPOST_DELIVERY_SWEEP_INTERVAL="5",
+        PUFFERPOST_DELIVERY_SWEEP_GRACE="5",
+        PUFFERPOST_DELIVERY_COUNTDOWN_MAX="300",
+        PUFFERPOST_BROKER_VISIBILITY_TIMEOUT="600",
+        PUFFERPOST_OUTBOX_SWEEP_AFTER="15",
+    )
 
 
 def _create_database(pg) -> None:
