@@ -230,6 +230,19 @@ def test_dkim_is_the_gate_not_dmarc_or_spf(verified, dns):
     assert refreshed.verified and refreshed.dmarc_status == "missing"
 
 
+def test_a_green_spf_record_alone_does_not_verify(domain, dns):
+    dns.publish("mail.acme.com", "TXT", "v=spf1 mx ~all")
+    dns.publish("_dmarc.mail.acme.com", "TXT", "v=DMARC1; p=none;")
+    refreshed = refresh(domain)
+    assert (refreshed.verified, refreshed.dkim_status, refreshed.dmarc_status) == (False, "pending", "present")
+
+
+def test_a_verified_domain_does_not_create_senders(api, domain, dns):
+    publish_dkim(dns, domain)
+    assert api.post(f"/v1/domains/{domain.id}/refresh", {}, format="json").json()["verified"] is True
+    assert api.get("/v1/senders").json() == {"data": []}
+
+
 def test_without_a_key_dkim_is_not_looked_up_and_the_key_is_requested(
     workspace, dns, django_capture_on_commit_callbacks
 ):

@@ -32,10 +32,32 @@ def test_the_fingerprint_normalises_emails_and_ignores_key_order(api, sendable, 
     assert second.status_code == 202 and second.json()["id"] == first.json()["id"]
 
 
-@pytest.mark.parametrize("change", [{"to": "sam@example.com"}, {"data": {"name": "Sam"}}, {"template": "x"}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"to": "sam@example.com"},
+        {"data": {"name": "Sam"}},
+        {"template": "x"},
+        {"from": "other@mail.acme.com"},
+        {"templateId": "tpl_01J9Y0AA11BB22CC33DD44EE55"},
+    ],
+)
 def test_same_key_with_a_different_body_is_409(api, sendable, body, change):
     send(api, body(), "k")
     assert_envelope(send(api, body(**change), "k"), 409, "idempotency_key_reused")
+    assert Message.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "change", [{"metadata": {"order_id": "o_10"}}, {"cc": ["audit@example.com"]}, {"replyTo": "help@example.com"}]
+)
+def test_fields_outside_the_fingerprint_replay_the_first_202(api, sendable, body, change):
+    """The guide fingerprints from, to, templateId, template and data; nothing else."""
+    first = send(api, body(), "k")
+    second = send(api, body(**change), "k")
+    assert second.status_code == 202
+    assert second.json() == first.json()
+    assert second["Idempotent-Replayed"] == "true"
     assert Message.objects.count() == 1
 
 

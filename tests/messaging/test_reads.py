@@ -96,6 +96,19 @@ def test_the_timeline_is_oldest_first(api, workspace):
     assert data[0]["id"].startswith("evt_")
 
 
+def test_occurred_at_is_when_it_happened_and_recorded_at_when_it_was_ingested(api, workspace):
+    message = MessageFactory(workspace=workspace)
+    happened = datetime(2026, 6, 9, 10, 15, 41, tzinfo=UTC)
+    MessageEvent.objects.create(message=message, workspace=workspace, type="delivered", occurred_at=happened)
+    events = api.get(f"/v1/messages/{message.id}/events").json()["data"]
+    [delivered] = [e for e in events if e["type"] == "delivered"]
+    assert delivered["occurred_at"] == "2026-06-09T10:15:41+00:00"
+    recorded = datetime.fromisoformat(delivered["recorded_at"])
+    assert delivered["recorded_at"].endswith("+00:00")
+    assert recorded > happened
+    assert abs((recorded - datetime.now(UTC)).total_seconds()) < 60
+
+
 def _messages(workspace, count, **kwargs):
     sendable = make_sendable(workspace)
     base = datetime(2026, 6, 9, 10, 0, tzinfo=UTC)
@@ -127,6 +140,27 @@ def test_the_list_defaults_to_25(api, workspace):
     _messages(workspace, 26)
     page = api.get("/v1/messages").json()
     assert len(page["data"]) == 25 and page["next_cursor"]
+
+
+def test_limit_takes_1_to_100(api, workspace):
+    _messages(workspace, 101)
+    page = api.get("/v1/messages", {"limit": 100}).json()
+    assert len(page["data"]) == 100 and page["next_cursor"]
+    last = api.get("/v1/messages", {"limit": 100, "cursor": page["next_cursor"]}).json()
+    assert len(last["data"]) == 1 and last["next_cursor"] is None
+    assert len(api.get("/v1/messages", {"limit": 1}).json()["data"]) == 1
+
+
+@pytest.mark.parametrize(
+    "status", ["accepted", "queued", "sent", "delivered", "bounced", "complained", "suppressed", "errored"]
+)
+def test_every_lifecycle_status_is_a_filter(api, workspace, status):
+    _, made = _messages(workspace, 2)
+    Message.objects.filter(pk=made[0]).update(status=status)
+    Message.objects.filter(pk=made[1]).update(status="delivered" if status != "delivered" else "bounced")
+    response = api.get("/v1/messages", {"status": status})
+    assert response.status_code == 200
+    assert [(m["id"], m["status"]) for m in response.json()["data"]] == [(made[0], status)]
 
 
 @pytest.mark.parametrize(

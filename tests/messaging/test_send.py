@@ -203,6 +203,15 @@ def test_missing_archived_or_foreign_templates_are_template_not_found(api, senda
     assert nothing_stored()
 
 
+@pytest.mark.parametrize("dmarc", ["missing", "unknown"])
+def test_dmarc_is_observed_but_never_blocks_a_send(api, sendable, body, dmarc):
+    sendable.domain.dmarc_status = dmarc
+    sendable.domain.save()
+    response = send(api, body())
+    assert response.status_code == 202
+    assert response.json()["status"] == "accepted"
+
+
 def test_a_template_without_a_version_is_template_has_no_version(api, sendable, body):
     empty = TemplateFactory(workspace=sendable.workspace, slug="empty")
     assert_envelope(send(api, body(templateId=empty.id)), 422, "template_has_no_version")
@@ -210,15 +219,17 @@ def test_a_template_without_a_version_is_template_has_no_version(api, sendable, 
     assert nothing_stored()
 
 
-@pytest.mark.parametrize("how", ["no sender", "under_review", "paused", "domain pending", "no domain", "parent domain"])
+@pytest.mark.parametrize(
+    "how", ["no sender", "under_review", "paused", "domain pending", "domain failed", "no domain", "parent domain"]
+)
 def test_the_sender_gate_answers_sender_not_available_with_the_exact_message(api, sendable, body, how):
     if how == "no sender":
         sendable.sender.delete()
     elif how in ("under_review", "paused"):
         sendable.sender.state = how
         sendable.sender.save()
-    elif how == "domain pending":
-        sendable.domain.dkim_status = "pending"
+    elif how in ("domain pending", "domain failed"):
+        sendable.domain.dkim_status = how.split()[1]
         sendable.domain.save()
     elif how == "no domain":
         sendable.domain.delete()

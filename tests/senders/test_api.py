@@ -4,6 +4,8 @@ import pytest
 
 from pufferpost import ids
 from senders.models import Sender
+from senders.services import sender_pause
+from tests.domains.factories import IssuedDomainFactory
 from tests.helpers import assert_envelope
 from tests.senders.factories import ActiveSenderFactory, SenderFactory
 
@@ -228,3 +230,17 @@ def test_manage_scope_can_read(make_client, workspace):
 @pytest.mark.parametrize("route", ["/v1/senders", "/v1/senders/snd_01J9Z4P2C8H3M0K7V5XB9R2TFE"])
 def test_without_a_key_is_401(client, db, route):
     assert_envelope(client.get(route), 401, "unauthorized")
+
+
+def test_registering_a_sender_does_not_verify_its_domain(api, workspace):
+    domain = IssuedDomainFactory(workspace=workspace, domain="mail.acme.com")
+    assert api.post("/v1/senders", {"fromAddress": "receipts@mail.acme.com"}, format="json").status_code == 201
+    body = api.get(f"/v1/domains/{domain.id}").json()
+    assert (body["verified"], body["dkim_status"]) == (False, "pending")
+
+
+def test_a_paused_sender_reads_paused_with_its_reason(api, workspace):
+    sender = ActiveSenderFactory(workspace=workspace)
+    sender_pause(sender=sender, reason="Bounce rate above threshold", actor_label="system")
+    body = api.get(f"/v1/senders/{sender.id}").json()
+    assert (body["state"], body["state_reason"]) == ("paused", "Bounce rate above threshold")
