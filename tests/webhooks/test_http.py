@@ -77,9 +77,7 @@ def test_a_non_ascii_path_and_query_are_sent_percent_encoded(dns, receiver):
 
 def test_an_idn_host_is_looked_up_and_sent_as_its_a_label(dns, receiver):
     dns.publish("xn--bcher-kva.test", "A", "127.0.0.1")
-    response = http.post(
-        f"http://bücher.test:{receiver.port}/x", body=b"{}", headers={}, timeout=2, allow_private=True
-    )
+    response = http.post(f"http://bücher.test:{receiver.port}/x", body=b"{}", headers={}, timeout=2, allow_private=True)
     assert response.status == 200
     [request] = receiver.requests
     assert request.headers["Host"] == f"xn--bcher-kva.test:{receiver.port}"
