@@ -1,6 +1,8 @@
 """The error envelope: every non-2xx answer is `{"error": {"code", "message", "request_id"}}`.
 
 The same request id travels in the `X-Request-Id` header of every response, success or not.
+Every answer can be encoded: `pufferpost.renderers.JSONRenderer` shows a lone surrogate quoted
+back from the request (a violation's field name) as its escape instead of failing with a 500.
 """
 
 import logging

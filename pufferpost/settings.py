@@ -159,7 +159,7 @@ LOGGING = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["pufferpost.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["pufferpost.auth.HasScope"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["pufferpost.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["pufferpost.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "pufferpost.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "pufferpost.openapi.PufferPostAutoSchema",

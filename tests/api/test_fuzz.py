@@ -5,6 +5,8 @@ workspace (real ids, a real sender and template in send bodies) so they reach pa
 into the services; the other half keep whatever the fuzzer made up.
 """
 
+import json
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -85,6 +87,41 @@ def aim(case, seeded):
             _aim_send(item, seeded)
 
 
+# What hostile clients put in strings: lone surrogates (valid JSON, not UTF-8; a 500 on 11
+# write endpoints once), RFC 2047 encoded-words smuggling CR/LF, and raw control characters.
+HOSTILE = [
+    "\ud800",
+    "\udfff\ud800",
+    "x\udc80y",
+    "=?utf-8?q?Your_invoice=0D=0AContent-Type:_text/html=0D=0A=0D=0A<h1>x</h1>?=",
+    "=?utf-8?q?=0D=0ABcc:_victim@example.com?=",
+    "=?utf-8?b?DQpCY2M6IHZpY3RpbUBleGFtcGxlLmNvbQ==?=",
+    "=?utf-8?q?a=2Fb=2F..=2Fetc?=",
+    "\r\nBcc: victim@example.com",
+    "\x00",
+]
+
+
+def poison(case, hostile: str, where: str):
+    """Put `hostile` into the body: appended to every string, or as an extra key at every level."""
+
+    def walk(value):
+        if isinstance(value, str):
+            return value + hostile if where == "values" else value
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        if isinstance(value, dict):
+            walked = {key: walk(item) for key, item in value.items()}
+            if where == "keys":
+                walked[hostile] = "x"
+            return walked
+        return value
+
+    if isinstance(case.body, (dict, list)):
+        # Sent as JSON text with `\\ud800` escapes (schemathesis cannot encode a lone surrogate).
+        case.body = json.dumps(walk(case.body)).encode()
+
+
 @pytest.fixture
 def reached():
     """The statuses one operation's run saw: it must get past validation at least once."""
@@ -95,11 +132,18 @@ def reached():
 
 @pytest.mark.fuzz
 @schema.parametrize()
-@schema.given(aimed=st.booleans())
+@schema.given(
+    aimed=st.booleans(),
+    hostile=st.one_of(st.none(), st.tuples(st.sampled_from(HOSTILE), st.sampled_from(["values", "keys"]))),
+)
 @FUZZ
-def test_fuzzing_finds_no_server_error_and_no_undocumented_answer(case, aimed, seeded, wsgi_app, no_delivery, reached):
+def test_fuzzing_finds_no_server_error_and_no_undocumented_answer(
+    case, aimed, hostile, seeded, wsgi_app, no_delivery, reached
+):
     if aimed:
         aim(case, seeded)
+    if hostile is not None:
+        poison(case, *hostile)
     response = case.call_and_validate(headers={"Authorization": f"Bearer {seeded.raw_key}"}, checks=CHECKS)
     reached.add(response.status_code)
 
