@@ -17,6 +17,7 @@ from domains.checks import DkimFinding, DmarcFinding
 from domains.models import DkimStatus, DmarcStatus, Domain
 from messaging.webhooks.services import webhook_platform_event_publish
 from pufferpost.models import Workspace
+from pufferpost.services import workspace_capacity_check
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,13 @@ def domain_create(*, workspace: Workspace, domain: str) -> tuple[Domain, bool]:
         return existing, False
     try:
         with transaction.atomic():
+            workspace_capacity_check(
+                workspace=workspace,
+                rows=Domain.objects.filter(workspace=workspace),
+                limit_field="max_domains",
+                code="domain_limit_reached",
+                noun="domains",
+            )
             created = Domain.objects.create(
                 workspace=workspace,
                 domain=domain,

@@ -6,20 +6,29 @@ from rest_framework.response import Response
 from domains import services
 from domains.models import Domain
 from domains.serializers import DomainCreateSerializer, DomainSerializer, RefreshSerializer
-from pufferpost.openapi import EMPTY_BODY, page_of, path_id
+from pufferpost.openapi import EMPTY_BODY, OPT_IN_PAGE_PARAMETERS, error, page_of, path_id
+from pufferpost.pagination import page_response_parts, paginate_opt_in
 from pufferpost.tenancy import WorkspaceScopedViewSet
 
 DOMAIN_ID = path_id("The domain's `dom_…` id.")
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List domains", responses=page_of(DomainSerializer, name="DomainList", paginated=False)),
+    list=extend_schema(
+        summary="List domains",
+        parameters=OPT_IN_PAGE_PARAMETERS,
+        responses={
+            200: page_of(DomainSerializer, name="DomainList", paginated="opt-in"),
+            422: error("`validation_failed`: a bad `limit` or `cursor`."),
+        },
+    ),
     create=extend_schema(
         summary="Add a sending domain",
         request=DomainCreateSerializer,
         responses={
             201: OpenApiResponse(DomainSerializer, description="Created."),
             200: OpenApiResponse(DomainSerializer, description="The domain already exists: its current record."),
+            409: error("`domain_limit_reached`: the workspace has as many domains as staff allow it."),
         },
     ),
     retrieve=extend_schema(summary="Get a domain", parameters=[DOMAIN_ID]),
@@ -47,7 +56,11 @@ class DomainViewSet(mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
         return Domain.objects.defer("dkim_private_key")
 
     def list(self, request):
-        return Response({"data": DomainSerializer(self.get_queryset(), many=True).data})
+        rows, next_cursor, paginated = paginate_opt_in(
+            self.get_queryset(), request.query_params, scope=f"domains:{self.workspace.pk}"
+        )
+        body, headers = page_response_parts(request, DomainSerializer(rows, many=True).data, next_cursor, paginated)
+        return Response(body, headers=headers)
 
     def create(self, request):
         body = DomainCreateSerializer(data=request.data)

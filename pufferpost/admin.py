@@ -19,6 +19,8 @@ class WorkspaceAdmin(admin.ModelAdmin):
         "sending_paused_reason",
         "rate_limit_per_minute",
         "monthly_quota",
+        "max_domains",
+        "max_senders",
         "bounce_rate_threshold",
         "complaint_rate_threshold",
         "reputation_min_volume",

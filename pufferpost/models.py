@@ -35,6 +35,10 @@ class Workspace(models.Model):
         default=600, help_text="Send requests a minute (a batch counts as one)."
     )
     monthly_quota = models.PositiveIntegerField(default=1_000_000, help_text="Messages a calendar month (UTC).")
+    max_domains = models.PositiveIntegerField(
+        default=100, help_text="Sending domains the workspace may have (each holds its own DKIM key)."
+    )
+    max_senders = models.PositiveIntegerField(default=500, help_text="Senders the workspace may register.")
     bounce_rate_threshold = models.DecimalField(max_digits=5, decimal_places=4, default="0.0500")
     complaint_rate_threshold = models.DecimalField(max_digits=5, decimal_places=4, default="0.0010")
     reputation_min_volume = models.PositiveIntegerField(default=100)

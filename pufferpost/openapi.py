@@ -51,10 +51,19 @@ def error(description: str) -> OpenApiResponse:
     return OpenApiResponse(ErrorSerializer, description=description)
 
 
-def page_of(serializer_class, *, name: str, paginated: bool = True):
-    """`{"data": [...], "next_cursor"}` (or just `data` for lists that cannot grow without bound)."""
+def page_of(serializer_class, *, name: str, paginated: bool | str = True):
+    """`{"data": [...], "next_cursor"}` (or just `data` for lists that cannot grow without bound;
+    `paginated="opt-in"`: `next_cursor` present only on request or when more rows exist)."""
     fields = {"data": serializer_class(many=True)}
-    if paginated:
+    if paginated == "opt-in":
+        fields["next_cursor"] = serializers.CharField(
+            allow_null=True,
+            required=False,
+            help_text="Present when you pass `limit` or `cursor`, or when more rows exist than one answer "
+            "holds (100): pass it as `?cursor=` for the next page (the `Link` header has the URL); null on "
+            "the last page.",
+        )
+    elif paginated:
         fields["next_cursor"] = serializers.CharField(
             allow_null=True, help_text="Pass as `?cursor=` for the next page; null on the last page."
         )
@@ -74,6 +83,16 @@ CURSOR = OpenApiParameter(
     "cursor", OpenApiTypes.STR, OpenApiParameter.QUERY, description="The `next_cursor` of the previous page."
 )
 PAGE_PARAMETERS = [LIMIT, CURSOR]
+OPT_IN_PAGE_PARAMETERS = [
+    OpenApiParameter(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": 100, "default": 100},
+        OpenApiParameter.QUERY,
+        description="Page size, 1 to 100 (default 100). Without `limit` and `cursor` the list is the "
+        'guide\'s plain `{"data": [...]}` while it holds at most 100 rows.',
+    ),
+    CURSOR,
+]
 
 
 EMPTY_BODY = {

@@ -65,3 +65,34 @@ def paginate(queryset, params, *, scope: str):
     rows = list(queryset[: limit + 1])
     next_cursor = encode_cursor(rows[limit - 1], scope) if len(rows) > limit else None
     return rows[:limit], next_cursor
+
+
+def paginate_opt_in(queryset, params, *, scope: str):
+    """Pagination for the lists the guides show as a plain `{"data": [...]}` (domains, senders).
+
+    Without `limit` or `cursor` the answer is the first MAX_LIMIT rows, newest first: the guide's
+    "every domain" for any list up to that size. With either, it is a page like every other
+    list (of MAX_LIMIT rows unless `limit` says otherwise). Returns (rows, next_cursor, paginated): the view adds `next_cursor` to the body when the
+    client paginates or when more rows exist, so small unpaginated lists keep the guide's shape.
+    """
+    paginated = bool(params.get("limit") or params.get("cursor"))
+    rows, next_cursor = paginate(
+        queryset, {"limit": params.get("limit") or MAX_LIMIT, "cursor": params.get("cursor")}, scope=scope
+    )
+    return rows, next_cursor, paginated
+
+
+def page_response_parts(request, data: list, next_cursor: str | None, paginated: bool) -> tuple[dict, dict]:
+    """(body, headers) of an opt-in page: `next_cursor` as above, and an RFC 8288 `Link: <…>;
+    rel="next"` header whenever there is a next page (what a client that never heard of cursors
+    can follow)."""
+    body = {"data": data}
+    if paginated or next_cursor is not None:
+        body["next_cursor"] = next_cursor
+    headers = {}
+    if next_cursor is not None:
+        query = request.query_params.copy()
+        query["cursor"] = next_cursor
+        query.setdefault("limit", str(MAX_LIMIT))
+        headers["Link"] = f'<{request.build_absolute_uri(request.path)}?{query.urlencode()}>; rel="next"'
+    return body, headers

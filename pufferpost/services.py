@@ -1,6 +1,7 @@
 from django.db import transaction
 from django.utils import timezone
 
+from pufferpost.errors import ApiError
 from pufferpost.models import SCOPES, ApiKey, Workspace
 
 
@@ -32,3 +33,17 @@ def workspace_set_sending_paused(*, workspace: Workspace, paused: bool, reason: 
     )
     workspace.refresh_from_db()
     return bool(changed)
+
+
+def workspace_capacity_check(*, workspace: Workspace, rows, limit_field: str, code: str, noun: str) -> None:
+    """Refuse one more of `rows` (the workspace's domains or senders) once it has `limit_field` of
+    them: 409 `code`. Locks the workspace row, so concurrent creates cannot pass the check together;
+    call it inside the transaction that creates the row."""
+    locked = Workspace.objects.select_for_update().only(limit_field).get(pk=workspace.pk)
+    limit = getattr(locked, limit_field)
+    if rows.count() >= limit:
+        raise ApiError(
+            status_code=409,
+            code=code,
+            message=f"The workspace has reached its limit of {limit} {noun}; delete one, or ask us to raise the limit.",
+        )

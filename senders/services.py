@@ -6,6 +6,7 @@ from django.utils import timezone
 from messaging.webhooks.services import webhook_platform_event_publish
 from pufferpost.errors import ApiError
 from pufferpost.models import Workspace
+from pufferpost.services import workspace_capacity_check
 from senders.models import Sender, SenderState, SenderStateChange
 
 UNIQUE_CONSTRAINT = "sender_unique_per_workspace"
@@ -38,15 +39,26 @@ def sender_create(*, workspace: Workspace, from_address: str, display_name: str 
     The unique constraint, not a prior SELECT, decides: two concurrent creates make one row.
     """
     from_address = normalise_address(from_address)
+    if Sender.objects.filter(workspace=workspace, from_address=from_address).exists():
+        raise _sender_exists(from_address)
     try:
         with transaction.atomic():
+            workspace_capacity_check(
+                workspace=workspace,
+                rows=Sender.objects.filter(workspace=workspace),
+                limit_field="max_senders",
+                code="sender_limit_reached",
+                noun="senders",
+            )
             return Sender.objects.create(workspace=workspace, from_address=from_address, display_name=display_name)
     except IntegrityError as exc:
         if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) != UNIQUE_CONSTRAINT:
             raise
-        raise ApiError(
-            status_code=409, code="sender_exists", message=f'A sender for "{from_address}" already exists.'
-        ) from exc
+        raise _sender_exists(from_address) from exc
+
+
+def _sender_exists(from_address: str) -> ApiError:
+    return ApiError(status_code=409, code="sender_exists", message=f'A sender for "{from_address}" already exists.')
 
 
 @transaction.atomic

@@ -4,7 +4,8 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.response import Response
 
-from pufferpost.openapi import error, page_of, path_id
+from pufferpost.openapi import OPT_IN_PAGE_PARAMETERS, error, page_of, path_id
+from pufferpost.pagination import page_response_parts, paginate_opt_in
 from pufferpost.tenancy import WorkspaceScopedViewSet
 from senders.models import Sender
 from senders.serializers import SenderCreateSerializer, SenderSerializer
@@ -12,12 +13,25 @@ from senders.services import sender_create
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List senders", responses=page_of(SenderSerializer, name="SenderList", paginated=False)),
+    list=extend_schema(
+        summary="List senders",
+        parameters=OPT_IN_PAGE_PARAMETERS,
+        responses={
+            200: page_of(SenderSerializer, name="SenderList", paginated="opt-in"),
+            422: error("`validation_failed`: a bad `limit` or `cursor`."),
+        },
+    ),
     create=extend_schema(
         summary="Register a sender",
         description="The new sender starts `under_review`; staff approval moves it to `active`.",
         request=SenderCreateSerializer,
-        responses={201: SenderSerializer, 409: error("`sender_exists`: a sender for that address already exists.")},
+        responses={
+            201: SenderSerializer,
+            409: error(
+                "`sender_exists`: a sender for that address already exists; `sender_limit_reached`: the "
+                "workspace has as many senders as staff allow it."
+            ),
+        },
     ),
     retrieve=extend_schema(
         summary="Get a sender", parameters=[path_id("The sender's `snd_…` id.")], responses=SenderSerializer
@@ -30,7 +44,11 @@ class SenderViewSet(WorkspaceScopedViewSet):
     required_scopes = {"list": "senders:read", "retrieve": "senders:read", "create": "senders:manage"}
 
     def list(self, request):
-        return Response({"data": SenderSerializer(self.get_queryset(), many=True).data})
+        rows, next_cursor, paginated = paginate_opt_in(
+            self.get_queryset(), request.query_params, scope=f"senders:{self.workspace.pk}"
+        )
+        body, headers = page_response_parts(request, SenderSerializer(rows, many=True).data, next_cursor, paginated)
+        return Response(body, headers=headers)
 
     def retrieve(self, request, id=None):
         return Response(SenderSerializer(self.get_object()).data)

@@ -6,6 +6,7 @@ from django.db import connection
 
 from domains.models import Domain
 from domains.services import domain_create
+from pufferpost.errors import ApiError
 from tests.domains.factories import IssuedDomainFactory, publish_dkim
 from tests.factories import DomainFactory
 from tests.helpers import assert_envelope
@@ -335,3 +336,84 @@ def test_no_response_carries_the_private_key(api, workspace, dns, django_capture
     for response in responses:
         assert "PRIVATE" not in response.content.decode()
         assert secret_line not in response.content.decode()
+
+
+def test_the_list_pages_on_request_and_keeps_the_guides_shape_otherwise(api, workspace):
+    domains = [IssuedDomainFactory(workspace=workspace, domain=f"d{i}.example.com") for i in range(5)]
+    newest_first = [d.id for d in reversed(domains)]
+    plain = api.get("/v1/domains")
+    assert list(plain.json()) == ["data"] and "Link" not in plain
+    first = api.get("/v1/domains?limit=2")
+    assert first.status_code == 200
+    body = first.json()
+    assert [d["id"] for d in body["data"]] == newest_first[:2] and body["next_cursor"]
+    assert first["Link"].endswith('>; rel="next"') and "cursor=" in first["Link"]
+    seen = [d["id"] for d in body["data"]]
+    cursor = body["next_cursor"]
+    while cursor:
+        page = api.get("/v1/domains", {"limit": 2, "cursor": cursor}).json()
+        seen += [d["id"] for d in page["data"]]
+        cursor = page["next_cursor"]
+    assert seen == newest_first
+    assert api.get("/v1/domains?limit=5").json()["next_cursor"] is None
+
+
+def test_more_domains_than_one_answer_holds_get_a_next_cursor_and_a_link(api, workspace, settings):
+    IssuedDomainFactory.create_batch(101, workspace=workspace)
+    response = api.get("/v1/domains")
+    body = response.json()
+    assert len(body["data"]) == 100 and body["next_cursor"]
+    link = response["Link"].removeprefix("<").split(">;")[0]
+    rest = api.get(link.removeprefix("http://testserver"))
+    assert len(rest.json()["data"]) == 1 and rest.json()["next_cursor"] is None
+
+
+@pytest.mark.parametrize(("query", "field"), [("limit=0", "limit"), ("limit=101", "limit"), ("cursor=nope", "cursor")])
+def test_a_bad_limit_or_cursor_is_422(api, query, field):
+    error = assert_envelope(api.get(f"/v1/domains?{query}"), 422, "validation_failed")
+    assert [v["field"] for v in error["violations"]] == [field]
+
+
+def test_a_cursor_of_another_workspace_is_refused(api, other_api, workspace, other_workspace):
+    IssuedDomainFactory.create_batch(2, workspace=other_workspace)
+    cursor = other_api.get("/v1/domains?limit=1").json()["next_cursor"]
+    assert_envelope(api.get(f"/v1/domains?cursor={cursor}"), 422, "validation_failed")
+
+
+def test_domains_beyond_the_workspace_cap_are_a_409_and_the_existing_one_still_answers(api, workspace):
+    workspace.max_domains = 2
+    workspace.save()
+    assert create(api, "a.example.com").status_code == 201
+    assert create(api, "b.example.com").status_code == 201
+    error = assert_envelope(create(api, "c.example.com"), 409, "domain_limit_reached")
+    assert "limit of 2 domains" in error["message"]
+    assert create(api, "a.example.com").status_code == 200
+    assert Domain.objects.filter(workspace=workspace).count() == 2
+    api.delete(f"/v1/domains/{Domain.objects.get(domain='a.example.com').id}")
+    assert create(api, "c.example.com").status_code == 201
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_creates_never_pass_the_cap_together(workspace):
+    workspace.max_domains = 3
+    workspace.save()
+    barrier = threading.Barrier(8)
+    refused = []
+
+    def add(index):
+        try:
+            barrier.wait()
+            domain_create(workspace=workspace, domain=f"race{index}.example.com")
+        except ApiError as exc:
+            refused.append(exc.code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert Domain.objects.filter(workspace=workspace).count() == 3
+    assert refused == ["domain_limit_reached"] * 5

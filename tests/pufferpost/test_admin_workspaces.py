@@ -21,6 +21,8 @@ def test_staff_edit_limits_thresholds_and_tracking(admin_client):
         "default_locale": "de",
         "rate_limit_per_minute": 60,
         "monthly_quota": 5000,
+        "max_domains": 10,
+        "max_senders": 20,
         "bounce_rate_threshold": "0.0300",
         "complaint_rate_threshold": "0.0020",
         "reputation_min_volume": 50,
@@ -36,6 +38,7 @@ def test_staff_edit_limits_thresholds_and_tracking(admin_client):
     assert (workspace.name, workspace.default_locale) == ("Acme Inc", "de")
     assert (workspace.rate_limit_per_minute, workspace.monthly_quota, workspace.reputation_min_volume) == (60, 5000, 50)
     assert str(workspace.bounce_rate_threshold) == "0.0300"
+    assert (workspace.max_domains, workspace.max_senders) == (10, 20)
     assert workspace.open_tracking and workspace.click_tracking
     assert workspace.sending_paused is False  # read-only on the form: only the actions pause
 

@@ -244,3 +244,27 @@ def test_a_paused_sender_reads_paused_with_its_reason(api, workspace):
     sender_pause(sender=sender, reason="Bounce rate above threshold", actor_label="system")
     body = api.get(f"/v1/senders/{sender.id}").json()
     assert (body["state"], body["state_reason"]) == ("paused", "Bounce rate above threshold")
+
+
+def test_the_list_pages_on_request_and_keeps_the_guides_shape_otherwise(api, workspace):
+    senders = [SenderFactory(workspace=workspace) for _ in range(3)]
+    assert list(api.get("/v1/senders").json()) == ["data"]
+    response = api.get("/v1/senders?limit=2")
+    body = response.json()
+    assert [s["id"] for s in body["data"]] == [senders[2].id, senders[1].id]
+    assert 'rel="next"' in response["Link"]
+    rest = api.get("/v1/senders", {"cursor": body["next_cursor"]}).json()
+    assert [s["id"] for s in rest["data"]] == [senders[0].id] and rest["next_cursor"] is None
+
+
+def test_senders_beyond_the_workspace_cap_are_a_409_and_a_duplicate_still_says_exists(api, workspace):
+    workspace.max_senders = 1
+    workspace.save()
+    first = api.post("/v1/senders", {"fromAddress": "a@mail.acme.com"}, format="json")
+    assert first.status_code == 201
+    error = assert_envelope(
+        api.post("/v1/senders", {"fromAddress": "b@mail.acme.com"}, format="json"), 409, "sender_limit_reached"
+    )
+    assert "limit of 1 senders" in error["message"]
+    assert_envelope(api.post("/v1/senders", {"fromAddress": "a@mail.acme.com"}, format="json"), 409, "sender_exists")
+    assert Sender.objects.filter(workspace=workspace).count() == 1
