@@ -149,9 +149,10 @@ def inspect_dmarc(target: Target, res=None) -> tuple[DmarcFinding, str]:
     return DmarcFinding.MISSING, f"No TXT record at {host} starts with v=DMARC1"
 
 
-def inspect(target: Target) -> Findings:
-    """Look up both records of one domain (thread-safe: one resolver per call, no database)."""
-    res = dns.resolver()
+def inspect(target: Target, res=None) -> Findings:
+    """Look up both records of one domain (thread-safe: one resolver per call, no database).
+    `res` may bound the lookups together (`dns.resolver(total=…)`)."""
+    res = res or dns.resolver()
     dkim, dkim_error = inspect_dkim(target, res)
     dmarc, dmarc_error = inspect_dmarc(target, res)
     return Findings(dkim=dkim, dkim_error=dkim_error, dmarc=dmarc, dmarc_error=dmarc_error)

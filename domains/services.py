@@ -16,6 +16,7 @@ from domains import checks
 from domains.checks import DkimFinding, DmarcFinding
 from domains.models import DkimStatus, DmarcStatus, Domain
 from messaging.webhooks.services import webhook_platform_event_publish
+from pufferpost import dns
 from pufferpost.models import Workspace
 from pufferpost.services import workspace_capacity_check
 
@@ -235,8 +236,12 @@ def _record(findings_by_id: dict[str, checks.Findings]) -> list[Domain]:
 
 
 def domain_refresh(*, domain: Domain) -> Domain:
-    """Re-check one domain's DKIM and DMARC records now and return it with its new state."""
-    findings = checks.inspect(_target(domain))
+    """Re-check one domain's DKIM and DMARC records now and return it with its new state.
+
+    The lookups run inside the web request, so together they end by
+    PUFFERPOST_DOMAIN_REFRESH_DEADLINE: a stalling name server leaves a lookup "unknown" (no
+    status changes) instead of holding the request for one timeout per lookup."""
+    findings = checks.inspect(_target(domain), dns.resolver(total=settings.PUFFERPOST_DOMAIN_REFRESH_DEADLINE))
     _record({domain.pk: findings})
     domain.refresh_from_db()
     return domain

@@ -233,6 +233,8 @@ class MessageViewSet(WorkspaceScopedViewSet):
         "retrieve": "messages:read",
         "events": "messages:read",
     }
+    # Sends have the workspace's own limiter and quota (messaging.limits), not the write limit.
+    own_rate_limit_actions = {"create", "batch"}
     admission = None
 
     def base_queryset(self):

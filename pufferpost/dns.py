@@ -5,6 +5,7 @@ which may change a verification state, from "we could not ask" (timeout, SERVFAI
 which must never do so.
 """
 
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -33,9 +34,28 @@ class Answer:
         return self.outcome in (Outcome.NXDOMAIN, Outcome.NODATA)
 
 
-def resolver() -> dns.resolver.Resolver:
+class _Resolver(dns.resolver.Resolver):
+    """A resolver whose lookups together end by `deadline` (time.monotonic), when one is set: each
+    lookup gets what is left of it, and once it has passed a lookup times out without asking."""
+
+    deadline: float | None = None
+
+    def resolve(self, *args, **kwargs):
+        if self.deadline is not None:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise dns.exception.Timeout(timeout=0.0)
+            kwargs["lifetime"] = min(kwargs.get("lifetime") or self.lifetime, remaining)
+        return super().resolve(*args, **kwargs)
+
+
+def resolver(*, total: float | None = None) -> dns.resolver.Resolver:
+    """A resolver for PUFFERPOST_DNS_NAMESERVERS; `total` bounds every lookup made with it
+    together (seconds), e.g. the lookups one web request does."""
     servers = settings.PUFFERPOST_DNS_NAMESERVERS
-    res = dns.resolver.Resolver(configure=not servers)
+    res = _Resolver(configure=not servers)
+    if total is not None:
+        res.deadline = time.monotonic() + total
     if servers:
         res.nameservers = [dns.nameserver.Do53Nameserver(host, port) for host, port in servers]
     res.timeout = settings.PUFFERPOST_DNS_TIMEOUT

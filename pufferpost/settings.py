@@ -72,6 +72,31 @@ DEBUG = _read("bool", "DJANGO_DEBUG", default=False)
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = _read("list", "DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
+
+def _proxy_ssl_header():
+    """`X-Forwarded-Proto` (or `Header-Name:value`): the header the TLS-terminating proxy sets.
+    Only set it behind a proxy that always overwrites that header, or any client can claim https."""
+    raw = _read("str", "DJANGO_SECURE_PROXY_SSL_HEADER", default="").strip()
+    if not raw:
+        return None
+    name, _, value = raw.partition(":")
+    name, value = name.strip(), (value.strip() or "https")
+    if not name:
+        raise ImproperlyConfigured("DJANGO_SECURE_PROXY_SSL_HEADER needs a header name, e.g. X-Forwarded-Proto.")
+    return ("HTTP_" + name.upper().replace("-", "_"), value)
+
+
+# Off by default (the development server and the tests speak plain http); production turns
+# them on (see "Running in production"); `manage.py check --deploy` then has nothing to report.
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header()
+SECURE_SSL_REDIRECT = _read("bool", "DJANGO_SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = _read("int", "DJANGO_SECURE_HSTS_SECONDS", default=0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _read("bool", "DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = _read("bool", "DJANGO_SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = _read("bool", "DJANGO_SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = _read("bool", "DJANGO_CSRF_COOKIE_SECURE", default=False)
+CSRF_TRUSTED_ORIGINS = _read("list", "DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -159,6 +184,7 @@ LOGGING = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["pufferpost.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["pufferpost.auth.HasScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["pufferpost.throttling.WriteRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["pufferpost.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["pufferpost.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "pufferpost.errors.exception_handler",
@@ -252,6 +278,12 @@ PUFFERPOST_OUTBOX_SWEEP_AFTER = _read("int", "PUFFERPOST_OUTBOX_SWEEP_AFTER", de
 # Seconds an Idempotency-Key is remembered; the contract promises at least 24 hours.
 PUFFERPOST_IDEMPOTENCY_TTL = _read("int", "PUFFERPOST_IDEMPOTENCY_TTL", default=86400, minimum=86400)
 # Largest request body of POST /v1/messages (3 attachments of 1 MiB are ~4.2 MB of base64).
+PUFFERPOST_WRITE_RATE_LIMIT_PER_MINUTE = _read(
+    "int", "PUFFERPOST_WRITE_RATE_LIMIT_PER_MINUTE", default=600, positive=True
+)
+PUFFERPOST_DOMAIN_REFRESH_DEADLINE = _read(
+    "float", "PUFFERPOST_DOMAIN_REFRESH_DEADLINE", default=4.0, positive=True, maximum=30
+)
 PUFFERPOST_SEND_MAX_BODY_BYTES = _read("int", "PUFFERPOST_SEND_MAX_BODY_BYTES", default=5 * 1024 * 1024)
 # Largest request body of POST /v1/messages/batch.
 PUFFERPOST_BATCH_MAX_BODY_BYTES = _read("int", "PUFFERPOST_BATCH_MAX_BODY_BYTES", default=20 * 1024 * 1024)

@@ -417,3 +417,60 @@ def test_concurrent_creates_never_pass_the_cap_together(workspace):
 
     assert Domain.objects.filter(workspace=workspace).count() == 3
     assert refused == ["domain_limit_reached"] * 5
+
+
+class StallingNameServer:
+    """A UDP name server on loopback that records every question and never answers."""
+
+    def __init__(self):
+        import socket
+
+        import dns.message
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.questions: list[str] = []
+        self.running = True
+
+        def serve():
+            while self.running:
+                try:
+                    data, _ = self.sock.recvfrom(4096)
+                except OSError:
+                    continue
+                self.questions.append(dns.message.from_wire(data).question[0].name.to_text(omit_final_dot=True))
+
+        self.thread = threading.Thread(target=serve, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.running = False
+        self.thread.join(timeout=2)
+        self.sock.close()
+
+
+@pytest.fixture
+def stalling_dns(settings):
+    server = StallingNameServer()
+    settings.PUFFERPOST_DNS_NAMESERVERS = [("127.0.0.1", server.port)]
+    yield server
+    server.stop()
+
+
+def test_refresh_lookups_end_together_at_the_deadline_against_a_stalling_name_server(
+    api, workspace, stalling_dns, settings
+):
+    settings.PUFFERPOST_DNS_TIMEOUT = 5.0  # per lookup: two lookups would hold the request 10 s
+    settings.PUFFERPOST_DOMAIN_REFRESH_DEADLINE = 0.5
+    domain = IssuedDomainFactory(workspace=workspace, domain="slow.example.com")
+
+    response = api.post(f"/v1/domains/{domain.id}/refresh", {}, format="json")
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["dkim_status"] == "pending" and "timed out" in body["dkim_error"]
+    assert "timed out" in body["dmarc_error"]
+    # The DKIM lookup used up the deadline, so the DMARC question was never even sent.
+    assert stalling_dns.questions and all("_domainkey" in q for q in stalling_dns.questions)
