@@ -7,9 +7,7 @@ in the guide (cc ≤ 25, metadata ≤ 50 keys of ≤ 500 chars, ≤ 3 attachment
 import base64
 import binascii
 import re
-import zoneinfo
 from collections.abc import Mapping
-from functools import cache
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -19,6 +17,7 @@ from rest_framework.exceptions import ErrorDetail, ValidationError
 from messaging.models import EventType, MessageStatus, SuppressionReason
 from pufferpost.openapi import ViolationSerializer
 from pufferpost.serializers import EmailField, StrictSerializer, TimestampField, check_storable_json
+from templates_app.formatting import is_timezone, normalize_locale
 
 MAX_CC = 25
 MAX_METADATA_KEYS = 50
@@ -28,17 +27,10 @@ MAX_ATTACHMENTS = 3
 MAX_ATTACHMENT_BYTES = 1_048_576
 MAX_BATCH = 100
 
-# BCP 47-ish: a 2–3 letter language, then optional script/region/variant subtags (`de`, `pt-BR`, `zh-Hant-TW`).
-LOCALE_RE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
 # A bare `type/subtype` (RFC 6838 restricted-name characters), no parameters.
 CONTENT_TYPE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
 # Longest base64 text that can decode to MAX_ATTACHMENT_BYTES, checked before decoding anything.
 _MAX_BASE64_CHARS = 4 * ((MAX_ATTACHMENT_BYTES + 2) // 3)
-
-
-@cache
-def _zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
 
 
 def _error(message: str, code: str) -> list[ErrorDetail]:
@@ -123,10 +115,11 @@ class LocaleField(StringField):
         super().__init__(max_length=35, **kwargs)
 
     def to_internal_value(self, data):
-        value = super().to_internal_value(data)
-        if not LOCALE_RE.fullmatch(value):
+        # The renderer's own check: a locale a send accepts is one the render understands.
+        tag = normalize_locale(super().to_internal_value(data))
+        if tag is None:
             self.fail("invalid_locale")
-        return value
+        return tag
 
 
 class TimezoneField(StringField):
@@ -137,7 +130,7 @@ class TimezoneField(StringField):
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
-        if value not in _zones():
+        if not is_timezone(value):
             self.fail("invalid_timezone")
         return value
 

@@ -194,7 +194,8 @@ def idempotency_fingerprint(payload) -> str:
         "data": payload.get("data"),
     }
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    # surrogatepass: the raw body may hold a lone surrogate, refused with a 422 only after this.
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _idempotency_replay(*, workspace: Workspace, key: str, fingerprint: str) -> dict | None:

@@ -19,6 +19,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 
+from pufferpost.serializers import StrictSerializer
+
 # Send and batch answers once the limiter has run (it runs right after authentication).
 RATE_LIMIT_STATUSES = [200, 202, 400, 409, 413, 415, 422, 429]
 
@@ -173,6 +175,23 @@ class PufferPostAutoSchema(AutoSchema):
         # A docstring inherited from a shared base (StrictSerializer's) describes code, not the body.
         if "__doc__" not in vars(type(serializer)) or not type(serializer).__doc__:
             schema.pop("description", None)
+        if direction == "request" and isinstance(serializer, StrictSerializer):
+            # The server refuses unknown fields (422 `unknown_field`); the schema says so.
+            schema["additionalProperties"] = False
+        return schema
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if (
+            direction == "request"
+            and isinstance(field, serializers.CharField)
+            and not field.allow_blank
+            and schema.get("type") == "string"
+            and "minLength" not in schema
+            and "enum" not in schema
+        ):
+            # An empty string is refused (`required`), so the schema states the minimum.
+            schema["minLength"] = 1
         return schema
 
     def get_operation(self, *args, **kwargs):

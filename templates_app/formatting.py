@@ -14,7 +14,7 @@ import functools
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from babel import Locale, UnknownLocaleError, dates, numbers
 from jinja2 import pass_context
@@ -34,7 +34,8 @@ def is_locale_tag(value: str) -> bool:
 
 
 def normalize_locale(value) -> str | None:
-    """`pt_br`, `PT-br` → `pt-BR`; anything that is not a language tag → None."""
+    """`pt_br`, `PT-br` → `pt-BR`; anything that is not a language tag → None. The one locale
+    check sends and previews share: extensions (`ja-JP-u-ca-japanese`) are refused by both."""
     if not isinstance(value, str) or not 2 <= len(value) <= 35:
         return None
     parts = value.strip().replace("_", "-").split("-")
@@ -56,8 +57,20 @@ def babel_locale(tag: str) -> Locale:
     return Locale.parse("en")
 
 
+# Names the zone database of *this host* gives meaning to, not the IANA database: `localtime`
+# is whatever the machine is set to, `posixrules` and `Factory` are build artefacts.
+_HOST_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(available_timezones()) - _HOST_ZONES
+
+
 @functools.lru_cache(maxsize=512)
 def zone(name: str) -> ZoneInfo:
+    if name not in _zone_names():
+        raise RenderError(f"Unknown timezone {name!r}.")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
@@ -65,6 +78,8 @@ def zone(name: str) -> ZoneInfo:
 
 
 def is_timezone(name) -> bool:
+    """An IANA zone name (`Europe/Berlin`, `UTC`): the one check sends and previews share, so a
+    send is refused (422) for exactly the zones a render would refuse."""
     if not isinstance(name, str) or not name or len(name) > 64:
         return False
     try:

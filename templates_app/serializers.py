@@ -13,7 +13,7 @@ VERSION_MAX_BYTES = 2 * 1024 * 1024
 
 
 def _max_bytes(value: str):
-    if len(value.encode("utf-8")) > BODY_MAX_BYTES:
+    if len(value.encode("utf-8", "surrogatepass")) > BODY_MAX_BYTES:  # the surrogate check runs after
         raise ValidationError(
             ErrorDetail(f"Ensure this field is no larger than {BODY_MAX_BYTES // 1024} KB.", code="too_long")
         )

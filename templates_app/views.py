@@ -158,7 +158,10 @@ class TemplateViewSet(WorkspaceScopedViewSet):
         description="Versions are immutable and numbered 1, 2, …; a syntax error is a 422 naming the field and line.",
         parameters=[TEMPLATE_REF],
         request=VersionCreateSerializer,
-        responses={201: VersionSerializer},
+        responses={
+            201: VersionSerializer,
+            409: error("`template_archived`: the template is archived; it takes no new versions."),
+        },
     )
     @versions.mapping.post
     def version_create(self, request, id=None):

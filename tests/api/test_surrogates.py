@@ -75,3 +75,20 @@ def test_a_batch_answers_and_its_answer_matches_what_was_committed(
     created = set(Message.objects.values_list("id", flat=True)) - before
     assert created == {results[0]["id"], results[3]["id"]}
     assert sorted(no_delivery[0]) == sorted(created)
+
+
+def test_an_idempotent_send_with_a_lone_surrogate_in_its_data_is_a_422(seeded, no_delivery):
+    body = {"from": FROM, "to": "jane@example.com", "templateId": seeded.ids["tpl"], "data": {"name": LONE}}
+    response = seeded.client.generic(
+        "POST", "/v1/messages", json.dumps(body), content_type="application/json", HTTP_IDEMPOTENCY_KEY="k-1"
+    )
+    assert response.status_code == 422, response.content
+    assert {v["field"] for v in response.json()["error"]["violations"]} == {"data"}
+
+
+def test_a_version_with_a_lone_surrogate_in_its_html_is_a_422(seeded):
+    body = json.dumps({"subject": "s", "html": f"x{LONE}y"})
+    url = f"/v1/templates/{seeded.ids['tpl']}/versions"
+    response = seeded.client.generic("POST", url, body, content_type="application/json")
+    assert response.status_code == 422, response.content
+    assert {v["field"] for v in response.json()["error"]["violations"]} == {"html"}

@@ -134,6 +134,11 @@ VIOLATIONS = [
     ({"locale": 7}, "locale", "not_a_string"),
     ({"timezone": "Mars/Olympus"}, "timezone", "invalid_timezone"),
     ({"timezone": "../../etc/passwd"}, "timezone", "invalid_timezone"),
+    # What rendering refuses, sending refuses (one check): locale extensions, the host's own zone.
+    ({"locale": "ja-JP-u-ca-japanese"}, "locale", "invalid_locale"),
+    ({"locale": "de-DE-1996"}, "locale", "invalid_locale"),
+    ({"timezone": "localtime"}, "timezone", "invalid_timezone"),
+    ({"timezone": "posixrules"}, "timezone", "invalid_timezone"),
     ({"templateId": 5}, "templateId", "not_a_string"),
     ({"unsubscribeGroup": "g" * 65}, "unsubscribeGroup", "max_length"),
     ({"attachments": [_attachment()] * 4}, "attachments", "max_length"),
@@ -347,3 +352,8 @@ def test_a_batch_item_with_unstorable_data_fails_alone(api, sendable, body, enqu
     first, second = response.json()["data"]
     assert first["status"] == "accepted"
     assert second["error"]["violations"][0]["code"] == "invalid_character"
+
+
+def test_a_locale_is_stored_in_the_form_rendering_reads(api, sendable, body):
+    sent = send(api, body(locale="PT_br")).json()["id"]
+    assert Message.objects.get(pk=sent).locale == "pt-BR"

@@ -455,3 +455,19 @@ def test_a_poison_version_saved_before_the_checks_previews_as_a_422_not_a_500(ap
     response = api.post(f"/v1/templates/{template.id}/render", {"data": {}}, format="json")
     error = assert_envelope(response, 422, "template_render_failed")
     assert error["message"].startswith("html")
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "code"),
+    [
+        ({"locale": "ja-JP-u-ca-japanese"}, "locale", "invalid_locale"),
+        ({"timezone": "localtime"}, "timezone", "invalid_timezone"),
+        ({"timezone": "Factory"}, "timezone", "invalid_timezone"),
+    ],
+)
+def test_a_preview_refuses_what_a_send_refuses(api, workspace, body, field, code):
+    template = VersionedTemplateFactory(workspace=workspace)
+    error = assert_envelope(
+        api.post(f"/v1/templates/{template.id}/render", body, format="json"), 422, "validation_failed"
+    )
+    assert violations(error) == {(field, code)}
