@@ -121,15 +121,11 @@ def send_context(*, workspace_id: str, sends: list[dict]) -> SendContext:
     return context
 
 
-def monthly_quota_used_from_db(*, workspace_id: str, now: datetime | None = None) -> int:
-    return Message.objects.filter(workspace_id=workspace_id, created_at__gte=limits.month_start(now)).count()
-
-
 def monthly_quota_used(*, workspace_id: str) -> int:
     """Messages accepted this calendar month (UTC): Redis's counter, or the database when Redis lost it."""
     used = limits.quota_used(workspace_id=workspace_id)
     if used is None:
-        used = monthly_quota_used_from_db(workspace_id=workspace_id, now=datetime.now(UTC))
+        used = limits.monthly_quota_used_from_db(workspace_id=workspace_id, now=datetime.now(UTC))
     return used
 
 

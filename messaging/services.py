@@ -1,5 +1,5 @@
-"""Every write of the send API: accepting messages (single and batch), idempotency, suppressions,
-unsubscribe groups, and the outbox sweeper.
+"""Every write of the send API: accepting messages (single and batch), idempotency and the outbox
+sweeper (suppressions and unsubscribe groups: messaging/suppressions.py).
 
 Accepting a message is one transaction holding the message, its attachments, its `accepted`
 event (and the idempotency record), with the delivery task enqueued only after it commits:
@@ -19,7 +19,7 @@ from django.utils import timezone
 from rest_framework.exceptions import ErrorDetail, ValidationError
 
 from messaging import limits
-from messaging.delivery.tasks import deliver_messages
+from messaging.delivery.tasks import deliver_messages as deliver_messages_task
 from messaging.lifecycle import message_events_bulk_record
 from messaging.limits import Admission
 from messaging.models import (
@@ -29,10 +29,6 @@ from messaging.models import (
     MessageAttachment,
     MessageEvent,
     MessageStatus,
-    Suppression,
-    SuppressionReason,
-    Unsubscribe,
-    UnsubscribeGroup,
 )
 from messaging.selectors import SendContext, send_context
 from messaging.serializers import BatchSerializer, SendSerializer
@@ -175,7 +171,7 @@ def delivery_enqueue(message_ids: list[str]) -> None:
     `accepted` in the database and the outbox sweeper enqueues them again.
     """
     try:
-        deliver_messages.delay(message_ids)
+        deliver_messages_task.delay(message_ids)
     except Exception:  # any broker/transport error; the sweeper is the safety net
         logger.exception("Could not enqueue delivery of %d message(s); the outbox sweeper will retry", len(message_ids))
 
@@ -370,32 +366,3 @@ def idempotency_records_purge(*, older_than_seconds: int | None = None) -> int:
     seconds = settings.PUFFERPOST_IDEMPOTENCY_TTL if older_than_seconds is None else older_than_seconds
     deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=timezone.now() - timedelta(seconds=seconds)).delete()
     return deleted
-
-
-# --- suppressions and unsubscribe groups -----------------------------------------------------
-
-
-def suppression_create(
-    *, workspace: Workspace, email: str, reason: str = SuppressionReason.MANUAL
-) -> tuple[Suppression, bool]:
-    """Add `email` to the workspace's suppression list; an existing entry is returned unchanged."""
-    return Suppression.objects.get_or_create(workspace=workspace, email=email, defaults={"reason": reason})
-
-
-def suppression_delete(*, workspace: Workspace, email: str) -> bool:
-    deleted, _ = Suppression.objects.filter(workspace=workspace, email=email).delete()
-    return bool(deleted)
-
-
-def unsubscribe_group_create(*, workspace: Workspace, name: str, description: str = "") -> UnsubscribeGroup:
-    return UnsubscribeGroup.objects.create(workspace=workspace, name=name, description=description)
-
-
-def unsubscribe_create(*, group: UnsubscribeGroup, email: str) -> tuple[Unsubscribe, bool]:
-    """Opt `email` out of `group`; an existing opt-out is returned unchanged."""
-    return Unsubscribe.objects.get_or_create(group=group, email=email)
-
-
-def unsubscribe_delete(*, group: UnsubscribeGroup, email: str) -> bool:
-    deleted, _ = Unsubscribe.objects.filter(group=group, email=email).delete()
-    return bool(deleted)

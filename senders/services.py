@@ -3,7 +3,7 @@
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from messaging.webhooks.services import webhook_platform_event_publish
+from pufferpost import events
 from pufferpost.errors import ApiError
 from pufferpost.models import Workspace
 from senders.models import Sender, SenderState, SenderStateChange
@@ -75,9 +75,9 @@ def sender_transition(*, sender: Sender, to_state: str, reason: str = "", actor=
     sender.state, sender.state_reason, sender.updated_at = locked.state, locked.state_reason, locked.updated_at
     if to_state == SenderState.PAUSED:
         # Staff and automatic pauses alike: customers learn their sender stopped sending.
-        webhook_platform_event_publish(
-            workspace=locked.workspace_id,
-            type="sender.paused",
+        events.publish(
+            events.SENDER_PAUSED,
+            workspace_id=locked.workspace_id,
             occurred_at=locked.updated_at,
             subject={
                 "id": locked.pk,

@@ -64,6 +64,7 @@ from django.utils import timezone
 from domains.models import DkimStatus, Domain
 from messaging.delivery import dkim
 from messaging.delivery.mime import Attachment, build_message, domain_of
+from messaging.delivery.tasks import deliver_due_messages as deliver_due_messages_task
 from messaging.lifecycle import message_events_bulk_record, messages_transition_bulk
 from messaging.models import (
     AttemptState,
@@ -615,17 +616,15 @@ def _messages_bookkeep(messages: list[Message], *, token: datetime) -> None:
 
 
 def _evaluate_senders(sender_ids) -> None:
-    from senders.reputation import sender_reputation_evaluate
+    from messaging.feedback.reputation import sender_reputation_evaluate
 
     for sender_id in sender_ids:
         sender_reputation_evaluate(sender_id=sender_id)
 
 
 def _enqueue_retry(message_id: str, delay: float) -> None:
-    from messaging.delivery.tasks import deliver_due_messages as task
-
     try:
-        task.apply_async([[message_id]], countdown=delay)
+        deliver_due_messages_task.apply_async([[message_id]], countdown=delay)
     except Exception:  # the sweeper picks up due messages whose countdown was lost
         log.exception("could not schedule the retry of %s; the delivery sweeper will", message_id)
 
@@ -676,11 +675,9 @@ def delivery_sweep(*, limit: int = 10_000) -> dict[str, int]:
         .order_by("next_attempt_at")
         .values_list("id", flat=True)[:limit]
     )
-    from messaging.delivery.tasks import deliver_due_messages as task
-
     for start in range(0, len(ids), SWEEP_CHUNK):
         try:
-            task.delay(ids[start : start + SWEEP_CHUNK])
+            deliver_due_messages_task.delay(ids[start : start + SWEEP_CHUNK])
         except Exception:  # broker down: logged, and the next sweep enqueues them again
             log.exception("delivery sweep could not enqueue; next sweep retries")
             break
