@@ -32,7 +32,7 @@ from messaging.models import (
 )
 from messaging.selectors import SendContext, send_context
 from messaging.serializers import BatchSerializer, SendSerializer
-from pufferpost.errors import ApiError, violations_from
+from pufferpost.errors import ApplicationError, Conflict, Forbidden, LimitExceeded, SendRefused, violations_from
 from pufferpost.models import Workspace
 
 logger = logging.getLogger(__name__)
@@ -47,29 +47,24 @@ ENQUEUE_CHUNK = 100
 # --- errors the guide names -------------------------------------------------------------------
 
 
-def _unprocessable(code: str, message: str) -> ApiError:
-    return ApiError(status_code=422, code=code, message=message)
+def _unprocessable(code: str, message: str) -> SendRefused:
+    return SendRefused(code, message)
 
 
-def sending_paused_error() -> ApiError:
-    return ApiError(status_code=403, code="sending_paused", message="Sending is paused for this workspace.")
+def sending_paused_error() -> Forbidden:
+    return Forbidden("sending_paused", "Sending is paused for this workspace.")
 
 
-def rate_limited_error(admission: Admission) -> ApiError:
-    return ApiError(
-        status_code=429,
-        code="rate_limited",
-        message=f"Too many send requests; the limit is {admission.limit} a minute. Retry after the RateLimit-Reset time.",
-        headers={"Retry-After": str(admission.retry_after)},
+def rate_limited_error(admission: Admission) -> LimitExceeded:
+    return LimitExceeded(
+        "rate_limited",
+        f"Too many send requests; the limit is {admission.limit} a minute. Retry after the RateLimit-Reset time.",
+        retry_after=admission.retry_after,
     )
 
 
-def quota_exceeded_error(workspace: Workspace) -> ApiError:
-    return ApiError(
-        status_code=429,
-        code="quota_exceeded",
-        message=f"The monthly quota of {workspace.monthly_quota} messages is used up.",
-    )
+def quota_exceeded_error(workspace: Workspace) -> LimitExceeded:
+    return LimitExceeded("quota_exceeded", f"The monthly quota of {workspace.monthly_quota} messages is used up.")
 
 
 # --- accepting messages -----------------------------------------------------------------------
@@ -82,7 +77,7 @@ class _Plan:
 
 
 def _plan(*, workspace: Workspace, send: dict, context: SendContext, now) -> _Plan:
-    """Check one validated send against the workspace; return the unsaved rows or raise its ApiError.
+    """Check one validated send against the workspace; return the unsaved rows or raise its ApplicationError.
 
     Order: template, sender, unsubscribe group, suppression, opt-out (quota is the caller's).
     """
@@ -200,11 +195,7 @@ def _idempotency_replay(*, workspace: Workspace, key: str, fingerprint: str) -> 
     if record is None:
         return None
     if record.fingerprint != fingerprint:
-        raise ApiError(
-            status_code=409,
-            code="idempotency_key_reused",
-            message="This Idempotency-Key was already used with a different request body.",
-        )
+        raise Conflict("idempotency_key_reused", "This Idempotency-Key was already used with a different request body.")
     return record.response
 
 
@@ -236,7 +227,7 @@ class SendOutcome:
 def message_send(
     *, workspace: Workspace, payload, admission: Admission, idempotency_key: str | None = None
 ) -> SendOutcome:
-    """Accept one message (POST /v1/messages), or raise the ApiError/ValidationError the guide names.
+    """Accept one message (POST /v1/messages), or raise the ApplicationError/ValidationError the guide names.
 
     With an Idempotency-Key, a repeat of the same body replays the first 202; a different body
     is 409. Concurrent requests with one key race on the record's unique constraint inside the
@@ -271,10 +262,8 @@ def message_send(
             raise
         replay = _idempotency_replay(workspace=workspace, key=key, fingerprint=fingerprint)
         if replay is None:
-            raise ApiError(
-                status_code=409,
-                code="idempotency_key_in_use",
-                message="A request with this Idempotency-Key is still being processed; retry shortly.",
+            raise Conflict(
+                "idempotency_key_in_use", "A request with this Idempotency-Key is still being processed; retry shortly."
             )
         return SendOutcome(replay, replayed=True)
     except BaseException:
@@ -312,7 +301,7 @@ def message_send_batch(*, workspace: Workspace, payload, admission: Admission) -
         for index, send in valid:
             try:
                 checked.append((index, _plan(workspace=workspace, send=send, context=context, now=now)))
-            except ApiError as exc:
+            except ApplicationError as exc:
                 results[index] = _item_error(exc.code, exc.message)
     limits.reserve(workspace=workspace, admission=admission, messages=len(checked))
     plans: list[tuple[int, _Plan]] = []

@@ -4,7 +4,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from pufferpost import events
-from pufferpost.errors import ApiError
+from pufferpost.errors import Conflict
 from pufferpost.models import Workspace
 from senders.models import Sender, SenderState, SenderStateChange
 
@@ -44,9 +44,7 @@ def sender_create(*, workspace: Workspace, from_address: str, display_name: str 
     except IntegrityError as exc:
         if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) != UNIQUE_CONSTRAINT:
             raise
-        raise ApiError(
-            status_code=409, code="sender_exists", message=f'A sender for "{from_address}" already exists.'
-        ) from exc
+        raise Conflict("sender_exists", f'A sender for "{from_address}" already exists.') from exc
 
 
 @transaction.atomic

@@ -9,7 +9,7 @@ may only use an *active* template (`archived_at IS NULL`) with a saved version; 
 from django.db.models import QuerySet
 
 from pufferpost import ids
-from pufferpost.errors import ApiError
+from pufferpost.errors import Invalid
 from pufferpost.models import Workspace
 from templates_app.models import Template, TemplateVersion
 from templates_app.rendering import Rendered, RenderError, render_version
@@ -48,4 +48,4 @@ def template_preview(*, version: TemplateVersion, data: dict, locale: str, timez
     try:
         return render_version(version, data=data, locale=locale, timezone=timezone)
     except RenderError as exc:
-        raise ApiError(status_code=422, code="template_render_failed", message=str(exc)) from None
+        raise Invalid("template_render_failed", str(exc)) from None

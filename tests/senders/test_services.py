@@ -6,7 +6,7 @@ from django.db import connection
 
 from messaging.webhooks.models import WebhookDelivery
 from messaging.webhooks.services import webhook_endpoint_create
-from pufferpost.errors import ApiError
+from pufferpost.errors import ApplicationError
 from senders.models import Sender, SenderState, SenderStateChange
 from senders.selectors import sender_get_active, senders_with_domain_status
 from senders.services import (
@@ -115,7 +115,7 @@ def test_create_normalises_and_refuses_a_duplicate(db):
     sender = sender_create(workspace=workspace, from_address=" A@Mail.Acme.com ", display_name=None)
     assert sender.from_address == "a@mail.acme.com" and sender.state == "under_review"
 
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(ApplicationError) as caught:
         sender_create(workspace=workspace, from_address="a@mail.acme.com")
     assert (caught.value.status_code, caught.value.code) == (409, "sender_exists")
 
@@ -130,7 +130,7 @@ def test_concurrent_creates_of_one_address_make_exactly_one_row(transactional_db
             barrier.wait()
             sender_create(workspace=workspace, from_address="receipts@mail.acme.com")
             outcomes.append("created")
-        except ApiError as exc:
+        except ApplicationError as exc:
             outcomes.append(exc.code)
         finally:
             connection.close()
