@@ -76,7 +76,7 @@ class _Plan:
     attachments: list[MessageAttachment]
 
 
-def _plan(*, workspace: Workspace, send: dict, context: SendContext, now) -> _Plan:
+def _plan(*, workspace: Workspace, send: dict, context: SendContext) -> _Plan:
     """Check one validated send against the workspace; return the unsaved rows or raise its ApplicationError.
 
     Order: template, sender, unsubscribe group, suppression, opt-out (quota is the caller's).
@@ -244,7 +244,7 @@ def message_send(
     if key and fingerprint is None:
         fingerprint = idempotency_fingerprint(send)
     now = timezone.now()
-    plan = _plan(workspace=workspace, send=send, context=send_context(workspace_id=workspace.id, sends=[send]), now=now)
+    plan = _plan(workspace=workspace, send=send, context=send_context(workspace_id=workspace.id, sends=[send]))
     if not admission.take():
         raise quota_exceeded_error(workspace)
     body = {"id": plan.message.id, "status": MessageStatus.ACCEPTED.value}
@@ -300,7 +300,7 @@ def message_send_batch(*, workspace: Workspace, payload, admission: Admission) -
         context = send_context(workspace_id=workspace.id, sends=[send for _, send in valid])
         for index, send in valid:
             try:
-                checked.append((index, _plan(workspace=workspace, send=send, context=context, now=now)))
+                checked.append((index, _plan(workspace=workspace, send=send, context=context)))
             except ApplicationError as exc:
                 results[index] = _item_error(exc.code, exc.message)
     limits.reserve(workspace=workspace, admission=admission, messages=len(checked))

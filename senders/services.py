@@ -88,16 +88,8 @@ def sender_transition(*, sender: Sender, to_state: str, reason: str = "", actor=
     return sender
 
 
-def sender_approve(*, sender: Sender, reason: str = "", actor=None, actor_label: str = "") -> Sender:
-    return sender_review(sender=sender, verb="approve", reason=reason, actor=actor, actor_label=actor_label)
-
-
 def sender_pause(*, sender: Sender, reason: str = "", actor=None, actor_label: str = "") -> Sender:
     return sender_review(sender=sender, verb="pause", reason=reason, actor=actor, actor_label=actor_label)
-
-
-def sender_resume(*, sender: Sender, reason: str = "", actor=None, actor_label: str = "") -> Sender:
-    return sender_review(sender=sender, verb="resume", reason=reason, actor=actor, actor_label=actor_label)
 
 
 def sender_review(*, sender: Sender, verb: str, reason: str = "", actor=None, actor_label: str = "") -> Sender:
