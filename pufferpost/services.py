@@ -1,7 +1,7 @@
 from django.db import transaction
 from django.utils import timezone
 
-from pufferpost.errors import ApiError
+from pufferpost.errors import Conflict
 from pufferpost.models import SCOPES, ApiKey, Workspace
 
 
@@ -42,8 +42,6 @@ def workspace_capacity_check(*, workspace: Workspace, rows, limit_field: str, co
     locked = Workspace.objects.select_for_update().only(limit_field).get(pk=workspace.pk)
     limit = getattr(locked, limit_field)
     if rows.count() >= limit:
-        raise ApiError(
-            status_code=409,
-            code=code,
-            message=f"The workspace has reached its limit of {limit} {noun}; delete one, or ask us to raise the limit.",
+        raise Conflict(
+            code, f"The workspace has reached its limit of {limit} {noun}; delete one, or ask us to raise the limit."
         )

@@ -2,13 +2,15 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
+from pufferpost.admin_shaping import shaping_admin_view
+
 urlpatterns = [
+    path("admin/shaping/", shaping_admin_view, name="admin-shaping"),
     path("admin/", admin.site.urls),
     path("v1/", include("domains.urls")),
     path("v1/", include("senders.urls")),
     path("v1/", include("templates_app.urls")),
     path("v1/", include("messaging.urls")),
-    path("v1/", include("pufferpost.api_urls")),
     path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="api-docs"),
     path("", include("messaging.tracking.urls")),

@@ -6,7 +6,7 @@ from django.db import connection
 
 from domains.models import Domain
 from domains.services import domain_create
-from pufferpost.errors import ApiError
+from pufferpost.errors import Conflict
 from tests.domains.factories import IssuedDomainFactory, publish_dkim
 from tests.factories import DomainFactory
 from tests.helpers import assert_envelope
@@ -404,7 +404,7 @@ def test_concurrent_creates_never_pass_the_cap_together(workspace):
         try:
             barrier.wait()
             domain_create(workspace=workspace, domain=f"race{index}.example.com")
-        except ApiError as exc:
+        except Conflict as exc:
             refused.append(exc.code)
         finally:
             connection.close()
