@@ -4,6 +4,7 @@ import threading
 import pytest
 from django.db import connection
 
+from domains import services as domain_services
 from domains.models import Domain
 from domains.services import domain_create
 from pufferpost.errors import Conflict
@@ -394,7 +395,11 @@ def test_domains_beyond_the_workspace_cap_are_a_409_and_the_existing_one_still_a
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_creates_never_pass_the_cap_together(workspace):
+def test_concurrent_creates_never_pass_the_cap_together(workspace, monkeypatch):
+    # Key issue is not what this tests; run eagerly in several threads at once, Celery's global
+    # "inside a task" flag would be left set for the rest of the process.
+    issued = []
+    monkeypatch.setattr(domain_services.issue_dkim_key_task, "delay", issued.append)
     workspace.max_domains = 3
     workspace.save()
     barrier = threading.Barrier(8)
@@ -417,6 +422,7 @@ def test_concurrent_creates_never_pass_the_cap_together(workspace):
 
     assert Domain.objects.filter(workspace=workspace).count() == 3
     assert refused == ["domain_limit_reached"] * 5
+    assert len(issued) == 3
 
 
 class StallingNameServer:
