@@ -16,6 +16,7 @@ from domains import checks
 from domains.checks import DkimFinding, DmarcFinding
 from domains.models import DkimStatus, DmarcStatus, Domain
 from messaging.webhooks.services import webhook_platform_event_publish
+from pufferpost import metrics
 from pufferpost.models import Workspace
 
 logger = logging.getLogger(__name__)
@@ -223,6 +224,9 @@ def _record(findings_by_id: dict[str, checks.Findings]) -> list[Domain]:
     for row in rows:
         if findings_by_id[row.pk].dkim == DkimFinding.NO_KEY:
             _enqueue_key_issue(row.pk)
+    for findings in findings_by_id.values():
+        metrics.DNS_CHECKS.labels("dkim", str(findings.dkim.value)).inc()
+        metrics.DNS_CHECKS.labels("dmarc", str(findings.dmarc.value)).inc()
     return rows
 
 

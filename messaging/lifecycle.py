@@ -10,6 +10,7 @@ write (webhook deliveries) commits with the event or not at all: no event is los
 and a publish. Listeners defer their own I/O (enqueues) to `transaction.on_commit`.
 """
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
@@ -17,6 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from messaging.models import EventType, Message, MessageEvent, MessageStatus
+from pufferpost import metrics
 
 S = MessageStatus
 
@@ -41,8 +43,13 @@ def on_events_recorded(listener: Callable[[list[str]], None]) -> Callable[[list[
     return listener
 
 
-def _notify(event_ids: list[str]) -> None:
-    for listener in _listeners if event_ids else ():
+def _notify(events: list[MessageEvent]) -> None:
+    if not events:
+        return
+    types = Counter(event.type for event in events)
+    transaction.on_commit(lambda: [metrics.MESSAGE_EVENTS.labels(t).inc(n) for t, n in types.items()])
+    event_ids = [event.pk for event in events]
+    for listener in _listeners:
         listener(list(event_ids))
 
 
@@ -76,7 +83,7 @@ def message_transition(
         occurred_at=occurred_at or now,
         detail=detail or {},
     )
-    _notify([event.pk])
+    _notify([event])
     return True
 
 
@@ -94,7 +101,7 @@ def message_event_record(
         occurred_at=occurred_at or timezone.now(),
         detail=detail or {},
     )
-    _notify([event.pk])
+    _notify([event])
     return event
 
 
@@ -102,7 +109,7 @@ def message_event_record(
 def message_events_bulk_record(events: Iterable[MessageEvent]) -> list[MessageEvent]:
     """Insert many prepared events at once (the send path's `accepted` events) and notify listeners."""
     created = MessageEvent.objects.bulk_create(list(events))
-    _notify([event.pk for event in created])
+    _notify(created)
     return created
 
 
@@ -153,5 +160,5 @@ def messages_transition_bulk(
             for message_id, workspace_id in moved
         ]
     )
-    _notify([event.pk for event in events])
+    _notify(events)
     return [message_id for message_id, _ in moved]

@@ -62,6 +62,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from domains.models import DkimStatus, Domain
+from messaging import observability
 from messaging.delivery import dkim
 from messaging.delivery.mime import Attachment, build_message, domain_of
 from messaging.lifecycle import message_events_bulk_record, messages_transition_bulk
@@ -566,6 +567,7 @@ def outcomes_record(*, results: list[_Result], token: datetime) -> None:
     for message_id, delay in retries:
         if delay <= settings.PUFFERPOST_DELIVERY_COUNTDOWN_MAX:
             transaction.on_commit(partial(_enqueue_retry, message_id, delay))
+    observability.delivery_outcomes_observe(results)
 
 
 def _attempts_finish(attempts: list[DeliveryAttempt]) -> None:
