@@ -42,7 +42,7 @@ def delivery_outcomes_observe(results) -> None:
             r.message.pk,
             r.message.workspace_id,
             r.message.to,
-            r.outcome,
+            str(r.outcome),
             dict(r.detail),
             r.mx_host,
             (r.finished_at - r.started_at).total_seconds() if r.started_at and r.finished_at else None,
