@@ -46,8 +46,10 @@ def on_events_recorded(listener: Callable[[list[str]], None]) -> Callable[[list[
 def _notify(events: list[MessageEvent]) -> None:
     if not events:
         return
-    types = Counter(event.type for event in events)
-    transaction.on_commit(lambda: [metrics.MESSAGE_EVENTS.labels(t).inc(n) for t, n in types.items()])
+    # Counted now, not on commit: the send path's commit callbacks stay one, and a rolled-back
+    # event is rare enough not to matter for a rate.
+    for event_type, count in Counter(event.type for event in events).items():
+        metrics.MESSAGE_EVENTS.labels(event_type).inc(count)
     event_ids = [event.pk for event in events]
     for listener in _listeners:
         listener(list(event_ids))
