@@ -23,7 +23,9 @@ webhook_log = logging.getLogger("pufferpost.webhooks")
 # kombu's Redis transport keeps one list per priority step; step 0 is the bare queue name.
 _PRIORITY_SEPARATOR = "\x06\x16"
 _PRIORITY_STEPS = (0, 3, 6, 9)
-_LEVELS = {"delivered": logging.INFO, "deferred": logging.WARNING, "unknown": logging.WARNING}
+# `waiting` (held back by shaping, nothing sent) is counted but logged only at DEBUG: at volume it
+# would be a line per message per budget tick.
+_LEVELS = {"delivered": logging.INFO, "deferred": logging.WARNING, "unknown": logging.WARNING, "waiting": logging.DEBUG}
 
 
 def _domain(address: str) -> str:
