@@ -396,6 +396,33 @@ def parse_dmarc(text: str) -> dict:
     }
 
 
+def organizational_domain(domain: str) -> str:
+    """The registrable domain, approximately: the last two labels, or three under a two-letter
+    country code whose second level is a generic one (`acme.co.uk`). No public-suffix list is
+    shipped; the approximation is only used to find an inherited DMARC policy and for alignment."""
+    labels = domain.split(".")
+    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in {"co", "com", "org", "net", "ac", "gov", "edu"}:
+        return ".".join(labels[-3:])
+    return ".".join(labels[-2:])
+
+
+def _inherited_policy(domain: str, res) -> dict:
+    """A subdomain without its own record falls under its organizational domain's (RFC 7489 §6.6.3),
+    with that record's sp= as its policy."""
+    org = organizational_domain(domain)
+    if org == domain:
+        return {}
+    answer = dns.txt(f"_dmarc.{org}", res)
+    found = [text for text in answer.records if _DMARC.match(text)] if answer.outcome == dns.Outcome.FOUND else []
+    if len(found) != 1:
+        return {}
+    try:
+        policy = parse_dmarc(found[0])
+    except InvalidTagList:
+        return {}
+    return {**policy, "p": policy["sp"], "inherited_from": f"_dmarc.{org}"}
+
+
 def check_dmarc(target: Target, res=None, *, thorough=True) -> tuple[DmarcFinding, str, Verdict, dict]:
     host = target.dmarc_host
     base = {"purpose": "DMARC", "type": "TXT", "host": host, "expected": records.DMARC_STARTER}
@@ -405,7 +432,7 @@ def check_dmarc(target: Target, res=None, *, thorough=True) -> tuple[DmarcFindin
         return DmarcFinding.UNKNOWN, error, _unreachable(base, answer, "TXT"), {}
     if answer.missing:
         verdict = _missing(base, answer, "TXT", target.domain, res, dns.txt, thorough=thorough)
-        return DmarcFinding.MISSING, f"No TXT record at {host}", verdict, {}
+        return DmarcFinding.MISSING, f"No TXT record at {host}", verdict, _inherited_policy(target.domain, res)
     found = [text for text in answer.records if _DMARC.match(text)]
     if not found:
         verdict = Verdict(

@@ -2,6 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from domains import records
+from domains.alignment import alignment_of
 from domains.models import DkimStatus, DmarcStatus, Domain, ReturnPathStatus
 from domains.names import InvalidDomainName, normalize_domain_name
 from domains.selectors import bounce_warning_of, envelope_domain_of
@@ -82,6 +83,39 @@ class RecordCheckSerializer(serializers.Serializer):
     found = serializers.ListField(child=serializers.CharField(), help_text="What DNS holds there now.")
 
 
+class DmarcPolicySerializer(serializers.Serializer):
+    p = serializers.CharField()
+    sp = serializers.CharField()
+    pct = serializers.IntegerField()
+    rua = serializers.ListField(child=serializers.CharField())
+    adkim = serializers.ChoiceField(choices=["r", "s"])
+    aspf = serializers.ChoiceField(choices=["r", "s"])
+    inherited_from = serializers.CharField(
+        required=False, help_text="Present when the policy is the organizational domain's (its sp=)."
+    )
+
+
+class ReceiverVerdictSerializer(serializers.Serializer):
+    receiver = serializers.ChoiceField(choices=["gmail_yahoo_2024", "microsoft_2025"])
+    verdict = serializers.ChoiceField(choices=["meets", "misses"])
+    missing = serializers.ListField(child=serializers.CharField())
+    note = serializers.CharField()
+
+
+class AuthenticationSerializer(serializers.Serializer):
+    """Alignment and DMARC as receivers see this domain's mail (advisory: never blocks a send)."""
+
+    dmarc_policy = DmarcPolicySerializer(allow_null=True)
+    dkim_aligned = serializers.BooleanField(help_text="Always: mail is signed with d=<this domain>.")
+    dkim_alignment = serializers.ChoiceField(choices=["relaxed", "strict"])
+    spf_domain = serializers.CharField(help_text="The envelope domain SPF is evaluated for.")
+    spf_passes = serializers.BooleanField()
+    spf_aligned = serializers.BooleanField()
+    spf_alignment = serializers.ChoiceField(choices=["relaxed", "strict"])
+    dmarc_passes = serializers.BooleanField()
+    receivers = ReceiverVerdictSerializer(many=True)
+
+
 class DomainSerializer(serializers.Serializer):
     id = serializers.CharField()
     domain = serializers.CharField()
@@ -100,6 +134,7 @@ class DomainSerializer(serializers.Serializer):
     bounce_domain = serializers.SerializerMethodField()
     bounce_warning = serializers.SerializerMethodField()
     record_checks = serializers.SerializerMethodField()
+    authentication = serializers.SerializerMethodField()
     created_at = TimestampField()
     updated_at = TimestampField()
     last_checked_at = TimestampField(allow_null=True)
@@ -132,3 +167,7 @@ class DomainSerializer(serializers.Serializer):
     @extend_schema_field(RecordCheckSerializer(many=True))
     def get_record_checks(self, domain):
         return domain.record_checks
+
+    @extend_schema_field(AuthenticationSerializer)
+    def get_authentication(self, domain):
+        return alignment_of(domain)

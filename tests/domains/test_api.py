@@ -26,6 +26,7 @@ FIELDS = {
     "bounce_domain",
     "bounce_warning",
     "record_checks",
+    "authentication",
     "created_at",
     "updated_at",
     "last_checked_at",
