@@ -45,7 +45,7 @@ def alignment_of(domain: Domain) -> dict:
         missing.append("SPF or DKIM must align with the From domain.")
     verdict = "meets" if not missing else "misses"
     return {
-        "dmarc_policy": policy or None,
+        "dmarc_policy": policy,
         "dkim_aligned": dkim_aligned,
         "dkim_alignment": "strict" if adkim == "s" else "relaxed",
         "spf_domain": envelope,

@@ -84,12 +84,14 @@ class RecordCheckSerializer(serializers.Serializer):
 
 
 class DmarcPolicySerializer(serializers.Serializer):
-    p = serializers.CharField()
-    sp = serializers.CharField()
-    pct = serializers.IntegerField()
-    rua = serializers.ListField(child=serializers.CharField())
-    adkim = serializers.ChoiceField(choices=["r", "s"])
-    aspf = serializers.ChoiceField(choices=["r", "s"])
+    """The published DMARC policy, RFC 7489's defaults filled in; `{}` when no record was found."""
+
+    p = serializers.CharField(required=False)
+    sp = serializers.CharField(required=False)
+    pct = serializers.IntegerField(required=False)
+    rua = serializers.ListField(child=serializers.CharField(), required=False)
+    adkim = serializers.ChoiceField(choices=["r", "s"], required=False)
+    aspf = serializers.ChoiceField(choices=["r", "s"], required=False)
     inherited_from = serializers.CharField(
         required=False, help_text="Present when the policy is the organizational domain's (its sp=)."
     )
@@ -105,7 +107,7 @@ class ReceiverVerdictSerializer(serializers.Serializer):
 class AuthenticationSerializer(serializers.Serializer):
     """Alignment and DMARC as receivers see this domain's mail (advisory: never blocks a send)."""
 
-    dmarc_policy = DmarcPolicySerializer(allow_null=True)
+    dmarc_policy = DmarcPolicySerializer()
     dkim_aligned = serializers.BooleanField(help_text="Always: mail is signed with d=<this domain>.")
     dkim_alignment = serializers.ChoiceField(choices=["relaxed", "strict"])
     spf_domain = serializers.CharField(help_text="The envelope domain SPF is evaluated for.")

@@ -192,6 +192,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SWAGGER_UI_SETTINGS": {"persistAuthorization": False},
+    # Shared choice sets get one name each (domains: DKIM and return-path statuses, DNS record
+    # types, DMARC alignment tags and modes).
+    "ENUM_NAME_OVERRIDES": {
+        "VerificationStatusEnum": "domains.models.DkimStatus",
+        "DnsRecordTypeEnum": ["TXT", "MX"],
+        "AlignmentTagEnum": ["r", "s"],
+        "AlignmentModeEnum": ["relaxed", "strict"],
+    },
 }
 
 # --- Redis and Celery -------------------------------------------------------------------------
