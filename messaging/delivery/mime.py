@@ -97,6 +97,7 @@ def build_message(
     unsubscribe_url: str,
     unsubscribe_mailto: str | None = None,
     date: datetime | None = None,
+    envelope_domain: str = "",
 ) -> OutgoingMessage:
     """Serialise a rendered message: multipart/alternative (text, then html), wrapped in
     multipart/mixed only when there are attachments; headers per RFC 5322, 2047, 2231 and 8058."""
@@ -128,7 +129,7 @@ def build_message(
         msg.add_attachment(attachment.content, maintype=maintype, subtype=subtype, filename=attachment.filename)
     data = msg.as_bytes(policy=POLICY)
     return OutgoingMessage(
-        mail_from=return_path_for(message_id=message_id, from_address=from_email),
+        mail_from=return_path_for(message_id=message_id, from_address=from_email, domain=envelope_domain),
         recipients=[to, *cc],
         data=data,
         message_id=msg["Message-ID"],
