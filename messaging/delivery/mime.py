@@ -210,6 +210,7 @@ def _build(
     unsubscribe_url,
     unsubscribe_mailto,
     date,
+    envelope_domain,
 ) -> OutgoingMessage:
     cc = list(cc or [])
     content_type, body = _multipart("alternative", [_text_part("plain", text or ""), _text_part("html", html)])
