@@ -1,20 +1,8 @@
-"""Reads other apps need from domains (the send path, delivery's DKIM signer and envelope, inbound)."""
+"""Reads other apps need from domains: delivery's envelope domain, the inbound server's accepted domains."""
 
 from django.conf import settings
 
-from domains.models import RETURN_PATH_LABEL, DkimStatus, Domain, ReturnPathStatus
-
-
-def domain_verified_for_address(*, workspace_id: str, address: str) -> Domain | None:
-    """The workspace's verified domain for a from-address (`receipts@mail.acme.com`), or None.
-
-    Only the exact domain after the `@` counts: verifying acme.com does not verify mail.acme.com.
-    The returned row carries the private key, for signing; never render it.
-    """
-    _, _, domain = address.rpartition("@")
-    return Domain.objects.filter(
-        workspace_id=workspace_id, domain=domain.strip().lower().rstrip("."), dkim_status=DkimStatus.VERIFIED
-    ).first()
+from domains.models import RETURN_PATH_LABEL, Domain, ReturnPathStatus
 
 
 def envelope_domain_of(domain: Domain) -> str:
