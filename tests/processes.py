@@ -42,6 +42,9 @@ def child_env(**extra) -> dict:
         "PUFFERPOST_SPF_ADDRESSES": ",".join(settings.PUFFERPOST_SPF_ADDRESSES),
         "PUFFERPOST_SPF_INCLUDE": settings.PUFFERPOST_SPF_INCLUDE,
         "PUFFERPOST_RETURN_PATH_DOMAIN": settings.PUFFERPOST_RETURN_PATH_DOMAIN,
+        # Each test's fresh shaping state is not "lost state": no conservative start (see shaping).
+        "PUFFERPOST_SHAPING_RECOVERY": str(settings.PUFFERPOST_SHAPING_RECOVERY),
+        "PUFFERPOST_TLS_CA_FILE": settings.PUFFERPOST_TLS_CA_FILE,
         "PYTHONUNBUFFERED": "1",
     }
     env.update({k: str(v) for k, v in extra.items()})
