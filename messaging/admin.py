@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from messaging.feedback.explain import suppression_why
 from messaging.models import Message, MessageEvent, Suppression, Unsubscribe, UnsubscribeGroup
 from pufferpost.admin_mixins import ReadOnlyAdminMixin
 
@@ -29,10 +30,21 @@ class MessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(Suppression)
 class SuppressionAdmin(admin.ModelAdmin):
-    list_display = ("email", "workspace", "reason", "created_at")
+    """Deleting a suppression here (or DELETE /v1/suppressions/{email}) lets the address receive mail again."""
+
+    list_display = ("email", "workspace", "reason", "bounce_class", "created_at")
     list_filter = ("reason",)
     search_fields = ("=email",)
     raw_id_fields = ("workspace", "source_message")
+    readonly_fields = ("why", "detail")
+
+    @admin.display(description="bounce class")
+    def bounce_class(self, obj):
+        return (obj.detail or {}).get("bounce_class", "")
+
+    @admin.display(description="why, and how to remove it")
+    def why(self, obj):
+        return suppression_why(obj)
 
 
 class UnsubscribeInline(admin.TabularInline):

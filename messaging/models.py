@@ -79,6 +79,8 @@ class Suppression(models.Model):
     email = models.CharField(max_length=254)
     reason = models.CharField(max_length=16, choices=SuppressionReason.choices)
     source_message = models.ForeignKey("Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Why: for a bounce, its class, codes, diagnostic and the MTAs (shown in the API and the admin).
+    detail = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -121,6 +123,9 @@ class Message(models.Model):
     # The claim a worker holds (set by every claim); a worker sends only while it is unchanged.
     claimed_at = models.DateTimeField(null=True, blank=True)
     last_response = models.TextField(blank=True, default="")
+    # Why a bounced (or errored-on-expiry) message failed: hard, block, soft or expired
+    # (messaging.feedback.classes). Blank for every other outcome. The block rate counts `block`.
+    bounce_class = models.CharField(max_length=8, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -133,7 +138,9 @@ class Message(models.Model):
             models.Index(fields=["workspace", "from_address", "-created_at", "-id"], name="message_from_page_idx"),
             models.Index(fields=["workspace", "template", "-created_at", "-id"], name="message_template_page_idx"),
             # Sender auto-pause (senders.reputation): one sender's recent messages, read from the index alone.
-            models.Index(fields=["sender", "created_at"], include=["status"], name="message_sender_recent_idx"),
+            models.Index(
+                fields=["sender", "created_at"], include=["status", "bounce_class"], name="message_sender_recent_idx"
+            ),
             # The outbox sweeper only ever looks at messages not yet handed to delivery.
             models.Index(
                 fields=["updated_at"],

@@ -316,6 +316,14 @@ class SuppressionViewSerializer(serializers.Serializer):
     email = serializers.CharField()
     reason = serializers.ChoiceField(choices=SuppressionReason.choices)
     created_at = TimestampField()
+    source_message_id = serializers.CharField(
+        allow_null=True, help_text="The message whose bounce or complaint added it."
+    )
+    detail = serializers.DictField(
+        help_text="For a bounce: bounce_class, basic_code, enhanced_code, diagnostic, remote_mta, reporting_mta."
+    )
+    why = serializers.CharField(help_text="Why the address is suppressed and how to remove it, in one sentence.")
+    remove = serializers.CharField(help_text="The request that removes this suppression.")
 
 
 class UnsubscribeGroupViewSerializer(serializers.Serializer):

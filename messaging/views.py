@@ -7,6 +7,7 @@ quota (429). Rate-limit headers are on every send/batch response once the limite
 """
 
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
@@ -18,6 +19,7 @@ from rest_framework.exceptions import ErrorDetail, ValidationError
 from rest_framework.response import Response
 
 from messaging import limits, selectors, services
+from messaging.feedback.explain import suppression_why
 from messaging.models import MessageEvent, MessageStatus, Suppression, UnsubscribeGroup
 from messaging.serializers import (
     BatchItemResultSerializer,
@@ -81,7 +83,16 @@ def event_view(event) -> dict:
 
 
 def suppression_view(suppression) -> dict:
-    return {"email": suppression.email, "reason": suppression.reason, "created_at": _ts(suppression.created_at)}
+    return {
+        "email": suppression.email,
+        "reason": suppression.reason,
+        "created_at": _ts(suppression.created_at),
+        # Why, in the receiver's words (a bounce's class, codes, diagnostic), and the message it came from.
+        "source_message_id": suppression.source_message_id,
+        "detail": suppression.detail,
+        "why": suppression_why(suppression),
+        "remove": f"DELETE /v1/suppressions/{quote(suppression.email, safe='')}",
+    }
 
 
 def group_view(group) -> dict:

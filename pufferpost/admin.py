@@ -21,6 +21,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
         "monthly_quota",
         "bounce_rate_threshold",
         "complaint_rate_threshold",
+        "block_rate_threshold",
         "reputation_min_volume",
         "open_tracking",
         "click_tracking",

@@ -37,6 +37,8 @@ class Workspace(models.Model):
     monthly_quota = models.PositiveIntegerField(default=1_000_000, help_text="Messages a calendar month (UTC).")
     bounce_rate_threshold = models.DecimalField(max_digits=5, decimal_places=4, default="0.0500")
     complaint_rate_threshold = models.DecimalField(max_digits=5, decimal_places=4, default="0.0010")
+    # Policy/reputation refusals (bounce class `block`): the recipients are fine, the sender is not.
+    block_rate_threshold = models.DecimalField(max_digits=5, decimal_places=4, default="0.1000")
     reputation_min_volume = models.PositiveIntegerField(default=100)
     open_tracking = models.BooleanField(default=False)
     click_tracking = models.BooleanField(default=False)

@@ -298,6 +298,10 @@ PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES = [
 # aiosmtpd logs every SMTP command at INFO; the feedback services log what matters.
 LOGGING["loggers"] = {**LOGGING.get("loggers", {}), "mail.log": {"level": "WARNING"}}
 PUFFERPOST_REPUTATION_WINDOW_DAYS = _read("int", "PUFFERPOST_REPUTATION_WINDOW_DAYS", default=7, minimum=1)
+# Extra bounce-class rules (messaging/feedback/bounce_rules.toml's format), tried before the built-in ones.
+PUFFERPOST_BOUNCE_RULES_FILE = _read("str", "PUFFERPOST_BOUNCE_RULES_FILE", default="")
+if PUFFERPOST_BOUNCE_RULES_FILE and not Path(PUFFERPOST_BOUNCE_RULES_FILE).is_file():
+    raise ImproperlyConfigured(f"PUFFERPOST_BOUNCE_RULES_FILE {PUFFERPOST_BOUNCE_RULES_FILE!r} is not a file.")
 
 # --- delivery ---
 # Seconds for each SMTP connect and each command reply; a server slower than this defers the message.

@@ -24,6 +24,7 @@ from email.utils import parseaddr, parsedate_to_datetime
 from django.utils import timezone
 from flufl.bounce import all_failures
 
+from messaging.feedback.classes import Classification, bounce_classify
 from messaging.return_path import message_id_from_return_path
 from pufferpost.ids import ULID_RE
 
@@ -48,17 +49,23 @@ class DeliveryReport:
     status: str
     diagnostic: str = ""
     remote_mta: str = ""
+    reporting_mta: str = ""
     heuristic: bool = False
 
     @property
     def permanent(self) -> bool:
-        """A hard bounce: the receiving side gave up for good (action failed, status 5.x.x)."""
+        """The receiving side gave up for good (action failed, status 5.x.x)."""
         return self.action == "failed" and self.status.startswith("5.")
 
     @property
     def transient(self) -> bool:
-        """Delayed, or failed for a temporary reason (4.x.x): worth recording, never a bounce."""
+        """Delayed, or failed for a temporary reason (4.x.x: the relay's own retries ran out)."""
         return self.action == "delayed" or (self.action == "failed" and self.status.startswith("4."))
+
+    @property
+    def classification(self) -> Classification:
+        """The bounce class (hard, block, soft, expired) and codes: messaging.feedback.classes."""
+        return bounce_classify(text=self.diagnostic, enhanced_code=self.status, action=self.action)
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,7 @@ def _deliveries(msg: EmailMessage, status_part: EmailMessage, verp_id: str | Non
     per_message, per_recipient = blocks[0], blocks[1:]
     message_id = verp_id or _message_id_from_envid(per_message.get("Original-Envelope-Id", ""))
     message_id = message_id or _message_id_from_original(msg)
+    reporting_mta = _typed_address(per_message.get("Reporting-MTA", ""))[:255]
     reports = []
     for block in per_recipient:
         final = _typed_address(block.get("Final-Recipient", ""))
@@ -138,7 +146,8 @@ def _deliveries(msg: EmailMessage, status_part: EmailMessage, verp_id: str | Non
                 action=action,
                 status=_status_code(_clean(block.get("Status", "")), diagnostic, action),
                 diagnostic=diagnostic[:1000],
-                remote_mta=_typed_address(block.get("Remote-MTA", "")),
+                remote_mta=_typed_address(block.get("Remote-MTA", ""))[:255],
+                reporting_mta=reporting_mta,
             )
         )
     return tuple(reports)

@@ -1,7 +1,8 @@
 """The inbound SMTP server for bounces and complaints (served by `manage.py run_inbound_smtp`).
 
-It accepts mail only for VERP return paths (`bounces+msg_…@…`) and the configured feedback-loop
-addresses, answers 550 for anything else, and refuses mail over
+It accepts mail only for VERP return paths whose tag verifies (`bounces+msg_…+tag@…`, see
+messaging.return_path) and the configured feedback-loop addresses, answers 550 for anything else
+(a forged or un-tagged return path included), and refuses mail over
 `PUFFERPOST_INBOUND_SMTP_MAX_BYTES` (552, aiosmtpd's data size limit). Each accepted mail is
 parsed and recorded in a worker thread (`asyncio.to_thread`): the ORM is synchronous and must not
 run on the event loop, and each thread keeps its own database connection, checked with
@@ -31,7 +32,13 @@ WORKER_THREADS = 4
 
 
 def inbound_address_accepted(address: str) -> bool:
-    """A VERP return path, or one of `PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES` (full or local part)."""
+    """RCPT filter: the local part (ours) and the domain (the domains app's) are judged apart."""
+    return inbound_local_part_accepted(address) and inbound_domain_accepted(address)
+
+
+def inbound_local_part_accepted(address: str) -> bool:
+    """A VERP return path whose tag verifies, or one of `PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES`
+    (a full address, or a bare local part meaning it at any domain)."""
     if message_id_from_return_path(address):
         return True
     address = address.strip().strip("<>").lower()
@@ -40,6 +47,11 @@ def inbound_address_accepted(address: str) -> bool:
         entry == address if "@" in entry else entry == local_part
         for entry in settings.PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES
     )
+
+
+def inbound_domain_accepted(address: str) -> bool:
+    """Which domains the inbound server takes mail for (the return-path hosts): any, for now."""
+    return True
 
 
 def _process(raw: bytes, envelope_recipients: list[str]) -> None:

@@ -100,6 +100,8 @@ def webhook_events_publish(*, event_ids: list[str]) -> list[int]:
                 "type": event.type,
                 "occurred_at": _timestamp(event.occurred_at),
                 "recorded_at": _timestamp(event.recorded_at),
+                # What happened, as the timeline shows it (a bounce's class, codes, diagnostic, MTAs).
+                "detail": event.detail,
                 "message": _message_payload(event.message),
             }
         )

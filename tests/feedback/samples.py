@@ -8,11 +8,14 @@ from email.utils import format_datetime
 
 from django.utils import timezone
 
+from messaging.return_path import verp_local_part
+
 FROM_DOMAIN = "mail.acme.test"
 
 
 def verp(message_id: str) -> str:
-    return f"bounces+{message_id}@{FROM_DOMAIN}"
+    """The message's real (tagged) return path, as delivery writes it."""
+    return f"{verp_local_part(message_id=message_id)}@{FROM_DOMAIN}"
 
 
 def _now() -> str:
@@ -42,8 +45,20 @@ def _original_headers(message_id: str, *, to: str = "jane@example.org", return_p
     return "\n".join(lines)
 
 
-def postfix_dsn(message_id: str, *, to: str = "jane@example.org", return_path: bool = True) -> bytes:
-    """Postfix's hard bounce: notification, message/delivery-status, text/rfc822-headers."""
+def postfix_dsn(
+    message_id: str,
+    *,
+    to: str = "jane@example.org",
+    return_path: bool = True,
+    action: str = "failed",
+    status: str = "5.1.1",
+    diagnostic: str | None = None,
+) -> bytes:
+    """Postfix's hard bounce: notification, message/delivery-status, text/rfc822-headers.
+
+    `status` and `diagnostic` (the reply text after `smtp; `) make the other classes' reports."""
+    if diagnostic is None:
+        diagnostic = f"550 5.1.1 <{to}>: Recipient address rejected: User\n    unknown in local recipient table"
     boundary = "3F1C21A0.1717928141/mx.example.org"
     return _crlf(f"""
 Return-Path: <>
@@ -87,11 +102,10 @@ Arrival-Date: Tue,  9 Jun 2026 10:15:40 +0000 (UTC)
 
 Final-Recipient: rfc822; {to}
 Original-Recipient: rfc822;{to}
-Action: failed
-Status: 5.1.1
+Action: {action}
+Status: {status}
 Remote-MTA: dns; mx.example.org
-Diagnostic-Code: smtp; 550 5.1.1 <{to}>: Recipient address rejected: User
-    unknown in local recipient table
+Diagnostic-Code: smtp; {diagnostic}
 
 --{boundary}
 Content-Description: Undelivered Message Headers
