@@ -46,6 +46,12 @@ def _notify(event_ids: list[str]) -> None:
         listener(list(event_ids))
 
 
+def _not_before(occurred_at: datetime, accepted_at: datetime) -> datetime:
+    """A reported time (a DSN's whole-second Date, a skewed clock) never puts an event before the
+    message was accepted; the timeline then orders ties by recorded_at."""
+    return max(occurred_at, accepted_at)
+
+
 @transaction.atomic
 def message_transition(
     *,
@@ -68,12 +74,12 @@ def message_transition(
     )
     if not changed:
         return False
-    workspace_id = Message.objects.filter(pk=message_id).values_list("workspace_id", flat=True).get()
+    workspace_id, accepted_at = Message.objects.filter(pk=message_id).values_list("workspace_id", "created_at").get()
     event = MessageEvent.objects.create(
         message_id=message_id,
         workspace_id=workspace_id,
         type=event_type or to_status,
-        occurred_at=occurred_at or now,
+        occurred_at=_not_before(occurred_at or now, accepted_at),
         detail=detail or {},
     )
     _notify([event.pk])
@@ -87,11 +93,13 @@ def message_event_record(
     """Record an event that does not change the status (deferred, opened, clicked, unsubscribed)."""
     if type not in EventType.values:
         raise ValueError(f"unknown event type {type!r}")
+    accepted_at = message.__dict__.get("created_at")  # loaded by every caller that passes a time of its own
+    occurred_at = occurred_at or timezone.now()
     event = MessageEvent.objects.create(
         message=message,
         workspace_id=message.workspace_id,
         type=type,
-        occurred_at=occurred_at or timezone.now(),
+        occurred_at=_not_before(occurred_at, accepted_at) if accepted_at else occurred_at,
         detail=detail or {},
     )
     _notify([event.pk])

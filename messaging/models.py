@@ -182,8 +182,9 @@ class MessageEvent(models.Model):
     detail = models.JSONField(default=dict, blank=True)
 
     class Meta:
-        ordering = ["occurred_at", "id"]
-        indexes = [models.Index(fields=["message", "occurred_at", "id"], name="event_timeline_idx")]
+        # When it happened, then when we learnt it (a DSN's whole-second Date ties with delivery's events).
+        ordering = ["occurred_at", "recorded_at", "id"]
+        indexes = [models.Index(fields=["message", "occurred_at", "recorded_at", "id"], name="event_timeline_idx")]
 
     def __str__(self):
         return f"{self.type} {self.message_id}"

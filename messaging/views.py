@@ -20,7 +20,7 @@ from rest_framework.response import Response
 
 from messaging import limits, selectors, services
 from messaging.feedback.explain import suppression_why
-from messaging.models import MessageEvent, MessageStatus, Suppression, UnsubscribeGroup
+from messaging.models import MessageStatus, Suppression, UnsubscribeGroup
 from messaging.serializers import (
     BatchItemResultSerializer,
     BatchRequestSerializer,
@@ -36,7 +36,7 @@ from messaging.serializers import (
     UnsubscribeViewSerializer,
 )
 from pufferpost.errors import ApiError
-from pufferpost.openapi import PAGE_PARAMETERS, RATE_LIMIT_HEADERS, error, page_of, path_id
+from pufferpost.openapi import CURSOR, PAGE_PARAMETERS, RATE_LIMIT_HEADERS, error, page_of, path_id
 from pufferpost.pagination import paginate
 from pufferpost.tenancy import WorkspaceScopedViewSet
 
@@ -229,9 +229,22 @@ MESSAGE_FILTERS = [
     retrieve=extend_schema(summary="Get a message", parameters=[MESSAGE_ID], responses=MessageViewSerializer),
     events=extend_schema(
         summary="A message's event timeline",
-        description="Oldest first.",
-        parameters=[MESSAGE_ID],
-        responses=page_of(MessageEventViewSerializer, name="MessageEventList", paginated=False),
+        description="Oldest first (by occurred_at, then recorded_at). Without `limit` a page holds up to 100 "
+        "events; follow `next_cursor` for more.",
+        parameters=[
+            MESSAGE_ID,
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 100, "default": 100},
+                OpenApiParameter.QUERY,
+                description="Page size, 1 to 100 (default 100).",
+            ),
+            CURSOR,
+        ],
+        responses={
+            200: page_of(MessageEventViewSerializer, name="MessageEventList"),
+            422: error("`validation_failed`: a bad `limit` or `cursor`."),
+        },
     ),
 )
 class MessageViewSet(WorkspaceScopedViewSet):
@@ -309,8 +322,8 @@ class MessageViewSet(WorkspaceScopedViewSet):
     def events(self, request, id=None):
         if not self.get_queryset().filter(pk=id).exists():
             raise ApiError(status_code=404, code=self.not_found_code, message=self.not_found_message)
-        events = MessageEvent.objects.filter(message_id=id).order_by("occurred_at", "id")
-        return Response({"data": [event_view(e) for e in events]})
+        events, next_cursor = selectors.message_events_page(message_id=id, params=request.query_params)
+        return Response({"data": [event_view(e) for e in events], "next_cursor": next_cursor})
 
 
 @extend_schema_view(

@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 
 # A delayed-delivery report is only news while the message is still believed to be on its way.
 _DEFERRABLE = (MessageStatus.QUEUED, MessageStatus.SENT, MessageStatus.DELIVERED)
+# A message has at most 26 recipients (to + 25 cc): a report with more entries is padded. Entries
+# past this many are dropped unread, and each message collects at most so many delay events from
+# reports (a DSN with 5,000 made-up `delayed` blocks must not write 5,000 events and webhooks).
+REPORT_MAX_ENTRIES = 50
+MESSAGE_MAX_DELAY_EVENTS = 20
 
 
 def feedback_report_process(*, raw: bytes, envelope_recipients: Iterable[str] = ()) -> InboundReport:
@@ -35,7 +40,14 @@ def feedback_report_process(*, raw: bytes, envelope_recipients: Iterable[str] = 
     report = report_parse(raw, envelope_recipients=list(envelope_recipients))
     if report.kind == "none":
         log.info("inbound mail %s is neither a bounce nor a feedback report; ignored", report.report_id or "-")
-    for delivery in report.deliveries:
+    if len(report.deliveries) > REPORT_MAX_ENTRIES:
+        log.warning(
+            "inbound report %s has %d recipient entries; only the first %d are read",
+            report.report_id or "-",
+            len(report.deliveries),
+            REPORT_MAX_ENTRIES,
+        )
+    for delivery in report.deliveries[:REPORT_MAX_ENTRIES]:
         if delivery.action == "failed":
             feedback_bounce_record(
                 message_id=delivery.message_id,
@@ -155,13 +167,23 @@ def feedback_delay_record(
 ) -> bool:
     """A remote server is still retrying (or gave up for a temporary reason): a `deferred` event.
 
-    Nothing is suppressed and the status stays. The same report (by its Message-ID) is recorded once.
+    Nothing is suppressed and the status stays. Only the message's own recipients count; the same
+    report (by its Message-ID) is recorded once per recipient, and a message collects at most
+    MESSAGE_MAX_DELAY_EVENTS of them.
     """
     message = _message(message_id, "delay report")
     if message is None or message.status not in _DEFERRABLE:
         return False
-    events = MessageEvent.objects.filter(message_id=message.pk, type="deferred")
+    address, _ = _affected(message, [recipient], strict=True)
+    if address is None:
+        log.warning("delay report for %s names %r, not one of its recipients; ignored", message_id, recipient)
+        return False
+    recipient = address
+    events = MessageEvent.objects.filter(message_id=message.pk, type="deferred", detail__source="dsn")
     if report_id and events.filter(detail__report_id=report_id, detail__recipient=recipient).exists():
+        return False
+    if events.count() >= MESSAGE_MAX_DELAY_EVENTS:
+        log.warning("%s already has %d delay reports; this one is not recorded", message.pk, MESSAGE_MAX_DELAY_EVENTS)
         return False
     detail = {
         "recipient": recipient,
@@ -178,7 +200,9 @@ def feedback_delay_record(
 
 def _message(message_id: str | None, what: str) -> Message | None:
     message = (
-        Message.objects.filter(pk=message_id).only("pk", "workspace_id", "sender_id", "to", "cc", "status").first()
+        Message.objects.filter(pk=message_id)
+        .only("pk", "workspace_id", "sender_id", "to", "cc", "status", "created_at")
+        .first()
         if message_id
         else None
     )

@@ -4,7 +4,7 @@ It accepts mail only for VERP return paths whose tag verifies (`bounces+msg_…+
 messaging.return_path) and the configured feedback-loop addresses, answers 550 for anything else
 (a forged or un-tagged return path included), and refuses mail over
 `PUFFERPOST_INBOUND_SMTP_MAX_BYTES` (552, aiosmtpd's data size limit). Each accepted mail is
-parsed and recorded in a worker thread (`asyncio.to_thread`): the ORM is synchronous and must not
+parsed and recorded in a worker thread (a small pool of its own): the ORM is synchronous and must not
 run on the event loop, and each thread keeps its own database connection, checked with
 `close_old_connections()` before and after every mail as Django does around a request. Only a
 recorded mail is answered 250; a database failure answers 451 so the sending MTA tries again
@@ -72,8 +72,10 @@ def _process(raw: bytes, envelope_recipients: list[str]) -> None:
 class FeedbackHandler:
     """aiosmtpd handler: RCPT filtering, and DATA recorded through the feedback services."""
 
-    def __init__(self):
+    def __init__(self, executor: ThreadPoolExecutor | None = None):
         self.in_flight: set[asyncio.Future] = set()
+        # Its own pool, not the loop's default one, which asyncio.run() joins without a time limit.
+        self.executor = executor
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if not inbound_address_accepted(address):
@@ -85,7 +87,8 @@ class FeedbackHandler:
         raw = envelope.original_content or envelope.content
         if isinstance(raw, str):
             raw = raw.encode("utf-8", errors="surrogateescape")
-        work = asyncio.ensure_future(asyncio.to_thread(_process, raw, list(envelope.rcpt_tos)))
+        loop = asyncio.get_running_loop()
+        work = asyncio.ensure_future(loop.run_in_executor(self.executor, _process, raw, list(envelope.rcpt_tos)))
         self.in_flight.add(work)
         work.add_done_callback(self.in_flight.discard)
         try:
@@ -101,15 +104,18 @@ class FeedbackHandler:
             await asyncio.wait(set(self.in_flight), timeout=timeout)
 
 
-async def inbound_smtp_serve(*, host: str, port: int, on_ready: Callable[[str, int], None] | None = None) -> None:
-    """Serve until SIGTERM or SIGINT, then stop accepting and let mails being recorded finish."""
+async def inbound_smtp_serve(*, host: str, port: int, on_ready: Callable[[str, int], None] | None = None) -> int:
+    """Serve until SIGTERM or SIGINT, then stop accepting and let mails being recorded finish.
+
+    Returns how many recordings were still running after SHUTDOWN_GRACE_SECONDS (their senders got
+    no 250 and will retry), so the caller can exit without waiting for them."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     # Each worker thread keeps its own database connection: a small pool bounds them.
-    loop.set_default_executor(ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="feedback"))
-    handler = FeedbackHandler()
+    executor = ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="feedback")
+    handler = FeedbackHandler(executor)
     hostname = socket.gethostname()  # not getfqdn(): that would make a DNS query at start-up
 
     def protocol():
@@ -131,3 +137,7 @@ async def inbound_smtp_serve(*, host: str, port: int, on_ready: Callable[[str, i
         server.close()
         await handler.drain(SHUTDOWN_GRACE_SECONDS)
         log.info("inbound SMTP server stopped")
+    executor.shutdown(wait=False, cancel_futures=True)
+    if handler.in_flight:
+        log.error("%d inbound mail(s) still being recorded after the grace period; abandoned", len(handler.in_flight))
+    return len(handler.in_flight)

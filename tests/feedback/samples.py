@@ -118,9 +118,24 @@ Content-Transfer-Encoding: 8bit
 """)
 
 
-def postfix_delayed_dsn(message_id: str, *, to: str = "jane@example.org") -> bytes:
-    """Postfix's "delayed mail" warning: Action delayed, Status 4.4.1."""
+def postfix_delayed_dsn(
+    message_id: str, *, to: str = "jane@example.org", recipients=None, report_id: str | None = None
+) -> bytes:
+    """Postfix's "delayed mail" warning: Action delayed, Status 4.4.1.
+
+    `recipients` lists every per-recipient block's address (default: just `to`)."""
     boundary = "9B2E11C0.1717942541/mx.example.org"
+    report_id = report_id or "<20260609141541.9B2E11C0@mx.example.org>"
+    blocks = "\n".join(
+        f"""Final-Recipient: rfc822; {address}
+Action: delayed
+Status: 4.4.1
+Diagnostic-Code: X-Postfix; connect to mx2.example.org[192.0.2.2]:25: Connection
+    timed out
+Will-Retry-Until: Sun, 14 Jun 2026 10:15:40 +0000 (UTC)
+"""
+        for address in (recipients if recipients is not None else [to])
+    )
     return _crlf(f"""
 Return-Path: <>
 Date: {_now()}
@@ -131,7 +146,7 @@ Auto-Submitted: auto-replied
 MIME-Version: 1.0
 Content-Type: multipart/report; report-type=delivery-status;
 \tboundary="{boundary}"
-Message-Id: <20260609141541.9B2E11C0@mx.example.org>
+Message-Id: {report_id}
 
 --{boundary}
 Content-Description: Notification
@@ -153,13 +168,7 @@ Content-Type: message/delivery-status
 Reporting-MTA: dns; mx.example.org
 Arrival-Date: Tue,  9 Jun 2026 10:15:40 +0000 (UTC)
 
-Final-Recipient: rfc822; {to}
-Action: delayed
-Status: 4.4.1
-Diagnostic-Code: X-Postfix; connect to mx2.example.org[192.0.2.2]:25: Connection
-    timed out
-Will-Retry-Until: Sun, 14 Jun 2026 10:15:40 +0000 (UTC)
-
+{blocks}
 --{boundary}
 Content-Description: Undelivered Message Headers
 Content-Type: text/rfc822-headers

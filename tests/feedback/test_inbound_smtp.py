@@ -15,6 +15,7 @@ from messaging.return_path import verp_local_part
 from senders.models import Sender
 from tests.delivery.pipeline import make_sendable
 from tests.feedback import samples
+from tests.feedback.test_parse import _padded_qmail_bounce
 
 
 def _free_port() -> int:
@@ -145,3 +146,18 @@ def test_a_forged_report_naming_only_the_message_id_is_refused(inbound, delivere
 
     _wait_for(lambda: Message.objects.get(pk=message.pk).status == "bounced", what="the genuine bounce")
     assert Suppression.objects.filter(workspace=workspace, email="jane@example.com").exists()
+
+
+@pytest.mark.e2e
+def test_a_blank_line_padded_bounce_is_recorded_and_sigterm_still_stops_the_server(inbound, make_message):
+    message = make_message(status="delivered", to="jane@example.org")
+    raw = _padded_qmail_bounce(message.pk)
+
+    with smtplib.SMTP("127.0.0.1", inbound.port, timeout=10) as smtp:
+        # Sent to the feedback address, so only the quoted Message-ID names the message.
+        smtp.sendmail("<>", ["fbl@mail.acme.test"], raw)
+
+    _wait_for(lambda: Message.objects.get(pk=message.pk).status == "bounced", what="the padded bounce")
+    inbound.popen.send_signal(signal.SIGTERM)
+    assert inbound.popen.wait(timeout=15) == 0
+    assert "inbound SMTP server stopped" in inbound.log()
