@@ -11,6 +11,8 @@ Choices:
   `errored` when the retry window closes. Nothing is ever sent unsigned.
 - A suppression or group opt-out added after acceptance: `to` → `suppressed`, cc → left out.
 - When `to` is retried, recipients that already accepted (or refused) it are left out.
+- A 5xx is classified (messaging.feedback.classes): `hard` bounces and suppresses, `block`
+  bounces without suppressing, `soft` (a full mailbox answered 5.2.2) is retried like a 4xx.
 """
 
 import logging
@@ -26,6 +28,7 @@ from messaging.delivery import dkim
 from messaging.delivery.commit_point import CommitPoint
 from messaging.delivery.mime import Attachment, build_message, domain_of
 from messaging.delivery.outcomes import Outcome, Result, outcomes_record
+from messaging.feedback.classes import TERMINAL_AT_DELIVERY, bounce_classify
 from messaging.models import DeliveryAttempt, Message, MessageStatus, Suppression, Unsubscribe
 from messaging.tracking.links import instrument_html, unsubscribe_url
 from pufferpost import smtp
@@ -184,12 +187,36 @@ class Batch:
         return self._classify(message, rendered.subject, results, fence, started_at, finished_at)
 
     def _classify(self, message, subject, results: dict[str, DeliveryResult], fence, started_at, finished_at) -> Result:
-        to_result = results.get(message.to) or next(iter(results.values()))
-        recipients = {
-            address: {"outcome": r.outcome.value, "code": r.code, "response": r.response_text, "mx_host": r.mx_host}
+        to_key = message.to if message.to in results else next(iter(results))
+        to_result = results[to_key]
+        # Each refusal's class (messaging.feedback.classes): a `soft` 5xx (a full mailbox) is
+        # retried like a 4xx, and only a `hard` one suppresses the address.
+        classes = {
+            address: bounce_classify(text=r.response_text, basic_code=r.code)
+            for address, r in results.items()
+            if r.outcome != smtp.Outcome.DELIVERED and r.code is not None
+        }
+        effective = {
+            address: smtp.Outcome.DEFERRED
+            if r.outcome == smtp.Outcome.BOUNCED and classes[address].bounce_class not in TERMINAL_AT_DELIVERY
+            else r.outcome
             for address, r in results.items()
         }
-        bounced = [address.lower() for address, r in results.items() if r.outcome == smtp.Outcome.BOUNCED]
+        recipients = {
+            address: {
+                "outcome": effective[address].value,
+                "code": r.code,
+                "response": r.response_text,
+                "mx_host": r.mx_host,
+                **({"bounce_class": classes[address].bounce_class.value} if address in classes else {}),
+            }
+            for address, r in results.items()
+        }
+        bounced = [
+            address.lower()
+            for address, r in results.items()
+            if effective[address] == smtp.Outcome.BOUNCED and classes[address].suppresses
+        ]
         response = f"{to_result.code or ''} {to_result.response_text}".strip()
         detail = {
             "recipient": message.to,
@@ -197,9 +224,16 @@ class Batch:
             "response": to_result.response_text,
             "mx_host": to_result.mx_host,
         }
+        if to_key in classes:
+            detail |= {
+                **classes[to_key].as_detail(),
+                "diagnostic": to_result.response_text,
+                "remote_mta": to_result.mx_host,
+                "reporting_mta": settings.PUFFERPOST_SMTP_HELO_NAME,
+            }
         if len(recipients) > 1:
             detail["recipients"] = recipients
-        outcome = Outcome(to_result.outcome)
+        outcome = Outcome(effective[to_key])
         if message.to.lower() in self.settled.get(message.pk, set()):
             outcome = Outcome.DELIVERED  # `to` took it in an earlier try; this one was for a cc
         elif (
@@ -221,6 +255,7 @@ class Batch:
             started_at=started_at,
             finished_at=finished_at,
             bounced_addresses=bounced,
+            bounce_class=classes[to_key].bounce_class.value if outcome == Outcome.BOUNCED else "",
         )
 
     # -- recording, in bulk --

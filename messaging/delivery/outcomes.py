@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from messaging.feedback.classes import enhanced_code_find, suppression_detail
 from messaging.lifecycle import message_events_bulk_record, messages_transition_bulk
 from messaging.models import (
     AttemptState,
@@ -80,6 +81,7 @@ class Result:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     bounced_addresses: list[str] = field(default_factory=list)
+    bounce_class: str = ""  # for `bounced`: hard or block (messaging.feedback.classes)
 
 
 def retry_delay(attempts: int) -> float:
@@ -189,23 +191,36 @@ def _transitions_record(
             for pk in unknown
         }
         messages_transition_bulk(message_ids=unknown, to_status=S.SENT, details=unknown_details, occurred_at=started)
-    bounced = messages_transition_bulk(
-        message_ids=[r.message.pk for r in by_outcome.get(Outcome.BOUNCED, [])],
-        to_status=S.BOUNCED,
-        details=details,
-        occurred_at=ended,
-    )
-    errored_details = {
-        **details,
-        **{
-            r.message.pk: {**r.detail, "reason": "retry_window_exhausted", "last_response": r.response} for r in gave_up
-        },
-    }
+    bounced = []
+    for bounce_class in sorted({r.bounce_class for r in by_outcome.get(Outcome.BOUNCED, [])}):
+        bounced += messages_transition_bulk(
+            message_ids=[r.message.pk for r in by_outcome[Outcome.BOUNCED] if r.bounce_class == bounce_class],
+            to_status=S.BOUNCED,
+            details=details,
+            occurred_at=ended,
+            bounce_class=bounce_class,
+        )
     messages_transition_bulk(
-        message_ids=[r.message.pk for r in by_outcome.get(Outcome.ERRORED, []) + gave_up],
+        message_ids=[r.message.pk for r in by_outcome.get(Outcome.ERRORED, [])],
         to_status=S.ERRORED,
-        details=errored_details,
+        details=details,
         occurred_at=now,
+    )
+    # Our own retry window closed: class `expired` (messaging.feedback.classes), not suppressed.
+    messages_transition_bulk(
+        message_ids=[r.message.pk for r in gave_up],
+        to_status=S.ERRORED,
+        details={
+            r.message.pk: {
+                **r.detail,
+                "reason": "retry_window_exhausted",
+                "last_response": r.response,
+                "bounce_class": "expired",
+            }
+            for r in gave_up
+        },
+        occurred_at=now,
+        bounce_class="expired",
     )
     messages_transition_bulk(
         message_ids=[r.message.pk for r in by_outcome.get(Outcome.SUPPRESSED, [])],
@@ -229,14 +244,33 @@ def _transitions_record(
     return bounced
 
 
+def _suppression_detail(r: Result, address: str) -> dict:
+    """Why `address` is suppressed: the event's detail for `to`, its own SMTP answer for a cc."""
+    if address == r.message.to.lower():
+        return suppression_detail({**r.detail, "source": "smtp"})
+    entry = next((v for k, v in r.recipients.items() if k.lower() == address), {})
+    response = entry.get("response", "")
+    return suppression_detail(
+        {
+            "bounce_class": entry.get("bounce_class"),
+            "basic_code": entry.get("code"),
+            "enhanced_code": enhanced_code_find(response, first_digit="5"),
+            "diagnostic": response,
+            "remote_mta": entry.get("mx_host"),
+            "source": "smtp",
+        }
+    )
+
+
 def _suppressions_record(results: list[Result], *, bounced: set[str]) -> None:
-    """Suppress every address that answered 5xx: `to` when the message bounced, cc addresses always."""
+    """Suppress every address that bounced hard: `to` when the message bounced, cc addresses always."""
     suppressions = [
         Suppression(
             workspace_id=r.message.workspace_id,
             email=address,
             reason=SuppressionReason.BOUNCE,
             source_message_id=r.message.pk,
+            detail=_suppression_detail(r, address),
         )
         for r in results
         for address in r.bounced_addresses

@@ -186,3 +186,21 @@ def bounce_classify(
     if permanent:
         return Classification(BounceClass.HARD, basic_code, enhanced, "default-permanent")
     return Classification(BounceClass.SOFT, basic_code, enhanced, "default-temporary")
+
+
+_SUPPRESSION_DETAIL_KEYS = (
+    "bounce_class",
+    "status",
+    "basic_code",
+    "enhanced_code",
+    "diagnostic",
+    "remote_mta",
+    "reporting_mta",
+    "feedback_type",
+    "source",
+)
+
+
+def suppression_detail(detail: dict) -> dict:
+    """What a suppression keeps of the event that caused it: why, in the receiver's words."""
+    return {key: detail[key] for key in _SUPPRESSION_DETAIL_KEYS if detail.get(key) not in (None, "")}

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from django.db import transaction
 
-from messaging.feedback.classes import BounceClass, bounce_classify
+from messaging.feedback.classes import BounceClass, bounce_classify, suppression_detail
 from messaging.feedback.parse import InboundReport, report_parse
 from messaging.lifecycle import message_event_record, message_transition
 from messaging.models import Message, MessageEvent, MessageStatus, Suppression, SuppressionReason
@@ -270,21 +270,3 @@ def _record(message, address, primary, reason, to_status, detail, occurred_at, *
         # A new bounce, block or complaint may push the sender over its workspace's thresholds.
         sender_reputation_evaluate(sender_id=message.sender_id)
     return primary
-
-
-_SUPPRESSION_DETAIL_KEYS = (
-    "bounce_class",
-    "status",
-    "basic_code",
-    "enhanced_code",
-    "diagnostic",
-    "remote_mta",
-    "reporting_mta",
-    "feedback_type",
-    "source",
-)
-
-
-def suppression_detail(detail: dict) -> dict:
-    """What a suppression keeps of the event that caused it: why, in the receiver's words."""
-    return {key: detail[key] for key in _SUPPRESSION_DETAIL_KEYS if detail.get(key) not in (None, "")}
