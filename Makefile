@@ -21,11 +21,13 @@ db: $(STAMP) services
 	@$(PY) bin/ensure-db
 
 up: db
+	@$(PY) bin/check-python
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_workspace
 	bin/run-local
 
 test: $(STAMP) services
+	@$(PY) bin/check-python
 	@bin/ensure-test-tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -13,6 +13,7 @@ from templates_app.rendering import TemplateSyntaxProblem, validate_source
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 SLUG_MAX = 200
+VERSION_MAX_NODES = 20_000
 
 
 def _exists(slug: str) -> ApiError:
@@ -73,12 +74,24 @@ def template_version_check(*, subject: str, html: str, text: str = "", translati
             (f"translations.{locale}.{name}", translation.get(name) or "") for name in ("subject", "html", "text")
         )
     violations = []
+    size = 0
     for field, source in parts:
         try:
-            validate_source(field, source)
+            size += validate_source(field, source)
         except TemplateSyntaxProblem as problem:
             where = f"line {problem.line}: " if problem.line else ""
             violations.append({"field": field, "code": "template_syntax_error", "message": where + problem.message})
+        if size > VERSION_MAX_NODES:
+            # Every part is compiled here, in the request: stop at the bound instead of after it.
+            violations.append(
+                {
+                    "field": "translations" if field.startswith("translations.") else field,
+                    "code": "template_too_large",
+                    "message": f"A version, translations included, is limited to {VERSION_MAX_NODES:,} tags, "
+                    "expressions and text runs.",
+                }
+            )
+            break
     if violations:
         raise ApiError(
             status_code=422, code="validation_failed", message="The template has syntax errors.", violations=violations

@@ -199,6 +199,9 @@ def webhook_delivery_attempt(*, delivery_id: int) -> str | None:
         )
     except http.OutboundError as exc:
         error, permanent = str(exc), exc.permanent
+    except Exception as exc:  # a bug or an input nobody foresaw: a failed attempt with detail, not a stuck delivery
+        logger.exception("webhook delivery %s: unexpected error", delivery_id)
+        error = f"unexpected error: {exc.__class__.__name__}: {exc}"
     else:
         status, response_body = response.status, _excerpt(response.body.decode("utf-8", "replace"))
         if 300 <= status < 400:
