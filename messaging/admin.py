@@ -1,7 +1,8 @@
 from django.contrib import admin
 
 from messaging.feedback.explain import suppression_why
-from messaging.models import Message, MessageEvent, Suppression, Unsubscribe, UnsubscribeGroup
+from messaging.feedback.reputation import sender_reputation_summary
+from messaging.models import Message, MessageEvent, SenderReputation, Suppression, Unsubscribe, UnsubscribeGroup
 from pufferpost.admin_mixins import ReadOnlyAdminMixin
 
 
@@ -58,3 +59,21 @@ class UnsubscribeGroupAdmin(admin.ModelAdmin):
     search_fields = ("=id", "name")
     raw_id_fields = ("workspace",)
     inlines = [UnsubscribeInline]
+
+
+@admin.register(SenderReputation)
+class SenderReputationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Each sender's bounce, complaint and block rates over the reputation window; staff pause and
+    resume on the sender's own page, and set the thresholds on the workspace."""
+
+    list_display = ("from_address", "workspace", "state", "rates")
+    list_filter = ("state",)
+    search_fields = ("from_address", "=id")
+    list_select_related = ("workspace",)
+    list_per_page = 50
+    fields = ("from_address", "workspace", "state", "state_reason", "rates")
+    readonly_fields = fields
+
+    @admin.display(description="bounce · complaint · block rates (thresholds)")
+    def rates(self, sender):
+        return sender_reputation_summary(sender=sender)

@@ -4,6 +4,7 @@ from django.db.models import Q
 
 from pufferpost.ids import PrefixedIdField
 from pufferpost.models import Workspace
+from senders.models import Sender
 
 
 class MessageStatus(models.TextChoices):
@@ -137,7 +138,7 @@ class Message(models.Model):
             models.Index(fields=["workspace", "to", "-created_at", "-id"], name="message_to_page_idx"),
             models.Index(fields=["workspace", "from_address", "-created_at", "-id"], name="message_from_page_idx"),
             models.Index(fields=["workspace", "template", "-created_at", "-id"], name="message_template_page_idx"),
-            # Sender auto-pause (senders.reputation): one sender's recent messages, read from the index alone.
+            # Sender auto-pause (messaging.feedback.reputation): one sender's recent messages, read from the index alone.
             models.Index(
                 fields=["sender", "created_at"], include=["status", "bounce_class"], name="message_sender_recent_idx"
             ),
@@ -242,4 +243,11 @@ class IdempotencyRecord(models.Model):
         return self.key
 
 
-from messaging.webhooks.models import *  # noqa: E402, F403
+class SenderReputation(Sender):
+    """The senders again, as the admin's "Sender reputation" page: bounce, complaint and block
+    rates against their workspace's thresholds (senders/ cannot read messages; messaging can)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "sender reputation"
+        verbose_name_plural = "sender reputation"

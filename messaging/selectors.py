@@ -3,20 +3,10 @@
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from django.core import signing
-from django.db import connection
 from django.db.models import F, Prefetch
 
-# Django's own row-value lookups, as pufferpost.pagination uses them.
-from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan
-from rest_framework.exceptions import ErrorDetail, ValidationError
-
-from domains.models import DkimStatus, Domain
-from messaging import limits
-from messaging.models import Message, MessageAttachment, MessageEvent, Suppression, Unsubscribe, UnsubscribeGroup
-from pufferpost.pagination import parse_limit
-from senders.models import Sender, SenderState
-from templates_app.models import Template, TemplateVersion
+from messaging import limits, queries
+from messaging.models import Message, MessageAttachment
 
 
 @dataclass(frozen=True)
@@ -40,47 +30,6 @@ class SendContext:
     unsubscribed: set[tuple[str, str]] = field(default_factory=set)
 
 
-def _table(model) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
-
-
-def _send_context_sql() -> str:
-    # One UNION ALL over every table the send checks read, so a single send and a 100-item batch
-    # both pay one round trip. Columns: kind, key, a, b, c, d (all text).
-    return f"""
-        SELECT 'template', t.id, t.slug, t.name, v.id::text, v.version::text
-          FROM {_table(Template)} t
-          LEFT JOIN LATERAL (
-              SELECT tv.id, tv.version FROM {_table(TemplateVersion)} tv
-               WHERE tv.template_id = t.id ORDER BY tv.version DESC LIMIT 1
-          ) v ON true
-         WHERE t.workspace_id = %(ws)s AND t.archived_at IS NULL
-           AND (t.id = ANY(%(template_ids)s::text[]) OR t.slug = ANY(%(slugs)s::text[]))
-        UNION ALL
-        SELECT 'sender', s.from_address, s.id, NULL, NULL, NULL
-          FROM {_table(Sender)} s
-         WHERE s.workspace_id = %(ws)s AND s.from_address = ANY(%(froms)s::text[]) AND s.state = %(active)s
-           AND EXISTS (
-               SELECT 1 FROM {_table(Domain)} d
-                WHERE d.workspace_id = s.workspace_id AND d.dkim_status = %(verified)s
-                  AND d.domain = regexp_replace(s.from_address, '^.*@', '')
-           )
-        UNION ALL
-        SELECT 'suppressed', x.email, NULL, NULL, NULL, NULL
-          FROM {_table(Suppression)} x
-         WHERE x.workspace_id = %(ws)s AND x.email = ANY(%(tos)s::text[])
-        UNION ALL
-        SELECT 'group', g.id, NULL, NULL, NULL, NULL
-          FROM {_table(UnsubscribeGroup)} g
-         WHERE g.workspace_id = %(ws)s AND g.id = ANY(%(groups)s::text[])
-        UNION ALL
-        SELECT 'unsubscribed', u.email, u.group_id, NULL, NULL, NULL
-          FROM {_table(Unsubscribe)} u
-          JOIN {_table(UnsubscribeGroup)} ug ON ug.id = u.group_id
-         WHERE ug.workspace_id = %(ws)s AND u.group_id = ANY(%(groups)s::text[]) AND u.email = ANY(%(tos)s::text[])
-    """
-
-
 def send_context(*, workspace_id: str, sends: list[dict]) -> SendContext:
     """Templates (with their latest version), gated senders, suppressions and group opt-outs for `sends`.
 
@@ -97,45 +46,31 @@ def send_context(*, workspace_id: str, sends: list[dict]) -> SendContext:
         tos.add(send["to"])
         if send.get("unsubscribeGroup"):
             groups.add(send["unsubscribeGroup"])
-    params = {
-        "ws": workspace_id,
-        "template_ids": sorted(template_ids),
-        "slugs": sorted(slugs),
-        "froms": sorted(froms),
-        "tos": sorted(tos),
-        "groups": sorted(groups),
-        "active": SenderState.ACTIVE,
-        "verified": DkimStatus.VERIFIED,
-    }
     context = SendContext()
-    with connection.cursor() as cursor:
-        cursor.execute(_send_context_sql(), params)
-        rows = cursor.fetchall()
-    for kind, key, a, b, c, d in rows:
-        if kind == "template":
-            ref = TemplateRef(key, a, b, int(c) if c else None, int(d) if d else None)
-            context.templates_by_id[key] = ref
-            context.templates_by_slug[a] = ref
-        elif kind == "sender":
-            context.sender_ids[key] = a
-        elif kind == "suppressed":
-            context.suppressed.add(key)
-        elif kind == "group":
-            context.groups.add(key)
+    rows = queries.send_context_rows(
+        workspace_id=workspace_id, template_ids=template_ids, slugs=slugs, froms=froms, tos=tos, groups=groups
+    )
+    for row in rows:
+        if row.kind == "template":
+            ref = TemplateRef(row.template_id, row.slug, row.name, row.version_id, row.version)
+            context.templates_by_id[row.template_id] = ref
+            context.templates_by_slug[row.slug] = ref
+        elif row.kind == "sender":
+            context.sender_ids[row.from_address] = row.sender_id
+        elif row.kind == "suppressed":
+            context.suppressed.add(row.email)
+        elif row.kind == "group":
+            context.groups.add(row.group_id)
         else:
-            context.unsubscribed.add((a, key))
+            context.unsubscribed.add((row.group_id, row.email))
     return context
-
-
-def monthly_quota_used_from_db(*, workspace_id: str, now: datetime | None = None) -> int:
-    return Message.objects.filter(workspace_id=workspace_id, created_at__gte=limits.month_start(now)).count()
 
 
 def monthly_quota_used(*, workspace_id: str) -> int:
     """Messages accepted this calendar month (UTC): Redis's counter, or the database when Redis lost it."""
     used = limits.quota_used(workspace_id=workspace_id)
     if used is None:
-        used = monthly_quota_used_from_db(workspace_id=workspace_id, now=datetime.now(UTC))
+        used = limits.monthly_quota_used_from_db(workspace_id=workspace_id, now=datetime.now(UTC))
     return used
 
 
@@ -153,40 +88,3 @@ def message_queryset():
             )
         )
     )
-
-
-EVENTS_PAGE_DEFAULT = 100  # without `limit`, a whole ordinary timeline is one page, as the guide shows it
-_EVENTS_SALT = "pufferpost.events-cursor"
-
-
-def message_events_page(*, message_id: str, params) -> tuple[list[MessageEvent], str | None]:
-    """One page of a message's timeline, oldest first by (occurred_at, recorded_at, id).
-
-    `limit` (1..100, default 100) and `cursor` (the previous page's `next_cursor`, signed and bound to
-    this message) are optional: a client that sends neither gets the first 100 events, the shape
-    the guide shows plus `next_cursor`.
-    """
-    limit = parse_limit(params.get("limit")) if params.get("limit") not in (None, "") else EVENTS_PAGE_DEFAULT
-    events = MessageEvent.objects.filter(message_id=message_id).order_by("occurred_at", "recorded_at", "id")
-    raw = params.get("cursor")
-    if raw:
-        try:
-            occurred_at, recorded_at, pk, scope = signing.loads(raw, salt=_EVENTS_SALT)
-            if scope != message_id:
-                raise ValueError("cursor of another message")
-            after = (datetime.fromisoformat(occurred_at), datetime.fromisoformat(recorded_at), pk)
-        except (signing.BadSignature, ValueError, TypeError) as exc:
-            raise ValidationError(
-                {"cursor": [ErrorDetail("The cursor is not valid for this list.", code="invalid_cursor")]}
-            ) from exc
-        events = events.filter(TupleGreaterThan(Tuple(F("occurred_at"), F("recorded_at"), F("pk")), after))
-    rows = list(events[: limit + 1])
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = signing.dumps(
-            [last.occurred_at.isoformat(), last.recorded_at.isoformat(), last.pk, message_id],
-            salt=_EVENTS_SALT,
-            compress=True,
-        )
-    return rows[:limit], next_cursor

@@ -1,5 +1,5 @@
-"""Every write of the send API: accepting messages (single and batch), idempotency, suppressions,
-unsubscribe groups, and the outbox sweeper.
+"""Every write of the send API: accepting messages (single and batch), idempotency and the outbox
+sweeper (suppressions and unsubscribe groups: messaging/suppressions.py).
 
 Accepting a message is one transaction holding the message, its attachments, its `accepted`
 event (and the idempotency record), with the delivery task enqueued only after it commits:
@@ -19,7 +19,7 @@ from django.utils import timezone
 from rest_framework.exceptions import ErrorDetail, ValidationError
 
 from messaging import limits
-from messaging.delivery.tasks import deliver_messages
+from messaging.delivery.tasks import deliver_messages as deliver_messages_task
 from messaging.lifecycle import message_events_bulk_record
 from messaging.limits import Admission
 from messaging.models import (
@@ -29,14 +29,10 @@ from messaging.models import (
     MessageAttachment,
     MessageEvent,
     MessageStatus,
-    Suppression,
-    SuppressionReason,
-    Unsubscribe,
-    UnsubscribeGroup,
 )
 from messaging.selectors import SendContext, send_context
 from messaging.serializers import BatchSerializer, SendSerializer
-from pufferpost.errors import ApiError, violations_from
+from pufferpost.errors import ApplicationError, Conflict, Forbidden, LimitExceeded, SendRefused, violations_from
 from pufferpost.models import Workspace
 
 logger = logging.getLogger(__name__)
@@ -51,29 +47,24 @@ ENQUEUE_CHUNK = 100
 # --- errors the guide names -------------------------------------------------------------------
 
 
-def _unprocessable(code: str, message: str) -> ApiError:
-    return ApiError(status_code=422, code=code, message=message)
+def _unprocessable(code: str, message: str) -> SendRefused:
+    return SendRefused(code, message)
 
 
-def sending_paused_error() -> ApiError:
-    return ApiError(status_code=403, code="sending_paused", message="Sending is paused for this workspace.")
+def sending_paused_error() -> Forbidden:
+    return Forbidden("sending_paused", "Sending is paused for this workspace.")
 
 
-def rate_limited_error(admission: Admission) -> ApiError:
-    return ApiError(
-        status_code=429,
-        code="rate_limited",
-        message=f"Too many send requests; the limit is {admission.limit} a minute. Retry after the RateLimit-Reset time.",
-        headers={"Retry-After": str(admission.retry_after)},
+def rate_limited_error(admission: Admission) -> LimitExceeded:
+    return LimitExceeded(
+        "rate_limited",
+        f"Too many send requests; the limit is {admission.limit} a minute. Retry after the RateLimit-Reset time.",
+        retry_after=admission.retry_after,
     )
 
 
-def quota_exceeded_error(workspace: Workspace) -> ApiError:
-    return ApiError(
-        status_code=429,
-        code="quota_exceeded",
-        message=f"The monthly quota of {workspace.monthly_quota} messages is used up.",
-    )
+def quota_exceeded_error(workspace: Workspace) -> LimitExceeded:
+    return LimitExceeded("quota_exceeded", f"The monthly quota of {workspace.monthly_quota} messages is used up.")
 
 
 # --- accepting messages -----------------------------------------------------------------------
@@ -85,8 +76,8 @@ class _Plan:
     attachments: list[MessageAttachment]
 
 
-def _plan(*, workspace: Workspace, send: dict, context: SendContext, now) -> _Plan:
-    """Check one validated send against the workspace; return the unsaved rows or raise its ApiError.
+def _plan(*, workspace: Workspace, send: dict, context: SendContext) -> _Plan:
+    """Check one validated send against the workspace; return the unsaved rows or raise its ApplicationError.
 
     Order: template, sender, unsubscribe group, suppression, opt-out (quota is the caller's).
     """
@@ -175,7 +166,7 @@ def delivery_enqueue(message_ids: list[str]) -> None:
     `accepted` in the database and the outbox sweeper enqueues them again.
     """
     try:
-        deliver_messages.delay(message_ids)
+        deliver_messages_task.delay(message_ids)
     except Exception:  # any broker/transport error; the sweeper is the safety net
         logger.exception("Could not enqueue delivery of %d message(s); the outbox sweeper will retry", len(message_ids))
 
@@ -204,11 +195,7 @@ def _idempotency_replay(*, workspace: Workspace, key: str, fingerprint: str) -> 
     if record is None:
         return None
     if record.fingerprint != fingerprint:
-        raise ApiError(
-            status_code=409,
-            code="idempotency_key_reused",
-            message="This Idempotency-Key was already used with a different request body.",
-        )
+        raise Conflict("idempotency_key_reused", "This Idempotency-Key was already used with a different request body.")
     return record.response
 
 
@@ -240,7 +227,7 @@ class SendOutcome:
 def message_send(
     *, workspace: Workspace, payload, admission: Admission, idempotency_key: str | None = None
 ) -> SendOutcome:
-    """Accept one message (POST /v1/messages), or raise the ApiError/ValidationError the guide names.
+    """Accept one message (POST /v1/messages), or raise the ApplicationError/ValidationError the guide names.
 
     With an Idempotency-Key, a repeat of the same body replays the first 202; a different body
     is 409. Concurrent requests with one key race on the record's unique constraint inside the
@@ -257,7 +244,7 @@ def message_send(
     if key and fingerprint is None:
         fingerprint = idempotency_fingerprint(send)
     now = timezone.now()
-    plan = _plan(workspace=workspace, send=send, context=send_context(workspace_id=workspace.id, sends=[send]), now=now)
+    plan = _plan(workspace=workspace, send=send, context=send_context(workspace_id=workspace.id, sends=[send]))
     if not admission.take():
         raise quota_exceeded_error(workspace)
     body = {"id": plan.message.id, "status": MessageStatus.ACCEPTED.value}
@@ -275,10 +262,8 @@ def message_send(
             raise
         replay = _idempotency_replay(workspace=workspace, key=key, fingerprint=fingerprint)
         if replay is None:
-            raise ApiError(
-                status_code=409,
-                code="idempotency_key_in_use",
-                message="A request with this Idempotency-Key is still being processed; retry shortly.",
+            raise Conflict(
+                "idempotency_key_in_use", "A request with this Idempotency-Key is still being processed; retry shortly."
             )
         return SendOutcome(replay, replayed=True)
     except BaseException:
@@ -315,8 +300,8 @@ def message_send_batch(*, workspace: Workspace, payload, admission: Admission) -
         context = send_context(workspace_id=workspace.id, sends=[send for _, send in valid])
         for index, send in valid:
             try:
-                checked.append((index, _plan(workspace=workspace, send=send, context=context, now=now)))
-            except ApiError as exc:
+                checked.append((index, _plan(workspace=workspace, send=send, context=context)))
+            except ApplicationError as exc:
                 results[index] = _item_error(exc.code, exc.message)
     limits.reserve(workspace=workspace, admission=admission, messages=len(checked))
     plans: list[tuple[int, _Plan]] = []
@@ -370,32 +355,3 @@ def idempotency_records_purge(*, older_than_seconds: int | None = None) -> int:
     seconds = settings.PUFFERPOST_IDEMPOTENCY_TTL if older_than_seconds is None else older_than_seconds
     deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=timezone.now() - timedelta(seconds=seconds)).delete()
     return deleted
-
-
-# --- suppressions and unsubscribe groups -----------------------------------------------------
-
-
-def suppression_create(
-    *, workspace: Workspace, email: str, reason: str = SuppressionReason.MANUAL
-) -> tuple[Suppression, bool]:
-    """Add `email` to the workspace's suppression list; an existing entry is returned unchanged."""
-    return Suppression.objects.get_or_create(workspace=workspace, email=email, defaults={"reason": reason})
-
-
-def suppression_delete(*, workspace: Workspace, email: str) -> bool:
-    deleted, _ = Suppression.objects.filter(workspace=workspace, email=email).delete()
-    return bool(deleted)
-
-
-def unsubscribe_group_create(*, workspace: Workspace, name: str, description: str = "") -> UnsubscribeGroup:
-    return UnsubscribeGroup.objects.create(workspace=workspace, name=name, description=description)
-
-
-def unsubscribe_create(*, group: UnsubscribeGroup, email: str) -> tuple[Unsubscribe, bool]:
-    """Opt `email` out of `group`; an existing opt-out is returned unchanged."""
-    return Unsubscribe.objects.get_or_create(group=group, email=email)
-
-
-def unsubscribe_delete(*, group: UnsubscribeGroup, email: str) -> bool:
-    deleted, _ = Unsubscribe.objects.filter(group=group, email=email).delete()
-    return bool(deleted)

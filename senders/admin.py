@@ -6,7 +6,6 @@ from domains.models import DkimStatus
 from pufferpost.admin_actions import ask_reason, report
 from pufferpost.admin_mixins import ReadOnlyAdminMixin
 from senders.models import Sender, SenderState, SenderStateChange
-from senders.reputation import sender_reputation_summary
 from senders.selectors import sender_state_counts, senders_with_domain_status
 from senders.services import senders_review
 
@@ -76,7 +75,6 @@ class SenderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "display_name",
         "state",
         "state_reason",
-        "reputation",
         "domain_dkim",
         "created_at",
         "updated_at",
@@ -114,10 +112,6 @@ class SenderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="State", ordering="state")
     def state_badge(self, sender):
         return badge(sender.state, sender.get_state_display().capitalize())
-
-    @admin.display(description="Bounce / complaint / block rates")
-    def reputation(self, sender):
-        return sender_reputation_summary(sender=sender)
 
     @admin.display(description="From-domain DKIM", ordering="domain_dkim_status")
     def domain_dkim(self, sender):

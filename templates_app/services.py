@@ -6,7 +6,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from pufferpost.errors import ApiError
+from pufferpost.errors import Conflict, Invalid
 from pufferpost.models import Workspace
 from templates_app.models import Template, TemplateVersion
 from templates_app.rendering import TemplateSyntaxProblem, validate_source
@@ -16,8 +16,8 @@ SLUG_MAX = 200
 VERSION_MAX_NODES = 20_000
 
 
-def _exists(slug: str) -> ApiError:
-    return ApiError(status_code=409, code="template_exists", message=f'A template with slug "{slug}" already exists.')
+def _exists(slug: str) -> Conflict:
+    return Conflict("template_exists", f'A template with slug "{slug}" already exists.')
 
 
 def slug_from_name(name: str) -> str:
@@ -29,10 +29,9 @@ def template_create(*, workspace: Workspace, name: str, slug: str | None = None)
     with another active template of the workspace."""
     slug = slug or slug_from_name(name)
     if not slug:
-        raise ApiError(
-            status_code=422,
-            code="validation_failed",
-            message="The request is invalid.",
+        raise Invalid(
+            "validation_failed",
+            "The request is invalid.",
             violations=[
                 {"field": "slug", "code": "required", "message": "No slug can be derived from this name; give one."}
             ],
@@ -93,9 +92,7 @@ def template_version_check(*, subject: str, html: str, text: str = "", translati
             )
             break
     if violations:
-        raise ApiError(
-            status_code=422, code="validation_failed", message="The template has syntax errors.", violations=violations
-        )
+        raise Invalid("validation_failed", "The template has syntax errors.", violations=violations)
 
 
 def template_version_create(
@@ -110,9 +107,7 @@ def template_version_create(
     with transaction.atomic():
         locked = Template.objects.select_for_update().get(pk=template.pk)
         if locked.archived_at is not None:
-            raise ApiError(
-                status_code=409, code="template_archived", message="The template is archived; it takes no new versions."
-            )
+            raise Conflict("template_archived", "The template is archived; it takes no new versions.")
         number = (locked.latest_version or 0) + 1
         version = TemplateVersion.objects.create(
             template=locked,

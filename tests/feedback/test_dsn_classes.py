@@ -4,12 +4,12 @@ import json
 
 import pytest
 
+from messaging.feedback.reputation import sender_reputation_evaluate, sender_reputation_summary
 from messaging.feedback.services import feedback_report_process
 from messaging.models import MessageEvent, Suppression
 from messaging.webhooks.models import WebhookDelivery
 from messaging.webhooks.services import webhook_endpoint_create
 from senders.models import Sender
-from senders.reputation import sender_reputation_evaluate, sender_reputation_summary
 from tests.feedback import samples
 
 GMAIL_REPUTATION = (
@@ -148,3 +148,16 @@ def test_the_block_threshold_is_a_workspace_setting(make_message, sender, worksp
 
     assert sender_reputation_evaluate(sender_id=sender.pk)
     assert Sender.objects.get(pk=sender.pk).state_reason.endswith("exceeds 2.0%")
+
+
+def test_the_admin_shows_each_senders_rates_against_the_thresholds(admin_client, make_message, sender):
+    _blocked(make_message, 3)
+    make_message(status="bounced", count=2)
+    make_message(status="delivered", count=95)
+
+    page = admin_client.get("/admin/messaging/senderreputation/").content.decode()
+
+    assert sender.from_address in page
+    assert "bounce 2.0% (pauses above 5.0%)" in page
+    assert "block 3.0% (pauses above 10.0%)" in page
+    assert "over 100 messages" in page

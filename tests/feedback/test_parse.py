@@ -165,3 +165,21 @@ def test_a_quoted_message_id_is_found_indented_quoted_or_folded_but_not_mid_sent
     assert quoted_message_id_scan(f"Message-Id:\r\n\t<{message_id.lower()}@a.test>")[0] == message_id
     assert quoted_message_id_scan(f"the header Message-ID: <{message_id}@a.test>")[0] is None
     assert quoted_message_id_scan(f">> > Message-ID: <{message_id}@a.test>")[0] is None
+
+
+def test_an_address_only_an_attachments_base64_holds_is_hidden():
+    import base64
+    import email
+
+    from messaging.feedback.parse import _split_text
+
+    secret = base64.encodebytes(b"<victim@example.org>: user unknown").decode()
+    raw = (
+        "From: mailer-daemon@example.net\r\nTo: fbl@acme.test\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\n"
+        "<jane@example.org>: user unknown\r\n--XX\r\nContent-Type: application/octet-stream\r\n"
+        f"Content-Disposition: attachment; filename=x.bin\r\nContent-Transfer-Encoding: base64\r\n\r\n{secret}--XX--\r\n"
+    )
+    visible, hidden = _split_text(email.message_from_string(raw))
+    assert "jane@example.org" in visible and "victim@example.org" not in visible
+    assert "victim@example.org" in hidden
