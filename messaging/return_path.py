@@ -22,8 +22,10 @@ _TAG_LENGTH = 10  # 50 bits of base32: forging one address takes ~2^49 tries, ea
 _LOCAL_PART = re.compile(rf"^{_LOCAL}\+msg_([0-9A-HJKMNP-TV-Z]{{26}})\+([a-z2-7]{{{_TAG_LENGTH}}})$", re.IGNORECASE)
 
 
-def return_path_for(*, message_id: str, from_address: str) -> str:
-    domain = settings.PUFFERPOST_RETURN_PATH_DOMAIN or from_address.rpartition("@")[2]
+def return_path_for(*, message_id: str, from_address: str = "", domain: str = "") -> str:
+    # `domain` is the sending domain's choice (domains.selectors.envelope_domain_of); this module
+    # owns only the local part.
+    domain = domain or settings.PUFFERPOST_RETURN_PATH_DOMAIN or from_address.rpartition("@")[2]
     return f"{verp_local_part(message_id=message_id)}@{domain}"
 
 

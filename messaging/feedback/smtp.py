@@ -1,8 +1,10 @@
 """The inbound SMTP server for bounces and complaints (served by `manage.py run_inbound_smtp`).
 
 It accepts mail only for VERP return paths whose tag verifies (`bounces+msg_…+tag@…`, see
-messaging.return_path) and the configured feedback-loop addresses, answers 550 for anything else
-(a forged or un-tagged return path included), and refuses mail over
+messaging.return_path) at an accepted return-path domain (`domains.selectors.return_path_domain_accepted`:
+PUFFERPOST_RETURN_PATH_DOMAIN and every return-path host that has verified) and the configured
+feedback-loop addresses, answers 550 for anything else (a forged or un-tagged return path
+included), and refuses mail over
 `PUFFERPOST_INBOUND_SMTP_MAX_BYTES` (552, aiosmtpd's data size limit). Each accepted mail is
 parsed and recorded in a worker thread (a small pool of its own): the ORM is synchronous and must not
 run on the event loop, and each thread keeps its own database connection, checked with
@@ -22,6 +24,7 @@ from aiosmtpd.smtp import SMTP
 from django.conf import settings
 from django.db import close_old_connections
 
+from domains.selectors import return_path_domain_accepted
 from messaging.feedback.services import feedback_report_process
 from messaging.return_path import message_id_from_return_path
 
@@ -32,15 +35,10 @@ WORKER_THREADS = 4
 
 
 def inbound_address_accepted(address: str) -> bool:
-    """RCPT filter: the local part (ours) and the domain (the domains app's) are judged apart."""
-    return inbound_local_part_accepted(address) and inbound_domain_accepted(address)
-
-
-def inbound_local_part_accepted(address: str) -> bool:
-    """A VERP return path whose tag verifies, or one of `PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES`
-    (a full address, or a bare local part meaning it at any domain)."""
-    if message_id_from_return_path(address):
-        return True
+    """RCPT filter: the local part (ours: the VERP tag) and the domain (the domains app's) are
+    judged apart, or one of `PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES`. Reads the database."""
+    if inbound_local_part_accepted(address):
+        return inbound_domain_accepted(address)
     address = address.strip().strip("<>").lower()
     local_part = address.rpartition("@")[0]
     return any(
@@ -49,9 +47,22 @@ def inbound_local_part_accepted(address: str) -> bool:
     )
 
 
+def inbound_local_part_accepted(address: str) -> bool:
+    """A VERP return path whose tag verifies (the domain is not judged here)."""
+    return message_id_from_return_path(address) is not None
+
+
 def inbound_domain_accepted(address: str) -> bool:
-    """Which domains the inbound server takes mail for (the return-path hosts): any, for now."""
-    return True
+    """Which domains may carry a VERP return path: the domains app's call."""
+    return return_path_domain_accepted(address.strip().strip("<>").lower().rpartition("@")[2])
+
+
+def _accepted(address: str) -> bool:
+    close_old_connections()
+    try:
+        return inbound_address_accepted(address)
+    finally:
+        close_old_connections()
 
 
 def _process(raw: bytes, envelope_recipients: list[str]) -> None:
@@ -78,7 +89,12 @@ class FeedbackHandler:
         self.executor = executor
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if not inbound_address_accepted(address):
+        try:
+            accepted = await asyncio.to_thread(_accepted, address)
+        except Exception:  # the database is away: the sending server retries later
+            log.exception("could not check inbound recipient %s", address)
+            return "451 4.3.0 Temporary failure, please try again later"
+        if not accepted:
             return "550 5.1.1 No such mailbox here"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"

@@ -7,13 +7,16 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from django.utils import timezone
 
+from domains.models import Domain
 from messaging.delivery.services import deliver_messages
 from messaging.feedback.smtp import inbound_address_accepted
 from messaging.models import Message, Suppression
 from messaging.return_path import verp_local_part
 from senders.models import Sender
 from tests.delivery.pipeline import make_sendable
+from tests.factories import DomainFactory
 from tests.feedback import samples
 from tests.feedback.test_parse import _padded_qmail_bounce
 
@@ -42,6 +45,8 @@ def inbound(processes):
         "--port",
         str(port),
         PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES="fbl",
+        # The samples' VERP addresses are at mail.acme.test: the operator's platform return-path domain.
+        PUFFERPOST_RETURN_PATH_DOMAIN=samples.FROM_DOMAIN,
         PUFFERPOST_INBOUND_SMTP_MAX_BYTES=200_000,
     )
     server.wait_for_log(f"listening on 127.0.0.1:{port}")
@@ -98,8 +103,9 @@ def test_the_server_refuses_strangers_and_oversized_mail_and_stops_on_sigterm(in
     assert "inbound SMTP server stopped" in inbound.log()
 
 
-def test_the_server_accepts_return_paths_and_the_configured_feedback_addresses(settings):
+def test_the_server_accepts_return_paths_and_the_configured_feedback_addresses(settings, db):
     settings.PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES = ["fbl", "abuse-reports@acme.test"]
+    settings.PUFFERPOST_RETURN_PATH_DOMAIN = "mail.acme.test"
     tagged = verp_local_part(message_id="msg_01J9Z2K3M4N5P6Q7R8S9T0V1W2")
     assert inbound_address_accepted(f"<{tagged}@mail.acme.test>")
     assert inbound_address_accepted(f"{tagged.lower()}@mail.acme.test")
@@ -161,3 +167,27 @@ def test_a_blank_line_padded_bounce_is_recorded_and_sigterm_still_stops_the_serv
     inbound.popen.send_signal(signal.SIGTERM)
     assert inbound.popen.wait(timeout=15) == 0
     assert "inbound SMTP server stopped" in inbound.log()
+
+
+def test_verp_mail_is_accepted_only_at_the_platform_domain_and_verified_return_path_hosts(settings, workspace):
+    settings.PUFFERPOST_RETURN_PATH_DOMAIN = "rp.operator.test"
+    verp = verp_local_part(message_id="msg_01J9Z2K3M4N5P6Q7R8S9T0V1W2") + "@{}"
+    DomainFactory(
+        workspace=workspace,
+        domain="news.acme.test",
+        return_path_status="verified",
+        return_path_verified_at=timezone.now(),
+    )
+    DomainFactory(workspace=workspace, domain="mail.acme.test")  # its return path never verified
+
+    assert inbound_address_accepted(verp.format("rp.operator.test"))
+    assert inbound_address_accepted(verp.format("bounces.news.acme.test"))
+    assert inbound_address_accepted(verp.format("BOUNCES.News.Acme.Test"))
+    assert not inbound_address_accepted(verp.format("bounces.mail.acme.test"))
+    # The from-domain itself is the customer's own mail, never an accepted VERP domain.
+    assert not inbound_address_accepted(verp.format("news.acme.test"))
+    assert not inbound_address_accepted(verp.format("bounces.unknown.test"))
+
+    # A return path that verified once keeps receiving bounces after it drifted to failed.
+    Domain.objects.filter(domain="news.acme.test").update(return_path_status="failed")
+    assert inbound_address_accepted(verp.format("bounces.news.acme.test"))
