@@ -33,6 +33,7 @@ from messaging.models import (
 from messaging.selectors import SendContext, send_context
 from messaging.serializers import BatchSerializer, SendSerializer
 from pufferpost.errors import ApplicationError, Conflict, Forbidden, LimitExceeded, SendRefused, violations_from
+from pufferpost.formats import normalise_address
 from pufferpost.models import Workspace
 
 logger = logging.getLogger(__name__)
@@ -175,7 +176,7 @@ def idempotency_fingerprint(payload) -> str:
     """SHA-256 over canonical JSON of the fields the guide fingerprints (emails normalised)."""
 
     def email(value):
-        return value.strip().lower() if isinstance(value, str) else value
+        return normalise_address(value) if isinstance(value, str) else value
 
     canonical = {
         "from": email(payload.get("from")),

@@ -15,7 +15,7 @@ import random
 import secrets
 import time
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -23,10 +23,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from messaging.models import EventType, Message, MessageEvent
+from messaging.models import EventType, MessageEvent
+from messaging.presenters import message_summary
 from messaging.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from messaging.webhooks.tasks import deliver_webhooks as deliver_webhooks_task
 from pufferpost import events, http
+from pufferpost.formats import utc_timestamp
 from pufferpost.ids import new_id
 
 logger = logging.getLogger(__name__)
@@ -98,9 +100,9 @@ def webhook_events_publish(*, event_ids: list[str]) -> list[int]:
             {
                 "id": event.pk,
                 "type": event.type,
-                "occurred_at": _timestamp(event.occurred_at),
-                "recorded_at": _timestamp(event.recorded_at),
-                "message": _message_payload(event.message),
+                "occurred_at": utc_timestamp(event.occurred_at),
+                "recorded_at": utc_timestamp(event.recorded_at),
+                "message": message_summary(event.message),
             }
         )
         deliveries += [
@@ -127,8 +129,8 @@ def webhook_platform_event_publish(*, workspace, type: str, occurred_at: datetim
         {
             "id": event_id,
             "type": type,
-            "occurred_at": _timestamp(occurred_at),
-            "recorded_at": _timestamp(timezone.now()),
+            "occurred_at": utc_timestamp(occurred_at),
+            "recorded_at": utc_timestamp(timezone.now()),
             PLATFORM_EVENT_SUBJECTS[type]: subject,
         }
     )
@@ -302,24 +304,6 @@ def _enqueue(ids: list[int]) -> None:
         chunk = ids[start : start + TASK_CHUNK]
         # robust: a broker hiccup must not fail the caller's committed work; the sweeper retries.
         transaction.on_commit(lambda chunk=chunk: deliver_webhooks_task.delay(chunk), robust=True)
-
-
-def _message_payload(message: Message) -> dict:
-    return {
-        "id": message.pk,
-        "status": message.status,
-        "from": message.from_address,
-        "to": message.to,
-        "subject": message.subject,
-        "template_id": message.template_id,
-        "metadata": message.metadata,
-        "tags": message.tags,
-        "created_at": _timestamp(message.created_at),
-    }
-
-
-def _timestamp(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def _json(payload: dict) -> str:
