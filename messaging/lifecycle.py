@@ -34,17 +34,31 @@ ALLOWED_SOURCES: dict[str, tuple[str, ...]] = {
 }
 
 _listeners: list[Callable[[list[str]], None]] = []
+_wants: dict[Callable, Callable[[list[MessageEvent]], bool]] = {}
 
 
-def on_events_recorded(listener: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
-    """Register `listener(event_ids)`, called inside the recording transaction for every batch of events."""
+def on_events_recorded(
+    listener: Callable[[list[str]], None], *, wants: Callable[[list[MessageEvent]], bool] | None = None
+) -> Callable[[list[str]], None]:
+    """Register `listener(event_ids)`, called inside the recording transaction for every batch of events.
+
+    `wants(events)`, if given, sees the recorded event objects first; the
+    listener is skipped when it answers False, so a listener can avoid a query it knows is useless.
+    """
     _listeners.append(listener)
+    if wants is not None:
+        _wants[listener] = wants
     return listener
 
 
-def _notify(event_ids: list[str]) -> None:
-    for listener in _listeners if event_ids else ():
-        listener(list(event_ids))
+def _notify(events: list[MessageEvent]) -> None:
+    if not events:
+        return
+    event_ids = [event.pk for event in events]
+    for listener in _listeners:
+        wants = _wants.get(listener)
+        if wants is None or wants(events):
+            listener(list(event_ids))
 
 
 @transaction.atomic
@@ -77,7 +91,7 @@ def message_transition(
         occurred_at=occurred_at or now,
         detail=detail or {},
     )
-    _notify([event.pk])
+    _notify([event])
     return True
 
 
@@ -95,7 +109,7 @@ def message_event_record(
         occurred_at=occurred_at or timezone.now(),
         detail=detail or {},
     )
-    _notify([event.pk])
+    _notify([event])
     return event
 
 
@@ -103,7 +117,7 @@ def message_event_record(
 def message_events_bulk_record(events: Iterable[MessageEvent]) -> list[MessageEvent]:
     """Insert many prepared events at once (the send path's `accepted` events) and notify listeners."""
     created = MessageEvent.objects.bulk_create(list(events))
-    _notify([event.pk for event in created])
+    _notify(created)
     return created
 
 
@@ -145,5 +159,5 @@ def messages_transition_bulk(
             for message_id, workspace_id in moved
         ]
     )
-    _notify([event.pk for event in events])
+    _notify(events)
     return [message_id for message_id, _ in moved]

@@ -137,14 +137,17 @@ def _plan(*, workspace: Workspace, send: dict, context: SendContext) -> _Plan:
     return _Plan(message, attachments)
 
 
-def _persist(plans: list[_Plan], *, now, idempotency: IdempotencyRecord | None = None) -> list[str]:
+def _persist(
+    plans: list[_Plan], *, workspace: Workspace, now, idempotency: IdempotencyRecord | None = None
+) -> list[str]:
     """Insert messages, attachments, `accepted` events (and the idempotency record); enqueue on commit.
 
     Must run inside a transaction: the enqueue is registered with `on_commit`.
     """
     messages = [plan.message for plan in plans]
     events = [
-        MessageEvent(message=message, workspace_id=message.workspace_id, type=EventType.ACCEPTED, occurred_at=now)
+        # `workspace` is the row the API key lookup loaded: webhooks read its endpoint count from it.
+        MessageEvent(message=message, workspace=workspace, type=EventType.ACCEPTED, occurred_at=now)
         for message in messages
     ]
     Message.objects.bulk_create(messages)
@@ -256,7 +259,7 @@ def message_send(
         )
     try:
         with transaction.atomic():
-            _persist([plan], now=now, idempotency=record)
+            _persist([plan], workspace=workspace, now=now, idempotency=record)
     except IntegrityError as exc:
         admission.give_back(1)
         if record is None or not _is_idempotency_conflict(exc):
@@ -315,7 +318,7 @@ def message_send_batch(*, workspace: Workspace, payload, admission: Admission) -
     if plans:
         try:
             with transaction.atomic():
-                _persist([plan for _, plan in plans], now=now)
+                _persist([plan for _, plan in plans], workspace=workspace, now=now)
         except BaseException:
             admission.give_back(len(plans))
             raise

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from messaging.models import EventType, MessageEvent
@@ -30,6 +30,7 @@ from messaging.webhooks.tasks import deliver_webhooks as deliver_webhooks_task
 from pufferpost import events, http
 from pufferpost.formats import utc_timestamp
 from pufferpost.ids import new_id
+from pufferpost.models import Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -50,21 +51,32 @@ SWEEP_BATCH = 1000
 TASK_CHUNK = 100
 
 
+@transaction.atomic
 def webhook_endpoint_create(*, workspace, url: str, events: list[str]) -> WebhookEndpoint:
     """Create an endpoint with a fresh signing secret. The caller validated `url` and `events`."""
-    return WebhookEndpoint.objects.create(
+    endpoint = WebhookEndpoint.objects.create(
         workspace=workspace,
         url=url,
         events=list(dict.fromkeys(events)),
         secret=f"whsec_{secrets.token_urlsafe(32)}",
     )
+    Workspace.objects.filter(pk=endpoint.workspace_id).update(
+        enabled_webhook_endpoints=F("enabled_webhook_endpoints") + 1
+    )
+    return endpoint
 
 
 @transaction.atomic
 def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
     """Disable the endpoint (its log stays), forget its secret and give up its pending deliveries."""
     now = timezone.now()
-    WebhookEndpoint.objects.filter(pk=endpoint.pk, disabled_at__isnull=True).update(disabled_at=now, secret="")
+    disabled = WebhookEndpoint.objects.filter(pk=endpoint.pk, disabled_at__isnull=True).update(
+        disabled_at=now, secret=""
+    )
+    if disabled:
+        Workspace.objects.filter(pk=endpoint.workspace_id, enabled_webhook_endpoints__gt=0).update(
+            enabled_webhook_endpoints=F("enabled_webhook_endpoints") - 1
+        )
     WebhookDelivery.objects.filter(endpoint_id=endpoint.pk, status=DeliveryStatus.PENDING).update(
         status=DeliveryStatus.FAILED, next_attempt_at=None, last_error="The endpoint was deleted.", updated_at=now
     )
@@ -313,6 +325,13 @@ def _json(payload: dict) -> str:
 def _excerpt(text: str) -> str:
     # PostgreSQL text cannot hold NUL; receivers' bodies are arbitrary.
     return text.replace("\x00", "")[:EXCERPT]
+
+
+def webhook_endpoints_may_want(events) -> bool:
+    """The lifecycle's filter: False only when every event carries its workspace (loaded with it,
+    as the send path's are) and none of those workspaces has an enabled endpoint. Then publishing
+    is skipped without a query; anything else is looked up as usual."""
+    return any(not MessageEvent.workspace.is_cached(e) or e.workspace.enabled_webhook_endpoints for e in events)
 
 
 def webhook_recorded_events_publish(event_ids: list[str]) -> None:
