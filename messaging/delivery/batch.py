@@ -29,6 +29,7 @@ from messaging.delivery.outcomes import Outcome, Result, outcomes_record
 from messaging.models import DeliveryAttempt, Message, MessageStatus, Suppression, Unsubscribe
 from messaging.tracking.links import instrument_html, unsubscribe_url
 from pufferpost import smtp
+from pufferpost.shaping import Shaper
 from pufferpost.smtp import DeliveryResult, Mailer
 from senders.models import SenderState
 from templates_app.rendering import RenderError, render_version
@@ -48,7 +49,10 @@ class Batch:
     def run(self) -> None:
         messages = self._load()
         try:
-            with Mailer() as mailer:
+            with Mailer(shaper=Shaper()) as mailer:
+                # One destination (MX rollup) after another: its connections close before the next
+                # destination's open, so this batch holds few of the shared connection slots.
+                messages.sort(key=lambda m: (self._destination(mailer, m.to), domain_of(m.to), m.pk))
                 for message in messages:
                     result = self._prepare_and_send(mailer, message)
                     if result is not None:
@@ -99,6 +103,13 @@ class Batch:
                         self.settled[message_id].add(address.lower())
         messages.sort(key=lambda m: (domain_of(m.to), m.pk))
         return messages
+
+    @staticmethod
+    def _destination(mailer: Mailer, address: str) -> str:
+        ascii_address = smtp.ascii_address_or_none(address)
+        if ascii_address is None:
+            return ""
+        return mailer.destination(mailer.route(ascii_address.rpartition("@")[2]))[0]
 
     def _is_suppressed(self, message: Message, address: str) -> bool:
         address = address.lower()
@@ -199,7 +210,19 @@ class Batch:
         }
         if len(recipients) > 1:
             detail["recipients"] = recipients
+        if to_result.rule:
+            detail["rule"] = to_result.rule
+        if to_result.destination:
+            detail["destination"] = to_result.destination
         outcome = Outcome(to_result.outcome)
+        retry_after = to_result.retry_after
+        if to_result.wait is not None:
+            retry_after = to_result.wait
+            # Nothing was sent: the message waits for the budget. (When a cc of it already passed
+            # the commit point, it is an ordinary deferral so that attempt is recorded.)
+            if fence.attempt_id is None:
+                outcome = Outcome.WAITING
+                detail["reason"] = "shaping"
         if message.to.lower() in self.settled.get(message.pk, set()):
             outcome = Outcome.DELIVERED  # `to` took it in an earlier try; this one was for a cc
         elif (
@@ -221,6 +244,8 @@ class Batch:
             started_at=started_at,
             finished_at=finished_at,
             bounced_addresses=bounced,
+            retry_after=retry_after,
+            tls=to_result.tls,
         )
 
     # -- recording, in bulk --
