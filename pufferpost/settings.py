@@ -192,6 +192,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SWAGGER_UI_SETTINGS": {"persistAuthorization": False},
+    # Shared choice sets get one name each (domains: DKIM and return-path statuses, DNS record
+    # types, DMARC alignment tags and modes).
+    "ENUM_NAME_OVERRIDES": {
+        "VerificationStatusEnum": "domains.models.DkimStatus",
+        "DnsRecordTypeEnum": ["TXT", "MX"],
+        "AlignmentTagEnum": ["r", "s"],
+        "AlignmentModeEnum": ["relaxed", "strict"],
+    },
 }
 
 # --- Redis and Celery -------------------------------------------------------------------------
@@ -284,6 +292,26 @@ PUFFERPOST_DOMAIN_RECHECK_TICK = _read("float", "PUFFERPOST_DOMAIN_RECHECK_TICK"
 PUFFERPOST_DOMAIN_RECHECK_BATCH = _read("int", "PUFFERPOST_DOMAIN_RECHECK_BATCH", default=500, positive=True)
 PUFFERPOST_DOMAIN_RECHECK_CONCURRENCY = _read("int", "PUFFERPOST_DOMAIN_RECHECK_CONCURRENCY", default=32, positive=True)
 CELERY_BEAT_SCHEDULE["domains-recheck-due"]["schedule"] = PUFFERPOST_DOMAIN_RECHECK_TICK
+# The return-path (custom MAIL FROM) host of each domain, `bounces.<domain>`, gets an MX record
+# pointing here: the operator's own host whose port 25 reaches run_inbound_smtp (white-label:
+# customers publish this name, so it must never name the platform). Empty: no return path offered.
+PUFFERPOST_INBOUND_MX_HOST = _read("str", "PUFFERPOST_INBOUND_MX_HOST", default="").strip().lower().rstrip(".")
+# What the return-path host's SPF record authorises: the addresses mail leaves from (ip4:/ip6:
+# terms; an address or a network) and/or one operator include domain (`include:` term).
+PUFFERPOST_SPF_ADDRESSES = _read("list", "PUFFERPOST_SPF_ADDRESSES", default=[])
+PUFFERPOST_SPF_INCLUDE = _read("str", "PUFFERPOST_SPF_INCLUDE", default="").strip().lower().rstrip(".")
+
+
+def _networks(name, values):
+    import ipaddress
+
+    try:
+        return [str(ipaddress.ip_network(v.strip(), strict=False)) for v in values if v.strip()]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from exc
+
+
+PUFFERPOST_SPF_ADDRESSES = _networks("PUFFERPOST_SPF_ADDRESSES", PUFFERPOST_SPF_ADDRESSES)
 
 # --- feedback ---------------------------------------------------------------------------------
 # Bounces and complaints after delivery (messaging.feedback) and the sender auto-pause.

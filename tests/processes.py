@@ -38,6 +38,10 @@ def child_env(**extra) -> dict:
         "PUFFERPOST_DNS_NAMESERVERS": ",".join(f"{h}:{p}" for h, p in settings.PUFFERPOST_DNS_NAMESERVERS),
         "PUFFERPOST_DNS_TIMEOUT": str(settings.PUFFERPOST_DNS_TIMEOUT),
         "CELERY_TASK_ALWAYS_EAGER": "false",
+        "PUFFERPOST_INBOUND_MX_HOST": settings.PUFFERPOST_INBOUND_MX_HOST,
+        "PUFFERPOST_SPF_ADDRESSES": ",".join(settings.PUFFERPOST_SPF_ADDRESSES),
+        "PUFFERPOST_SPF_INCLUDE": settings.PUFFERPOST_SPF_INCLUDE,
+        "PUFFERPOST_RETURN_PATH_DOMAIN": settings.PUFFERPOST_RETURN_PATH_DOMAIN,
         # Each test's fresh shaping state is not "lost state": no conservative start (see shaping).
         "PUFFERPOST_SHAPING_RECOVERY": str(settings.PUFFERPOST_SHAPING_RECOVERY),
         "PUFFERPOST_TLS_CA_FILE": settings.PUFFERPOST_TLS_CA_FILE,
