@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dnslib import MX, QTYPE, RR
 
 from pufferpost.localdev.dns_server import Zone
+from pufferpost.localdev.world import for_make_up, records_for
 
 CATCHER_HOST = "mail-catcher.localdev"
 CATCHER_ADDRESS = "127.0.0.1"
@@ -19,7 +20,8 @@ CATCHER_ADDRESS = "127.0.0.1"
 
 def domain_records(domains: Iterable[tuple[str, str, str]]) -> list[tuple[str, str, object]]:
     """The zone's records for `(domain, dkim selector, dkim public key)` rows, plus the catcher's address."""
-    records = [(CATCHER_HOST, "A", CATCHER_ADDRESS)]
+    # The receiving world's provider-like domains (gmail.test, outlook.test, …; `run_world`).
+    records = [(CATCHER_HOST, "A", CATCHER_ADDRESS), *records_for(for_make_up())]
     for domain, selector, public_key in domains:
         records.append((domain, "MX", (10, CATCHER_HOST)))
         records.append((domain, "TXT", f"v=spf1 ip4:{CATCHER_ADDRESS} -all"))
