@@ -19,10 +19,12 @@ from collections import defaultdict
 from datetime import datetime
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from domains.models import DkimStatus, Domain
-from messaging.delivery import dkim
+from domains.selectors import envelope_domain_of
+from messaging.delivery import dkim, headers
 from messaging.delivery.commit_point import CommitPoint
 from messaging.delivery.mime import Attachment, build_message, domain_of
 from messaging.delivery.outcomes import Outcome, Result, outcomes_record
@@ -38,6 +40,7 @@ from templates_app.rendering import RenderError, render_version
 log = logging.getLogger(__name__)
 
 S = MessageStatus
+MAX_DETAIL_CHARS = 1000
 
 
 class Batch:
@@ -64,7 +67,7 @@ class Batch:
                     # next destination's open, so this batch holds few of the shared slots.
                     group.sort(key=lambda m: (self._destination(mailer, m.to), domain_of(m.to), m.pk))
                     for message in group:
-                        result = self._prepare_and_send(mailer, message)
+                        result = self._one(mailer, message)
                         if result is not None:
                             self._add(result)
         finally:
@@ -129,6 +132,19 @@ class Batch:
 
     # -- one message --
 
+    def _one(self, mailer: Mailer, message: Message) -> Result | None:
+        """One message's outcome, whatever goes wrong with it: a failure of this message (a
+        template the sandbox did not catch, a bug in building or signing) ends it `errored` and
+        never reaches the others in the batch, which may belong to other workspaces (#15 item 2).
+        Only the database going away stops the batch: the task retries it, nothing is lost."""
+        try:
+            return self._prepare_and_send(mailer, message)
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception as exc:
+            log.exception("delivery of %s failed; it ends errored", message.pk)
+            return Result(message, Outcome.ERRORED, detail={"reason": "internal_error", "message": _describe(exc)})
+
     def _prepare_and_send(self, mailer: Mailer, message: Message) -> Result | None:
         if self._is_suppressed(message, message.to):
             return Result(
@@ -154,14 +170,23 @@ class Batch:
                 message.template_version, data=message.data, locale=message.locale, timezone=message.timezone
             )
         except RenderError as exc:
-            return Result(message, Outcome.ERRORED, detail={"reason": "render_error", "message": str(exc)})
+            return Result(message, Outcome.ERRORED, detail={"reason": "render_error", "message": _describe(exc)})
+        except Exception as exc:  # a template failure the sandbox did not turn into a RenderError
+            log.exception("rendering %s failed", message.pk)
+            detail = {
+                "reason": "render_error",
+                "message": f"The template failed to render: {_describe(exc, kind=True)}",
+            }
+            return Result(message, Outcome.ERRORED, detail=detail)
+        # Stored (Message.subject) as well as sent: a NUL would make PostgreSQL refuse the whole flush.
+        subject = headers.one_line(rendered.subject)
         workspace = message.workspace
-        html = instrument_html(
-            rendered.html, message_id=message.pk, opens=workspace.open_tracking, clicks=workspace.click_tracking
-        )
         cc = [a for a in message.cc if a.lower() != message.to.lower() and not self._is_suppressed(message, a)]
         settled = self.settled.get(message.pk, set())
         try:
+            html = instrument_html(
+                rendered.html, message_id=message.pk, opens=workspace.open_tracking, clicks=workspace.click_tracking
+            )
             outgoing = build_message(
                 message_id=message.pk,
                 from_email=message.from_address,
@@ -169,40 +194,41 @@ class Batch:
                 to=message.to,
                 cc=cc,
                 reply_to=message.reply_to,
-                subject=rendered.subject,
+                subject=subject,
                 html=html,
                 text=rendered.text,
                 attachments=[
                     Attachment(a.filename, a.content_type, bytes(a.content)) for a in message.attachments.all()
                 ],
                 unsubscribe_url=unsubscribe_url(message.pk),
+                envelope_domain=envelope_domain_of(domain),
             )
             signed = dkim.sign(
                 outgoing.data, domain=domain.domain, selector=domain.selector, private_key_pem=domain.dkim_private_key
             )
         except Exception as exc:  # a message that cannot be built must not take the batch down
             log.exception("could not build %s", message.pk)
-            return Result(message, Outcome.ERRORED, detail={"reason": "build_error", "message": str(exc)})
+            return Result(message, Outcome.ERRORED, detail={"reason": "build_error", "message": _describe(exc)})
         recipients = [r for r in outgoing.recipients if r.lower() not in settled]
         if not recipients:  # every recipient took it in an earlier try
             return Result(
                 message,
                 Outcome.DELIVERED,
-                subject=rendered.subject,
+                subject=subject,
                 detail={"recipient": message.to, "note": "every recipient accepted it in an earlier try"},
                 started_at=timezone.now(),
             )
-        fence = CommitPoint(message.pk, self.token, rendered.subject)
+        fence = CommitPoint(message.pk, self.token, subject)
         started_at = timezone.now()
         try:
             results = mailer.send(mail_from=outgoing.mail_from, recipients=recipients, data=signed, before_data=fence)
         except ValueError as exc:  # addresses the transport cannot carry
-            return Result(message, Outcome.ERRORED, detail={"reason": "build_error", "message": str(exc)})
+            return Result(message, Outcome.ERRORED, detail={"reason": "build_error", "message": _describe(exc)})
         finished_at = timezone.now()
         if fence.lost:
             log.warning("%s: claim lost before DATA (lease expired); another worker owns it", message.pk)
             return None
-        return self._classify(message, rendered.subject, results, fence, started_at, finished_at)
+        return self._classify(message, subject, results, fence, started_at, finished_at)
 
     def _classify(self, message, subject, results: dict[str, DeliveryResult], fence, started_at, finished_at) -> Result:
         to_result = results.get(message.to) or next(iter(results.values()))
@@ -275,6 +301,14 @@ class Batch:
         pending, self.pending, self.first_pending_at = self.pending, [], None
         if pending:
             outcomes_record(results=pending, token=self.token)
+
+
+def _describe(exc: BaseException, *, kind: bool = False) -> str:
+    """An exception as event detail: one line, no control characters (JSONB refuses NUL), bounded."""
+    text = headers.one_line(str(exc)) or type(exc).__name__
+    if kind:
+        text = f"{type(exc).__name__}: {text}"
+    return text[:MAX_DETAIL_CHARS]
 
 
 def held_reason(message: Message) -> dict | None:
