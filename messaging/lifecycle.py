@@ -10,6 +10,7 @@ write (webhook deliveries) commits with the event or not at all: no event is los
 and a publish. Listeners defer their own I/O (enqueues) to `transaction.on_commit`.
 """
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
@@ -18,6 +19,7 @@ from django.utils import timezone
 
 from messaging import queries
 from messaging.models import EventType, Message, MessageEvent, MessageStatus
+from pufferpost import metrics
 
 S = MessageStatus
 
@@ -54,6 +56,10 @@ def on_events_recorded(
 def _notify(events: list[MessageEvent]) -> None:
     if not events:
         return
+    # Counted now, not on commit: the send path's commit callbacks stay one, and a rolled-back
+    # event is rare enough not to matter for a rate.
+    for event_type, count in Counter(event.type for event in events).items():
+        metrics.MESSAGE_EVENTS.labels(event_type).inc(count)
     event_ids = [event.pk for event in events]
     for listener in _listeners:
         wants = _wants.get(listener)
