@@ -299,6 +299,9 @@ PUFFERPOST_INBOUND_MX_HOST = _read("str", "PUFFERPOST_INBOUND_MX_HOST", default=
 # What the return-path host's SPF record authorises: the addresses mail leaves from (ip4:/ip6:
 # terms; an address or a network) and/or one operator include domain (`include:` term).
 PUFFERPOST_SPF_ADDRESSES = _read("list", "PUFFERPOST_SPF_ADDRESSES", default=[])
+# Seconds the old DKIM record stays listed ("keep until") after a rotation moved signing to the new key:
+# mail signed with the old key may still be verified (queued, forwarded, re-checked) meanwhile.
+PUFFERPOST_DKIM_ROTATION_GRACE = _read("int", "PUFFERPOST_DKIM_ROTATION_GRACE", default=7 * 86400, minimum=0)
 PUFFERPOST_SPF_INCLUDE = _read("str", "PUFFERPOST_SPF_INCLUDE", default="").strip().lower().rstrip(".")
 
 
