@@ -21,7 +21,7 @@ from domains import checks, records
 from domains.checks import DkimFinding, DmarcFinding, ReturnPathFinding
 from domains.models import DkimStatus, DmarcStatus, Domain, ReturnPathStatus
 from domains.tasks import issue_dkim_key as issue_dkim_key_task
-from pufferpost import events
+from pufferpost import events, metrics
 from pufferpost.errors import Conflict
 from pufferpost.models import Workspace
 
@@ -322,6 +322,9 @@ def _record(findings_by_id: dict[str, checks.Findings]) -> list[Domain]:
     for row in rows:
         if findings_by_id[row.pk].dkim == DkimFinding.NO_KEY:
             _enqueue_key_issue(row.pk)
+    for findings in findings_by_id.values():
+        metrics.DNS_CHECKS.labels("dkim", str(findings.dkim.value)).inc()
+        metrics.DNS_CHECKS.labels("dmarc", str(findings.dmarc.value)).inc()
     return rows
 
 
