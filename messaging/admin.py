@@ -19,8 +19,8 @@ class MessageEventInline(admin.TabularInline):
 class MessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: messages change only through the send API and delivery."""
 
-    list_display = ("id", "workspace", "to", "from_address", "status", "created_at")
-    list_filter = ("status",)
+    list_display = ("id", "workspace", "to", "from_address", "status", "livemode", "created_at")
+    list_filter = ("status", "livemode")
     search_fields = ("=id", "=to")
     list_select_related = ("workspace",)
     show_full_result_count = False

@@ -113,6 +113,9 @@ class Message(models.Model):
     )
     status = models.CharField(max_length=16, choices=MessageStatus.choices, default=MessageStatus.ACCEPTED)
     subject = models.TextField(blank=True, default="")
+    # False for a test key's send: simulated at delivery (never connects to a server), left out of
+    # the quota and reputation rates, and read only by test keys.
+    livemode = models.BooleanField(default=True)
     # Delivery bookkeeping (owned by messaging.delivery).
     attempts = models.PositiveIntegerField(default=0)
     # While `queued`: when the delivery sweeper may next pick the message up (a retry's due time,
@@ -221,6 +224,8 @@ class IdempotencyRecord(models.Model):
     """One Idempotency-Key per workspace, fingerprinted against the send body; kept ≥ 24 h."""
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    # Live and test keys of one workspace have separate key spaces: a test run never replays live mail.
+    livemode = models.BooleanField(default=True)
     key = models.CharField(max_length=255)
     fingerprint = models.CharField(max_length=64)
     message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
@@ -228,7 +233,7 @@ class IdempotencyRecord(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["workspace", "key"], name="idempotency_key_unique")]
+        constraints = [models.UniqueConstraint(fields=["workspace", "livemode", "key"], name="idempotency_key_unique")]
 
     def __str__(self):
         return self.key

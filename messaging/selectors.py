@@ -53,12 +53,12 @@ def _send_context_sql() -> str:
         UNION ALL
         SELECT 'sender', s.from_address, s.id, NULL, NULL, NULL
           FROM {_table(Sender)} s
-         WHERE s.workspace_id = %(ws)s AND s.from_address = ANY(%(froms)s::text[]) AND s.state = %(active)s
-           AND EXISTS (
+         WHERE s.workspace_id = %(ws)s AND s.from_address = ANY(%(froms)s::text[])
+           AND (%(test)s OR (s.state = %(active)s AND EXISTS (
                SELECT 1 FROM {_table(Domain)} d
                 WHERE d.workspace_id = s.workspace_id AND d.dkim_status = %(verified)s
                   AND d.domain = regexp_replace(s.from_address, '^.*@', '')
-           )
+           )))
         UNION ALL
         SELECT 'suppressed', x.email, NULL, NULL, NULL, NULL
           FROM {_table(Suppression)} x
@@ -75,11 +75,14 @@ def _send_context_sql() -> str:
     """
 
 
-def send_context(*, workspace_id: str, sends: list[dict]) -> SendContext:
+def send_context(*, workspace_id: str, sends: list[dict], livemode: bool = True) -> SendContext:
     """Templates (with their latest version), gated senders, suppressions and group opt-outs for `sends`.
 
     A sender passes the gate when it is `active` and its exact from-domain is a DKIM-verified
     domain of the same workspace. Archived templates are invisible, like missing ones.
+    For a test key (`livemode=False`) any registered sender of the workspace passes: test mail
+    never leaves, so a developer can integrate while the sender is in review or the DNS is not
+    published yet (it is DKIM-signed when its domain already has a key).
     """
     template_ids, slugs, froms, tos, groups = set(), set(), set(), set(), set()
     for send in sends:
@@ -100,6 +103,7 @@ def send_context(*, workspace_id: str, sends: list[dict]) -> SendContext:
         "groups": sorted(groups),
         "active": SenderState.ACTIVE,
         "verified": DkimStatus.VERIFIED,
+        "test": not livemode,
     }
     context = SendContext()
     with connection.cursor() as cursor:
@@ -122,7 +126,9 @@ def send_context(*, workspace_id: str, sends: list[dict]) -> SendContext:
 
 
 def monthly_quota_used_from_db(*, workspace_id: str, now: datetime | None = None) -> int:
-    return Message.objects.filter(workspace_id=workspace_id, created_at__gte=limits.month_start(now)).count()
+    return Message.objects.filter(
+        workspace_id=workspace_id, livemode=True, created_at__gte=limits.month_start(now)
+    ).count()
 
 
 def monthly_quota_used(*, workspace_id: str) -> int:

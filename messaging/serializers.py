@@ -297,6 +297,9 @@ class MessageViewSerializer(serializers.Serializer):
     locale = serializers.CharField()
     timezone = serializers.CharField()
     unsubscribe_group = serializers.CharField(allow_null=True, help_text="The `grp_…` id the send named, if any.")
+    test = serializers.BooleanField(
+        help_text="True when a test key (`key_test_…`) sent it: simulated, never delivered."
+    )
     created_at = TimestampField()
     updated_at = TimestampField()
 

@@ -85,10 +85,11 @@ class _Plan:
     attachments: list[MessageAttachment]
 
 
-def _plan(*, workspace: Workspace, send: dict, context: SendContext, now) -> _Plan:
+def _plan(*, workspace: Workspace, send: dict, context: SendContext, now, livemode: bool = True) -> _Plan:
     """Check one validated send against the workspace; return the unsaved rows or raise its ApiError.
 
     Order: template, sender, unsubscribe group, suppression, opt-out (quota is the caller's).
+    A live key may not address the simulator domain: that mail would go nowhere and count.
     """
     if send.get("templateId"):
         ref = context.templates_by_id.get(send["templateId"])
@@ -109,6 +110,15 @@ def _plan(*, workspace: Workspace, send: dict, context: SendContext, now) -> _Pl
     if sender_id is None:
         raise _unprocessable("sender_not_available", f'No active sender for "{from_address}".')
     to = send["to"]
+    if livemode:
+        simulated = [
+            a for a in (to, *(send.get("cc") or [])) if a.rpartition("@")[2] == settings.PUFFERPOST_SIMULATOR_DOMAIN
+        ]
+        if simulated:
+            raise _unprocessable(
+                "simulator_needs_test_key",
+                f'"{simulated[0]}" is a simulator address; send to it with a test key (key_test_…).',
+            )
     group_id = send.get("unsubscribeGroup") or None
     if group_id is not None and group_id not in context.groups:
         raise _unprocessable("unknown_unsubscribe_group", f'No unsubscribe group "{group_id}" in this workspace.')
@@ -131,6 +141,7 @@ def _plan(*, workspace: Workspace, send: dict, context: SendContext, now) -> _Pl
         timezone=send.get("timezone") or "UTC",
         unsubscribe_group_id=group_id,
         status=MessageStatus.ACCEPTED,
+        livemode=livemode,
     )
     attachments = [
         MessageAttachment(
@@ -197,9 +208,11 @@ def idempotency_fingerprint(payload) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _idempotency_replay(*, workspace: Workspace, key: str, fingerprint: str) -> dict | None:
+def _idempotency_replay(*, workspace: Workspace, key: str, fingerprint: str, livemode: bool = True) -> dict | None:
     record = (
-        IdempotencyRecord.objects.filter(workspace_id=workspace.id, key=key).only("fingerprint", "response").first()
+        IdempotencyRecord.objects.filter(workspace_id=workspace.id, livemode=livemode, key=key)
+        .only("fingerprint", "response")
+        .first()
     )
     if record is None:
         return None
@@ -238,9 +251,16 @@ class SendOutcome:
 
 
 def message_send(
-    *, workspace: Workspace, payload, admission: Admission, idempotency_key: str | None = None
+    *,
+    workspace: Workspace,
+    payload,
+    admission: Admission,
+    idempotency_key: str | None = None,
+    livemode: bool = True,
 ) -> SendOutcome:
     """Accept one message (POST /v1/messages), or raise the ApiError/ValidationError the guide names.
+
+    `livemode=False` (a test key): the same checks, a message marked test, simulated at delivery.
 
     With an Idempotency-Key, a repeat of the same body replays the first 202; a different body
     is 409. Concurrent requests with one key race on the record's unique constraint inside the
@@ -250,21 +270,27 @@ def message_send(
     fingerprint = None
     if key and isinstance(payload, dict):
         fingerprint = idempotency_fingerprint(payload)
-        replay = _idempotency_replay(workspace=workspace, key=key, fingerprint=fingerprint)
+        replay = _idempotency_replay(workspace=workspace, key=key, fingerprint=fingerprint, livemode=livemode)
         if replay is not None:
             return SendOutcome(replay, replayed=True)
     send = _SEND_VALIDATOR.run_validation(payload)
     if key and fingerprint is None:
         fingerprint = idempotency_fingerprint(send)
     now = timezone.now()
-    plan = _plan(workspace=workspace, send=send, context=send_context(workspace_id=workspace.id, sends=[send]), now=now)
+    context = send_context(workspace_id=workspace.id, sends=[send], livemode=livemode)
+    plan = _plan(workspace=workspace, send=send, context=context, now=now, livemode=livemode)
     if not admission.take():
         raise quota_exceeded_error(workspace)
     body = {"id": plan.message.id, "status": MessageStatus.ACCEPTED.value}
     record = None
     if key:
         record = IdempotencyRecord(
-            workspace_id=workspace.id, key=key, fingerprint=fingerprint, message=plan.message, response=body
+            workspace_id=workspace.id,
+            livemode=livemode,
+            key=key,
+            fingerprint=fingerprint,
+            message=plan.message,
+            response=body,
         )
     try:
         with transaction.atomic():
@@ -273,7 +299,7 @@ def message_send(
         admission.give_back(1)
         if record is None or not _is_idempotency_conflict(exc):
             raise
-        replay = _idempotency_replay(workspace=workspace, key=key, fingerprint=fingerprint)
+        replay = _idempotency_replay(workspace=workspace, key=key, fingerprint=fingerprint, livemode=livemode)
         if replay is None:
             raise ApiError(
                 status_code=409,
@@ -291,7 +317,7 @@ def _item_error(code: str, message: str, **extra) -> dict:
     return {"status": "error", "error": {"code": code, "message": message, **extra}}
 
 
-def message_send_batch(*, workspace: Workspace, payload, admission: Admission) -> list[dict]:
+def message_send_batch(*, workspace: Workspace, payload, admission: Admission, livemode: bool = True) -> list[dict]:
     """Accept up to 100 sends independently (POST /v1/messages/batch); returns the per-item results.
 
     Validation runs per item; then one query loads what every item's checks need, one
@@ -312,10 +338,12 @@ def message_send_batch(*, workspace: Workspace, payload, admission: Admission) -
     now = timezone.now()
     checked: list[tuple[int, _Plan]] = []
     if valid:
-        context = send_context(workspace_id=workspace.id, sends=[send for _, send in valid])
+        context = send_context(workspace_id=workspace.id, sends=[send for _, send in valid], livemode=livemode)
         for index, send in valid:
             try:
-                checked.append((index, _plan(workspace=workspace, send=send, context=context, now=now)))
+                checked.append(
+                    (index, _plan(workspace=workspace, send=send, context=context, now=now, livemode=livemode))
+                )
             except ApiError as exc:
                 results[index] = _item_error(exc.code, exc.message)
     limits.reserve(workspace=workspace, admission=admission, messages=len(checked))

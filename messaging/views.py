@@ -63,6 +63,7 @@ def message_view(message) -> dict:
         "locale": message.locale,
         "timezone": message.timezone,
         "unsubscribe_group": message.unsubscribe_group_id,
+        "test": not message.livemode,
         "created_at": _ts(message.created_at),
         "updated_at": _ts(message.updated_at),
     }
@@ -236,7 +237,8 @@ class MessageViewSet(WorkspaceScopedViewSet):
     admission = None
 
     def base_queryset(self):
-        return selectors.message_queryset()
+        # Live and test messages never mix: a key reads only the messages of its own mode.
+        return selectors.message_queryset().filter(livemode=self.request.auth.livemode)
 
     def finalize_response(self, request, response, *args, **kwargs):
         if self.admission is not None:
@@ -248,7 +250,7 @@ class MessageViewSet(WorkspaceScopedViewSet):
         workspace = self.workspace
         if workspace.sending_paused:
             raise services.sending_paused_error()
-        self.admission = limits.admit(workspace=workspace, messages=messages)
+        self.admission = limits.admit(workspace=workspace, messages=messages, livemode=self.request.auth.livemode)
         if self.admission.limited:
             raise services.rate_limited_error(self.admission)
         try:
@@ -269,6 +271,7 @@ class MessageViewSet(WorkspaceScopedViewSet):
                 payload=request.data,
                 admission=admission,
                 idempotency_key=request.headers.get("Idempotency-Key"),
+                livemode=request.auth.livemode,
             )
         finally:
             admission.release_unused()
@@ -280,7 +283,9 @@ class MessageViewSet(WorkspaceScopedViewSet):
         # Quota is reserved later, once the batch knows how many items passed their checks.
         admission = self._admit(messages=0, max_body=settings.PUFFERPOST_BATCH_MAX_BODY_BYTES)
         try:
-            results = services.message_send_batch(workspace=self.workspace, payload=request.data, admission=admission)
+            results = services.message_send_batch(
+                workspace=self.workspace, payload=request.data, admission=admission, livemode=request.auth.livemode
+            )
         finally:
             admission.release_unused()
         return Response({"data": results})

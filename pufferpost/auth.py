@@ -1,6 +1,6 @@
 """Bearer API keys and scopes.
 
-`Authorization: Bearer key_live_<secret>`: one indexed lookup on the key's SHA-256, with its
+`Authorization: Bearer key_live_<secret>` (or `key_test_<secret>`, a test key): one indexed lookup on the key's SHA-256, with its
 workspace in the same query. Views name the scope each action needs in `required_scopes`.
 """
 
@@ -9,7 +9,7 @@ from functools import cache
 from django.db import connection
 from rest_framework import authentication, exceptions, permissions
 
-from pufferpost.models import KEY_PREFIX, ApiKey, Workspace
+from pufferpost.models import KEY_PREFIXES, ApiKey, Workspace
 
 
 @cache
@@ -51,7 +51,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         scheme, _, raw = header.partition(" ")
         raw = raw.strip()
-        if scheme.lower() != "bearer" or not raw.startswith(KEY_PREFIX) or len(raw) > 200:
+        if scheme.lower() != "bearer" or not raw.startswith(KEY_PREFIXES) or len(raw) > 200:
             raise exceptions.AuthenticationFailed()
         key = active_key_with_workspace(ApiKey.hash(raw))
         if key is None:

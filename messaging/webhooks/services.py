@@ -100,6 +100,7 @@ def webhook_events_publish(*, event_ids: list[str]) -> list[int]:
                 "type": event.type,
                 "occurred_at": _timestamp(event.occurred_at),
                 "recorded_at": _timestamp(event.recorded_at),
+                "test": not event.message.livemode,
                 "message": _message_payload(event.message),
             }
         )
@@ -313,6 +314,7 @@ def _message_payload(message: Message) -> dict:
         "template_id": message.template_id,
         "metadata": message.metadata,
         "tags": message.tags,
+        "test": not message.livemode,
         "created_at": _timestamp(message.created_at),
     }
 
