@@ -99,9 +99,12 @@ class Message(models.Model):
     to = models.CharField(max_length=254)
     cc = ArrayField(models.CharField(max_length=254), default=list, blank=True)
     reply_to = models.CharField(max_length=254, null=True, blank=True)
-    template = models.ForeignKey("templates_app.Template", on_delete=models.PROTECT, related_name="messages")
+    # Both null for a message submitted with its own content (SMTP submission; see MessageBody).
+    template = models.ForeignKey(
+        "templates_app.Template", null=True, blank=True, on_delete=models.PROTECT, related_name="messages"
+    )
     template_version = models.ForeignKey(
-        "templates_app.TemplateVersion", on_delete=models.PROTECT, related_name="messages"
+        "templates_app.TemplateVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="messages"
     )
     data = models.JSONField(default=dict, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
@@ -166,6 +169,34 @@ class MessageAttachment(models.Model):
 
     def __str__(self):
         return self.filename
+
+
+class MessageBody(models.Model):
+    """The subject, text and HTML of a message that came with its own content instead of a template
+    (SMTP submission): what delivery sends in place of rendering a template version."""
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, primary_key=True, related_name="body")
+    subject = models.TextField(blank=True, default="")
+    text = models.TextField(blank=True, default="")
+    html = models.TextField(blank=True, default="")
+
+    def __str__(self):
+        return f"body of {self.message_id}"
+
+
+class MessageContent(models.Model):
+    """What delivery built and handed to the receiving servers: the rendered subject, text and HTML
+    (links and pixel as instrumented), written with the outcome and rewritten by a later try, so
+    `GET /v1/messages/{id}/content` shows exactly what was sent for as long as the message is kept."""
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, primary_key=True, related_name="content")
+    subject = models.TextField(blank=True, default="")
+    text = models.TextField(blank=True, default="")
+    html = models.TextField(blank=True, default="")
+    built_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"content of {self.message_id}"
 
 
 class MessageEvent(models.Model):

@@ -8,7 +8,14 @@ from django.db.models import F, Prefetch
 
 from domains.models import DkimStatus, Domain
 from messaging import limits
-from messaging.models import Message, MessageAttachment, Suppression, Unsubscribe, UnsubscribeGroup
+from messaging.models import (
+    Message,
+    MessageAttachment,
+    MessageContent,
+    Suppression,
+    Unsubscribe,
+    UnsubscribeGroup,
+)
 from senders.models import Sender, SenderState
 from templates_app.models import Template, TemplateVersion
 
@@ -29,7 +36,8 @@ class SendContext:
     templates_by_id: dict[str, TemplateRef] = field(default_factory=dict)
     templates_by_slug: dict[str, TemplateRef] = field(default_factory=dict)
     sender_ids: dict[str, str] = field(default_factory=dict)
-    suppressed: set[str] = field(default_factory=set)
+    # email -> (reason, since): why the address is suppressed, for the refusal's message
+    suppressed: dict[str, tuple[str, datetime | None]] = field(default_factory=dict)
     groups: set[str] = field(default_factory=set)
     unsubscribed: set[tuple[str, str]] = field(default_factory=set)
 
@@ -60,7 +68,7 @@ def _send_context_sql() -> str:
                   AND d.domain = regexp_replace(s.from_address, '^.*@', '')
            )))
         UNION ALL
-        SELECT 'suppressed', x.email, NULL, NULL, NULL, NULL
+        SELECT 'suppressed', x.email, x.reason, x.created_at::text, NULL, NULL
           FROM {_table(Suppression)} x
          WHERE x.workspace_id = %(ws)s AND x.email = ANY(%(tos)s::text[])
         UNION ALL
@@ -117,7 +125,7 @@ def send_context(*, workspace_id: str, sends: list[dict], livemode: bool = True)
         elif kind == "sender":
             context.sender_ids[key] = a
         elif kind == "suppressed":
-            context.suppressed.add(key)
+            context.suppressed[key] = (a, datetime.fromisoformat(b) if b else None)
         elif kind == "group":
             context.groups.add(key)
         else:
@@ -152,4 +160,38 @@ def message_queryset():
                 queryset=MessageAttachment.objects.only("id", "message_id", "position", "filename", "content_type"),
             )
         )
+    )
+
+
+def message_content(*, message_id: str) -> MessageContent | None:
+    """What delivery last built for the message, or None before its first attempt built it."""
+    return MessageContent.objects.filter(message_id=message_id).first()
+
+
+def sender_unavailable_reason(*, workspace_id: str, from_address: str) -> tuple[str, str]:
+    """Why `from_address` cannot send: (reason code, a sentence saying what to do). Two small
+    queries, run only when a send was refused."""
+    domain_name = from_address.rpartition("@")[2]
+    sender = (
+        Sender.objects.filter(workspace_id=workspace_id, from_address=from_address)
+        .only("id", "state", "state_reason")
+        .first()
+    )
+    if sender is None:
+        return "sender_not_registered", "No sender is registered for this address: register it with POST /v1/senders."
+    if sender.state == SenderState.UNDER_REVIEW:
+        return "sender_under_review", f"The sender {sender.id} is under review; it can send once it is approved."
+    if sender.state == SenderState.PAUSED:
+        why = sender.state_reason.strip().rstrip(".")
+        return "sender_paused", f"The sender {sender.id} is paused" + (f": {why}." if why else ".")
+    domain = Domain.objects.filter(workspace_id=workspace_id, domain=domain_name).only("id", "dkim_status").first()
+    if domain is None:
+        return (
+            "domain_not_registered",
+            f"The domain {domain_name} is not a sending domain of this workspace: add it with POST /v1/domains.",
+        )
+    return (
+        "domain_not_verified",
+        f"The domain {domain_name} is not DKIM-verified (dkim_status: {domain.dkim_status}): publish its DKIM "
+        f"record, then POST /v1/domains/{domain.id}/refresh.",
     )

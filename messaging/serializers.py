@@ -304,6 +304,15 @@ class MessageViewSerializer(serializers.Serializer):
     updated_at = TimestampField()
 
 
+class MessageContentViewSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="The message's `msg_…` id.")
+    subject = serializers.CharField(help_text="The subject as delivered.")
+    text = serializers.CharField(help_text="The text/plain part as delivered.")
+    html = serializers.CharField(help_text="The text/html part as delivered, tracking links and pixel included.")
+    attachments = AttachmentViewSerializer(many=True, help_text="Names and types only; content is never returned.")
+    built_at = TimestampField(help_text="When delivery built the message (its latest attempt).")
+
+
 class MessageEventViewSerializer(serializers.Serializer):
     id = serializers.CharField()
     type = serializers.ChoiceField(choices=EventType.choices)

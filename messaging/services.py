@@ -27,6 +27,7 @@ from messaging.models import (
     IdempotencyRecord,
     Message,
     MessageAttachment,
+    MessageBody,
     MessageEvent,
     MessageStatus,
     Suppression,
@@ -34,7 +35,7 @@ from messaging.models import (
     Unsubscribe,
     UnsubscribeGroup,
 )
-from messaging.selectors import SendContext, send_context
+from messaging.selectors import SendContext, send_context, sender_unavailable_reason
 from messaging.serializers import BatchSerializer, SendSerializer
 from pufferpost.errors import ApiError, violations_from
 from pufferpost.models import Workspace
@@ -83,15 +84,36 @@ def quota_exceeded_error(workspace: Workspace) -> ApiError:
 class _Plan:
     message: Message
     attachments: list[MessageAttachment]
+    body: MessageBody | None = None
 
 
-def _plan(*, workspace: Workspace, send: dict, context: SendContext, now, livemode: bool = True) -> _Plan:
+@dataclass(frozen=True)
+class SubmittedContent:
+    """A message's own subject, text and HTML (SMTP submission), sent instead of a template."""
+
+    subject: str
+    text: str
+    html: str
+
+
+def _plan(
+    *,
+    workspace: Workspace,
+    send: dict,
+    context: SendContext,
+    now,
+    livemode: bool = True,
+    content: SubmittedContent | None = None,
+) -> _Plan:
     """Check one validated send against the workspace; return the unsaved rows or raise its ApiError.
 
     Order: template, sender, unsubscribe group, suppression, opt-out (quota is the caller's).
     A live key may not address the simulator domain: that mail would go nowhere and count.
+    A send with its own `content` (SMTP submission) names no template; every other check is the same.
     """
-    if send.get("templateId"):
+    if content is not None:
+        ref = None
+    elif send.get("templateId"):
         ref = context.templates_by_id.get(send["templateId"])
         asked = send["templateId"]
     elif send.get("template"):
@@ -99,16 +121,23 @@ def _plan(*, workspace: Workspace, send: dict, context: SendContext, now, livemo
         asked = send["template"]
     else:
         raise _unprocessable("template_required", "Provide templateId or template.")
-    if ref is None:
+    if ref is None and content is None:
         raise _unprocessable("template_not_found", f'No template "{asked}" in this workspace.')
-    if ref.version_pk is None:
+    if ref is not None and ref.version_pk is None:
         raise _unprocessable(
             "template_has_no_version", f'Template "{asked}" has no saved version to send. Save a version first.'
         )
     from_address = send["from"]
     sender_id = context.sender_ids.get(from_address)
     if sender_id is None:
-        raise _unprocessable("sender_not_available", f'No active sender for "{from_address}".')
+        reason, why = sender_unavailable_reason(workspace_id=workspace.id, from_address=from_address)
+        raise ApiError(
+            status_code=422,
+            code="sender_not_available",
+            message=f'No active sender for "{from_address}".',  # the guide's words, exactly
+            reason=reason,
+            detail=why,
+        )
     to = send["to"]
     if livemode:
         simulated = [
@@ -123,7 +152,14 @@ def _plan(*, workspace: Workspace, send: dict, context: SendContext, now, livemo
     if group_id is not None and group_id not in context.groups:
         raise _unprocessable("unknown_unsubscribe_group", f'No unsubscribe group "{group_id}" in this workspace.')
     if to in context.suppressed:
-        raise _unprocessable("recipient_suppressed", f'"{to}" is on the suppression list.')
+        reason, since = context.suppressed[to]
+        raise ApiError(
+            status_code=422,
+            code="recipient_suppressed",
+            message=f'"{to}" is on the suppression list.',  # the guide's words, exactly
+            reason=reason,
+            detail=_suppression_explained(to, reason, since),
+        )
     if group_id is not None and (group_id, to) in context.unsubscribed:
         raise _unprocessable("recipient_unsubscribed", f'"{to}" has unsubscribed from group "{group_id}".')
     message = Message(
@@ -133,8 +169,8 @@ def _plan(*, workspace: Workspace, send: dict, context: SendContext, now, livemo
         to=to,
         cc=send.get("cc") or [],
         reply_to=send.get("replyTo") or None,
-        template_id=ref.id,
-        template_version_id=ref.version_pk,
+        template_id=ref.id if ref else None,
+        template_version_id=ref.version_pk if ref else None,
         data=send.get("data") or {},
         metadata=send.get("metadata") or {},
         locale=send.get("locale") or workspace.default_locale,
@@ -153,10 +189,30 @@ def _plan(*, workspace: Workspace, send: dict, context: SendContext, now, livemo
         )
         for position, item in enumerate(send.get("attachments") or [])
     ]
-    return _Plan(message, attachments)
+    body = None
+    if content is not None:
+        body = MessageBody(message=message, subject=content.subject, text=content.text, html=content.html)
+    return _Plan(message, attachments, body)
 
 
-def _persist(plans: list[_Plan], *, now, idempotency: IdempotencyRecord | None = None) -> list[str]:
+_SUPPRESSION_CAUSES = {
+    SuppressionReason.BOUNCE: "an earlier message to it bounced permanently",
+    SuppressionReason.COMPLAINT: "its recipient reported an earlier message as spam",
+    SuppressionReason.UNSUBSCRIBE: "its recipient unsubscribed",
+    SuppressionReason.MANUAL: "it was added to the list by hand",
+}
+
+
+def _suppression_explained(email: str, reason: str, since) -> str:
+    when = f" on {since.date().isoformat()}" if since else ""
+    cause = _SUPPRESSION_CAUSES.get(reason, reason)
+    remove = f"DELETE /v1/suppressions/{email}"
+    if reason in (SuppressionReason.COMPLAINT, SuppressionReason.UNSUBSCRIBE):
+        return f"Reason: {reason} ({cause}{when}). Remove it with {remove} only if the recipient asked for mail again."
+    return f"Reason: {reason} ({cause}{when}). Remove it with {remove} once the address can receive mail again."
+
+
+def _persist(plans: list[_Plan], *, now, idempotency: IdempotencyRecord | list | None = None) -> list[str]:
     """Insert messages, attachments, `accepted` events (and the idempotency record); enqueue on commit.
 
     Must run inside a transaction: the enqueue is registered with `on_commit`.
@@ -172,7 +228,12 @@ def _persist(plans: list[_Plan], *, now, idempotency: IdempotencyRecord | None =
     attachments = [attachment for plan in plans for attachment in plan.attachments]
     if attachments:
         MessageAttachment.objects.bulk_create(attachments)
-    if idempotency is not None:
+    bodies = [plan.body for plan in plans if plan.body is not None]
+    if bodies:
+        MessageBody.objects.bulk_create(bodies)
+    if isinstance(idempotency, list):
+        IdempotencyRecord.objects.bulk_create(idempotency)
+    elif idempotency is not None:
         idempotency.save(force_insert=True)
     ids = [message.id for message in messages]
     transaction.on_commit(partial(delivery_enqueue, ids))
@@ -345,6 +406,7 @@ def message_send_batch(*, workspace: Workspace, payload, admission: Admission, l
                     (index, _plan(workspace=workspace, send=send, context=context, now=now, livemode=livemode))
                 )
             except ApiError as exc:
+                # Batch items keep the guide's {code, message} shape.
                 results[index] = _item_error(exc.code, exc.message)
     limits.reserve(workspace=workspace, admission=admission, messages=len(checked))
     plans: list[tuple[int, _Plan]] = []
@@ -364,6 +426,100 @@ def message_send_batch(*, workspace: Workspace, payload, admission: Admission, l
         for index, plan in plans:
             results[index] = {"status": "accepted", "id": plan.message.id}
     return [{"index": index, **result} for index, result in enumerate(results)]
+
+
+def _submission_key(message_id_header: str, recipient: str) -> str:
+    """The idempotency key of one recipient's message of an SMTP submission: the Message-ID plays
+    the part of Idempotency-Key, one record per recipient (hashed: both parts may be long)."""
+    digest = hashlib.sha256(f"{message_id_header.strip()}\n{recipient}".encode()).hexdigest()
+    return f"smtp:{digest}"
+
+
+def _submission_fingerprint(send: dict, content: SubmittedContent) -> str:
+    canonical = {"from": send["from"], "to": send["to"], "subject": content.subject, "text": content.text}
+    canonical["html"] = content.html
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def message_submit(
+    *,
+    workspace: Workspace,
+    payloads: list[dict],
+    content: SubmittedContent,
+    admission: Admission,
+    message_id_header: str | None = None,
+    livemode: bool = True,
+) -> SendOutcome:
+    """Accept a message submitted over SMTP: one message per envelope recipient, all or none.
+
+    `payloads` are send bodies without a template (`from`, `to`, `replyTo`, `attachments`), one per
+    recipient; they go through the send API's validation and checks (sender, suppression, quota),
+    so the first refusal refuses the whole submission and nothing is stored. The Message-ID header
+    is the replay guard: a resubmission with the same Message-ID and content replays the ids
+    already accepted; the same Message-ID with different content is `idempotency_key_reused`.
+    Returns `{"ids": [...]}`, in recipient order.
+    """
+    if workspace.sending_paused:
+        raise sending_paused_error()
+    sends = [_SEND_VALIDATOR.run_validation(payload) for payload in payloads]
+    keys: list[str | None] = [None] * len(sends)
+    fingerprints: list[str | None] = [None] * len(sends)
+    replayed: dict[int, str] = {}
+    if message_id_header:
+        keys = [_submission_key(message_id_header, send["to"]) for send in sends]
+        fingerprints = [_submission_fingerprint(send, content) for send in sends]
+        for index, (key, fingerprint) in enumerate(zip(keys, fingerprints, strict=True)):
+            replay = _idempotency_replay(workspace=workspace, key=key, fingerprint=fingerprint, livemode=livemode)
+            if replay is not None:
+                replayed[index] = replay["id"]
+    fresh = [index for index in range(len(sends)) if index not in replayed]
+    if not fresh:
+        return SendOutcome({"ids": [replayed[index] for index in range(len(sends))]}, replayed=True)
+    now = timezone.now()
+    context = send_context(workspace_id=workspace.id, sends=[sends[index] for index in fresh], livemode=livemode)
+    plans = {
+        index: _plan(
+            workspace=workspace, send=sends[index], context=context, now=now, livemode=livemode, content=content
+        )
+        for index in fresh
+    }
+    limits.reserve(workspace=workspace, admission=admission, messages=len(plans))
+    taken = 0
+    for _ in plans:
+        if not admission.take():
+            admission.give_back(taken)
+            raise quota_exceeded_error(workspace)
+        taken += 1
+    records = [
+        IdempotencyRecord(
+            workspace_id=workspace.id,
+            livemode=livemode,
+            key=keys[index],
+            fingerprint=fingerprints[index],
+            message=plan.message,
+            response={"id": plan.message.id, "status": MessageStatus.ACCEPTED.value},
+        )
+        for index, plan in plans.items()
+        if keys[index]
+    ]
+    try:
+        with transaction.atomic():
+            _persist(list(plans.values()), now=now, idempotency=records)
+    except IntegrityError as exc:
+        admission.give_back(taken)
+        if not records or not _is_idempotency_conflict(exc):
+            raise
+        raise ApiError(
+            status_code=409,
+            code="idempotency_key_in_use",
+            message="A submission with this Message-ID is still being processed; retry shortly.",
+        )
+    except BaseException:
+        admission.give_back(taken)
+        raise
+    ids = [replayed[index] if index in replayed else plans[index].message.id for index in range(len(sends))]
+    return SendOutcome({"ids": ids}, replayed=bool(replayed))
 
 
 # --- outbox and housekeeping ------------------------------------------------------------------

@@ -22,6 +22,7 @@ from messaging.models import MessageEvent, MessageStatus, Suppression, Unsubscri
 from messaging.serializers import (
     BatchItemResultSerializer,
     BatchRequestSerializer,
+    MessageContentViewSerializer,
     MessageEventViewSerializer,
     MessageViewSerializer,
     SendAcceptedSerializer,
@@ -78,6 +79,18 @@ def event_view(event) -> dict:
         # What happened, in the platform's words: SMTP code and response, bounce diagnostic,
         # deferral reason, clicked URL. Empty for accepted/queued.
         "detail": event.detail,
+    }
+
+
+def content_view(message, content) -> dict:
+    """What the recipients got: the rendered parts as delivered; attachments by name and type only."""
+    return {
+        "id": message.id,
+        "subject": content.subject,
+        "text": content.text,
+        "html": content.html,
+        "attachments": [{"filename": a.filename, "content_type": a.content_type} for a in message.attachments.all()],
+        "built_at": _ts(content.built_at),
     }
 
 
@@ -217,6 +230,17 @@ MESSAGE_FILTERS = [
         },
     ),
     retrieve=extend_schema(summary="Get a message", parameters=[MESSAGE_ID], responses=MessageViewSerializer),
+    content=extend_schema(
+        summary="What the message's recipients received",
+        description="The rendered subject, text and HTML exactly as delivered (tracking links and pixel "
+        "included); attachments by name and type only. Available once delivery has built the message, "
+        "for as long as the message is kept.",
+        parameters=[MESSAGE_ID],
+        responses={
+            200: MessageContentViewSerializer,
+            409: error("`content_not_available`: the message has not been built for delivery yet."),
+        },
+    ),
     events=extend_schema(
         summary="A message's event timeline",
         description="Oldest first.",
@@ -233,6 +257,7 @@ class MessageViewSet(WorkspaceScopedViewSet):
         "list": "messages:read",
         "retrieve": "messages:read",
         "events": "messages:read",
+        "content": "messages:read",
     }
     admission = None
 
@@ -305,6 +330,19 @@ class MessageViewSet(WorkspaceScopedViewSet):
             raise ApiError(status_code=404, code=self.not_found_code, message=self.not_found_message)
         events = MessageEvent.objects.filter(message_id=id).order_by("occurred_at", "id")
         return Response({"data": [event_view(e) for e in events]})
+
+    @action(detail=True, methods=["get"])
+    def content(self, request, id=None):
+        message = self.get_object()
+        content = selectors.message_content(message_id=message.pk)
+        if content is None:
+            raise ApiError(
+                status_code=409,
+                code="content_not_available",
+                message=f"The message is {message.status} and has not been built for delivery yet; "
+                "its content is available once a delivery attempt has rendered it.",
+            )
+        return Response(content_view(message, content))
 
 
 @extend_schema_view(
