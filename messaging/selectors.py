@@ -27,6 +27,7 @@ class TemplateRef:
     name: str
     version_pk: int | None
     version: int | None
+    strict_variables: bool = False
 
 
 @dataclass
@@ -48,9 +49,9 @@ def _table(model) -> str:
 
 def _send_context_sql() -> str:
     # One UNION ALL over every table the send checks read, so a single send and a 100-item batch
-    # both pay one round trip. Columns: kind, key, a, b, c, d (all text).
+    # both pay one round trip. Columns: kind, key, a, b, c, d, e (all text).
     return f"""
-        SELECT 'template', t.id, t.slug, t.name, v.id::text, v.version::text
+        SELECT 'template', t.id, t.slug, t.name, v.id::text, v.version::text, t.strict_variables::text
           FROM {_table(Template)} t
           LEFT JOIN LATERAL (
               SELECT tv.id, tv.version FROM {_table(TemplateVersion)} tv
@@ -59,7 +60,7 @@ def _send_context_sql() -> str:
          WHERE t.workspace_id = %(ws)s AND t.archived_at IS NULL
            AND (t.id = ANY(%(template_ids)s::text[]) OR t.slug = ANY(%(slugs)s::text[]))
         UNION ALL
-        SELECT 'sender', s.from_address, s.id, NULL, NULL, NULL
+        SELECT 'sender', s.from_address, s.id, NULL, NULL, NULL, NULL
           FROM {_table(Sender)} s
          WHERE s.workspace_id = %(ws)s AND s.from_address = ANY(%(froms)s::text[])
            AND (%(test)s OR (s.state = %(active)s AND EXISTS (
@@ -68,15 +69,15 @@ def _send_context_sql() -> str:
                   AND d.domain = regexp_replace(s.from_address, '^.*@', '')
            )))
         UNION ALL
-        SELECT 'suppressed', x.email, x.reason, x.created_at::text, NULL, NULL
+        SELECT 'suppressed', x.email, x.reason, x.created_at::text, NULL, NULL, NULL
           FROM {_table(Suppression)} x
          WHERE x.workspace_id = %(ws)s AND x.email = ANY(%(tos)s::text[])
         UNION ALL
-        SELECT 'group', g.id, NULL, NULL, NULL, NULL
+        SELECT 'group', g.id, NULL, NULL, NULL, NULL, NULL
           FROM {_table(UnsubscribeGroup)} g
          WHERE g.workspace_id = %(ws)s AND g.id = ANY(%(groups)s::text[])
         UNION ALL
-        SELECT 'unsubscribed', u.email, u.group_id, NULL, NULL, NULL
+        SELECT 'unsubscribed', u.email, u.group_id, NULL, NULL, NULL, NULL
           FROM {_table(Unsubscribe)} u
           JOIN {_table(UnsubscribeGroup)} ug ON ug.id = u.group_id
          WHERE ug.workspace_id = %(ws)s AND u.group_id = ANY(%(groups)s::text[]) AND u.email = ANY(%(tos)s::text[])
@@ -117,9 +118,9 @@ def send_context(*, workspace_id: str, sends: list[dict], livemode: bool = True)
     with connection.cursor() as cursor:
         cursor.execute(_send_context_sql(), params)
         rows = cursor.fetchall()
-    for kind, key, a, b, c, d in rows:
+    for kind, key, a, b, c, d, e in rows:
         if kind == "template":
-            ref = TemplateRef(key, a, b, int(c) if c else None, int(d) if d else None)
+            ref = TemplateRef(key, a, b, int(c) if c else None, int(d) if d else None, e == "true")
             context.templates_by_id[key] = ref
             context.templates_by_slug[a] = ref
         elif kind == "sender":

@@ -39,6 +39,9 @@ from messaging.selectors import SendContext, send_context, sender_unavailable_re
 from messaging.serializers import BatchSerializer, SendSerializer
 from pufferpost.errors import ApiError, violations_from
 from pufferpost.models import Workspace
+from templates_app.formatting import normalize_locale
+from templates_app.selectors import variables_missing_error
+from templates_app.variables import version_variables_by_pk
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +130,12 @@ def _plan(
         raise _unprocessable(
             "template_has_no_version", f'Template "{asked}" has no saved version to send. Save a version first.'
         )
+    locale = send.get("locale") or workspace.default_locale
+    if ref is not None and ref.strict_variables:
+        used = version_variables_by_pk(ref.version_pk, normalize_locale(locale) or "en")
+        missing = sorted(used - set(send.get("data") or {}))
+        if missing:
+            raise variables_missing_error(missing)
     from_address = send["from"]
     sender_id = context.sender_ids.get(from_address)
     if sender_id is None:
@@ -173,7 +182,7 @@ def _plan(
         template_version_id=ref.version_pk if ref else None,
         data=send.get("data") or {},
         metadata=send.get("metadata") or {},
-        locale=send.get("locale") or workspace.default_locale,
+        locale=locale,
         timezone=send.get("timezone") or "UTC",
         unsubscribe_group_id=group_id,
         status=MessageStatus.ACCEPTED,
