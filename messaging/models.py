@@ -225,7 +225,7 @@ class AttemptState(models.TextChoices):
 
 
 class DeliveryAttempt(models.Model):
-    """One try at handing a message to its receiving servers (see messaging.delivery.services).
+    """One try at handing a message to its receiving servers (see messaging.delivery.commit_point).
 
     A row is written `in_flight` just before the DATA payload (the commit point) and finished with
     the outcome; tries that end before DATA (connection refused, 4xx/5xx at RCPT) are written once,

@@ -320,7 +320,7 @@ PUFFERPOST_SMTP_HELO_NAME = _read("str", "PUFFERPOST_SMTP_HELO_NAME", default=""
 PUFFERPOST_RETURN_PATH_DOMAIN = _read("str", "PUFFERPOST_RETURN_PATH_DOMAIN", default="").strip().lower()
 
 # --- pipeline ---
-# Delivery (messaging.delivery.services): leases, retries, the sweeper, batching of writes.
+# Delivery (messaging.delivery: claim, batch, commit_point, outcomes, sweeper): leases, retries, the sweeper, batching of writes.
 # Seconds a worker's claim on a message lasts before the sweeper may give the message to another
 # worker; renewed at the commit point. Far above the SMTP timeout: a whole transaction fits.
 PUFFERPOST_DELIVERY_LEASE = _read("float", "PUFFERPOST_DELIVERY_LEASE", default=600.0, positive=True)

@@ -1,0 +1,256 @@
+"""The batch run: load a claimed batch, prepare each message, send it, collect its outcome.
+
+Everything for the batch is loaded in a fixed number of queries; suppressions and opt-outs are
+re-checked; each message is rendered, built, instrumented and DKIM-signed, then sent through one
+`Mailer` (connections reused per destination), messages ordered by recipient domain. Results are
+handed to `outcomes_record` every few messages.
+
+Choices:
+- A from-domain that is no longer verified (drift) or has no key is a temporary failure: the
+  message is deferred and retried (drift is usually a DNS blip the re-check repairs), and ends
+  `errored` when the retry window closes. Nothing is ever sent unsigned.
+- A suppression or group opt-out added after acceptance: `to` → `suppressed`, cc → left out.
+- When `to` is retried, recipients that already accepted (or refused) it are left out.
+"""
+
+import logging
+import time
+from collections import defaultdict
+from datetime import datetime
+
+from django.conf import settings
+from django.utils import timezone
+
+from domains.models import DkimStatus, Domain
+from messaging.delivery import dkim
+from messaging.delivery.commit_point import CommitPoint
+from messaging.delivery.mime import Attachment, build_message, domain_of
+from messaging.delivery.outcomes import Outcome, Result, outcomes_record
+from messaging.models import DeliveryAttempt, Message, MessageStatus, Suppression, Unsubscribe
+from messaging.tracking.links import instrument_html, unsubscribe_url
+from pufferpost import smtp
+from pufferpost.smtp import DeliveryResult, Mailer
+from senders.models import SenderState
+from templates_app.rendering import RenderError, render_version
+
+log = logging.getLogger(__name__)
+
+S = MessageStatus
+
+
+class Batch:
+    def __init__(self, message_ids: list[str], token: datetime):
+        self.ids = message_ids
+        self.token = token
+        self.pending: list[Result] = []
+        self.first_pending_at: float | None = None
+
+    def run(self) -> None:
+        messages = self._load()
+        try:
+            with Mailer() as mailer:
+                for message in messages:
+                    result = self._prepare_and_send(mailer, message)
+                    if result is not None:
+                        self._add(result)
+        finally:
+            self._flush()
+
+    # -- loading: a fixed number of queries whatever the batch size --
+
+    def _load(self) -> list[Message]:
+        messages = list(
+            Message.objects.filter(pk__in=self.ids, status=S.QUEUED, claimed_at=self.token)
+            .select_related("sender", "template_version", "workspace")
+            .prefetch_related("attachments")
+        )
+        workspace_ids = {m.workspace_id for m in messages}
+        addresses = {a.lower() for m in messages for a in (m.to, *m.cc)}
+        self.domains = {
+            (d.workspace_id, d.domain): d
+            for d in Domain.objects.filter(
+                workspace_id__in=workspace_ids,
+                domain__in={domain_of(m.from_address) for m in messages},
+                dkim_status=DkimStatus.VERIFIED,
+            )
+        }
+        self.suppressed = set(
+            Suppression.objects.filter(workspace_id__in=workspace_ids, email__in=addresses).values_list(
+                "workspace_id", "email"
+            )
+        )
+        group_ids = {m.unsubscribe_group_id for m in messages if m.unsubscribe_group_id}
+        self.unsubscribed = (
+            set(
+                Unsubscribe.objects.filter(group_id__in=group_ids, email__in=addresses).values_list("group_id", "email")
+            )
+            if group_ids
+            else set()
+        )
+        # Recipients that already accepted (or refused) a message in an earlier try are not sent it again.
+        self.settled: dict[str, set[str]] = defaultdict(set)
+        retried = [m.pk for m in messages if m.attempts]
+        if retried:
+            for message_id, recipients in DeliveryAttempt.objects.filter(message_id__in=retried).values_list(
+                "message_id", "recipients"
+            ):
+                for address, outcome in (recipients or {}).items():
+                    if outcome.get("outcome") in (Outcome.DELIVERED, Outcome.BOUNCED):
+                        self.settled[message_id].add(address.lower())
+        messages.sort(key=lambda m: (domain_of(m.to), m.pk))
+        return messages
+
+    def _is_suppressed(self, message: Message, address: str) -> bool:
+        address = address.lower()
+        return (message.workspace_id, address) in self.suppressed or (
+            message.unsubscribe_group_id is not None and (message.unsubscribe_group_id, address) in self.unsubscribed
+        )
+
+    # -- one message --
+
+    def _prepare_and_send(self, mailer: Mailer, message: Message) -> Result | None:
+        if self._is_suppressed(message, message.to):
+            return Result(
+                message, Outcome.SUPPRESSED, detail={"reason": "recipient_suppressed", "recipient": message.to}
+            )
+        held = held_reason(message)
+        if held is not None:
+            return Result(message, Outcome.DEFERRED, detail=held, response=held["reason"])
+        domain = self.domains.get((message.workspace_id, domain_of(message.from_address)))
+        if domain is None or not (domain.dkim_private_key and domain.selector):
+            return Result(
+                message,
+                Outcome.DEFERRED,
+                detail={
+                    "reason": "domain_not_verified",
+                    "message": f"{domain_of(message.from_address)} is not a verified sending domain with a "
+                    "signing key in this workspace; retrying until it is verified again.",
+                },
+                response="sending domain not verified",
+            )
+        try:
+            rendered = render_version(
+                message.template_version, data=message.data, locale=message.locale, timezone=message.timezone
+            )
+        except RenderError as exc:
+            return Result(message, Outcome.ERRORED, detail={"reason": "render_error", "message": str(exc)})
+        workspace = message.workspace
+        html = instrument_html(
+            rendered.html, message_id=message.pk, opens=workspace.open_tracking, clicks=workspace.click_tracking
+        )
+        cc = [a for a in message.cc if a.lower() != message.to.lower() and not self._is_suppressed(message, a)]
+        settled = self.settled.get(message.pk, set())
+        try:
+            outgoing = build_message(
+                message_id=message.pk,
+                from_email=message.from_address,
+                from_name=message.sender.display_name or "",
+                to=message.to,
+                cc=cc,
+                reply_to=message.reply_to,
+                subject=rendered.subject,
+                html=html,
+                text=rendered.text,
+                attachments=[
+                    Attachment(a.filename, a.content_type, bytes(a.content)) for a in message.attachments.all()
+                ],
+                unsubscribe_url=unsubscribe_url(message.pk),
+            )
+            signed = dkim.sign(
+                outgoing.data, domain=domain.domain, selector=domain.selector, private_key_pem=domain.dkim_private_key
+            )
+        except Exception as exc:  # a message that cannot be built must not take the batch down
+            log.exception("could not build %s", message.pk)
+            return Result(message, Outcome.ERRORED, detail={"reason": "build_error", "message": str(exc)})
+        recipients = [r for r in outgoing.recipients if r.lower() not in settled]
+        if not recipients:  # every recipient took it in an earlier try
+            return Result(
+                message,
+                Outcome.DELIVERED,
+                subject=rendered.subject,
+                detail={"recipient": message.to, "note": "every recipient accepted it in an earlier try"},
+                started_at=timezone.now(),
+            )
+        fence = CommitPoint(message.pk, self.token, rendered.subject)
+        started_at = timezone.now()
+        try:
+            results = mailer.send(mail_from=outgoing.mail_from, recipients=recipients, data=signed, before_data=fence)
+        except ValueError as exc:  # addresses the transport cannot carry
+            return Result(message, Outcome.ERRORED, detail={"reason": "build_error", "message": str(exc)})
+        finished_at = timezone.now()
+        if fence.lost:
+            log.warning("%s: claim lost before DATA (lease expired); another worker owns it", message.pk)
+            return None
+        return self._classify(message, rendered.subject, results, fence, started_at, finished_at)
+
+    def _classify(self, message, subject, results: dict[str, DeliveryResult], fence, started_at, finished_at) -> Result:
+        to_result = results.get(message.to) or next(iter(results.values()))
+        recipients = {
+            address: {"outcome": r.outcome.value, "code": r.code, "response": r.response_text, "mx_host": r.mx_host}
+            for address, r in results.items()
+        }
+        bounced = [address.lower() for address, r in results.items() if r.outcome == smtp.Outcome.BOUNCED]
+        response = f"{to_result.code or ''} {to_result.response_text}".strip()
+        detail = {
+            "recipient": message.to,
+            "code": to_result.code,
+            "response": to_result.response_text,
+            "mx_host": to_result.mx_host,
+        }
+        if len(recipients) > 1:
+            detail["recipients"] = recipients
+        outcome = Outcome(to_result.outcome)
+        if message.to.lower() in self.settled.get(message.pk, set()):
+            outcome = Outcome.DELIVERED  # `to` took it in an earlier try; this one was for a cc
+        elif (
+            message.to.lower() in fence.committed
+            and to_result.outcome == smtp.Outcome.DEFERRED
+            and to_result.code is None
+        ):
+            # The payload may have reached the server with no reply read back: never send it again.
+            outcome = Outcome.UNKNOWN
+        return Result(
+            message,
+            outcome,
+            detail=detail,
+            subject=subject,
+            response=response,
+            mx_host=to_result.mx_host,
+            recipients=recipients,
+            attempt_id=fence.attempt_id,
+            started_at=started_at,
+            finished_at=finished_at,
+            bounced_addresses=bounced,
+        )
+
+    # -- recording, in bulk --
+
+    def _add(self, result: Result) -> None:
+        self.pending.append(result)
+        now = time.monotonic()
+        if self.first_pending_at is None:
+            self.first_pending_at = now
+        if (
+            len(self.pending) >= settings.PUFFERPOST_DELIVERY_FLUSH_EVERY
+            or now - self.first_pending_at >= settings.PUFFERPOST_DELIVERY_FLUSH_SECONDS
+        ):
+            self._flush()
+
+    def _flush(self) -> None:
+        pending, self.pending, self.first_pending_at = self.pending, [], None
+        if pending:
+            outcomes_record(results=pending, token=self.token)
+
+
+def held_reason(message: Message) -> dict | None:
+    """Mail accepted before a pause waits (deferred) instead of leaving: a sender paused for its
+    bounce or complaint rate, or a workspace paused by staff, must stop sending at once. It goes
+    out if the pause is lifted within the retry window, else it ends `errored`."""
+    if message.workspace.sending_paused:
+        return {"reason": "sending_paused", "message": "Sending is paused for the workspace."}
+    if message.sender.state != SenderState.ACTIVE:
+        return {
+            "reason": "sender_not_available",
+            "message": f"The sender {message.from_address} is {message.sender.state}; held until it is active again.",
+        }
+    return None

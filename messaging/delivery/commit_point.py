@@ -1,0 +1,76 @@
+"""The commit point: the one moment that decides whether a message may ever be sent again.
+
+When the server has answered 354 to DATA and before the payload is sent, one statement
+(autocommit) checks that the claim is still ours (`claimed_at` unchanged, still `queued`), renews
+the lease and inserts a `DeliveryAttempt` in state `in_flight`. If the claim was lost (the lease
+ran out and the sweeper gave the message to another worker), the connection is closed without
+the final dot and the server discards the message.
+
+The guarantee, precisely. Per message (and per SMTP transaction for a message whose recipients
+span several destinations): it is never handed to a receiving server twice (no at-least-once
+anywhere: a retry happens only when no attempt passed the commit point, or the server answered
+the DATA payload with an explicit 4xx). It may be lost (at-most-once) only if the worker dies,
+or the connection breaks, between committing the in-flight attempt and reading the server's
+reply to the payload — a window of one network round trip plus the server's processing. Such a
+message ends `sent` with `outcome: unknown` rather than being retried. A crash anywhere before
+the commit point (claim, render, connect, MAIL, RCPT, even the DATA command) is retried by the
+sweeper after the lease. Recipients of one message on different destinations are separate SMTP
+transactions: once any of them passed the commit point, the others are not retried after a crash.
+"""
+
+import json
+from datetime import datetime
+
+from django.db import connection
+from django.utils import timezone
+
+from messaging.delivery.claim import lease_end
+from messaging.models import AttemptState, DeliveryAttempt, Message, MessageStatus
+
+
+class CommitPoint:
+    """`before_data` for one message: fence on the claim, renew the lease, insert the in-flight attempt."""
+
+    def __init__(self, message_id: str, token: datetime, subject: str):
+        self.message_id, self.token, self.subject = message_id, token, subject
+        self.attempt_id: int | None = None
+        self.lost = False
+        # Recipients whose transaction passed the commit point (their outcome may be unknowable).
+        self.committed: set[str] = set()
+
+    def __call__(self, recipients: list[str]) -> bool:
+        if self.attempt_id is not None:
+            # A second destination of the same message: the attempt is already in flight.
+            self.committed.update(r.lower() for r in recipients)
+            return True
+        now = timezone.now()
+        table = connection.ops.quote_name(Message._meta.db_table)
+        attempts = connection.ops.quote_name(DeliveryAttempt._meta.db_table)
+        # One statement, so it commits on its own in autocommit mode: both rows or neither.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""WITH fenced AS (
+                        UPDATE {table} SET next_attempt_at = %s, subject = %s, updated_at = %s
+                         WHERE id = %s AND status = %s AND claimed_at = %s
+                     RETURNING id)
+                    INSERT INTO {attempts} (message_id, state, started_at, mx_host, response, recipients)
+                    SELECT id, %s, %s, '', '', %s::jsonb FROM fenced RETURNING id""",
+                [
+                    lease_end(now),
+                    self.subject,
+                    now,
+                    self.message_id,
+                    MessageStatus.QUEUED,
+                    self.token,
+                    AttemptState.IN_FLIGHT,
+                    now,
+                    json.dumps({r: {"outcome": AttemptState.IN_FLIGHT.value} for r in recipients}),
+                ],
+            )
+            row = cursor.fetchone()
+        if row is None:
+            self.lost = True
+            return False
+        self.attempt_id = row[0]
+        self.committed.update(r.lower() for r in recipients)
+        return True

@@ -1,0 +1,311 @@
+"""Outcomes: what happened to each message of a batch, and recording them in bulk.
+
+Outcomes are recorded every few messages (PUFFERPOST_DELIVERY_FLUSH_EVERY / _SECONDS), each flush
+a fixed number of statements in one transaction whatever the number of messages:
+2xx → `sent` + `delivered`; 5xx for `to` → `bounced` + suppression; 4xx, timeouts, refused
+connections → a `deferred` event, still `queued`, retried with exponential backoff and jitter
+(a Celery countdown when shorter than PUFFERPOST_DELIVERY_COUNTDOWN_MAX, else only the sweeper)
+until PUFFERPOST_DELIVERY_RETRY_WINDOW after acceptance, then `errored`.
+
+A 5xx for a cc address suppresses it and is listed in the event's `recipients`, but the status
+describes `to` (as messaging.feedback does for DSNs). A cc deferred while `to` settled is
+recorded, not retried.
+"""
+
+import json
+import logging
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from functools import partial
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from messaging.lifecycle import message_events_bulk_record, messages_transition_bulk
+from messaging.models import (
+    AttemptState,
+    DeliveryAttempt,
+    EventType,
+    Message,
+    MessageEvent,
+    MessageStatus,
+    Suppression,
+    SuppressionReason,
+)
+from pufferpost import smtp
+
+log = logging.getLogger(__name__)
+
+S = MessageStatus
+
+
+class Outcome(StrEnum):
+    """What one delivery try did to a message. The first three are `smtp.Outcome`'s per-recipient
+    results (same values, so `Outcome(smtp_result.outcome)` converts); the others never reach SMTP
+    or, for `unknown`, passed the commit point with no reply read back."""
+
+    DELIVERED = smtp.Outcome.DELIVERED.value
+    BOUNCED = smtp.Outcome.BOUNCED.value
+    DEFERRED = smtp.Outcome.DEFERRED.value
+    ERRORED = "errored"  # cannot be sent: render or build error
+    SUPPRESSED = "suppressed"  # `to` suppressed or opted out after acceptance
+    UNKNOWN = "unknown"  # the payload may have reached the server; never sent again
+
+
+ATTEMPT_STATE = {
+    Outcome.DELIVERED: AttemptState.SUCCEEDED,
+    Outcome.BOUNCED: AttemptState.FAILED,
+    Outcome.ERRORED: AttemptState.FAILED,
+    Outcome.DEFERRED: AttemptState.DEFERRED,
+    Outcome.UNKNOWN: AttemptState.UNKNOWN,
+}
+
+
+@dataclass
+class Result:
+    """What happened to one message in this batch, waiting to be recorded."""
+
+    message: Message
+    outcome: Outcome
+    detail: dict = field(default_factory=dict)
+    subject: str = ""
+    response: str = ""
+    mx_host: str = ""
+    recipients: dict = field(default_factory=dict)
+    attempt_id: int | None = None  # set when the attempt passed the commit point
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    bounced_addresses: list[str] = field(default_factory=list)
+
+
+def retry_delay(attempts: int) -> float:
+    """Exponential backoff with equal jitter: half the step fixed, half random (attempts ≥ 1)."""
+    step = min(
+        settings.PUFFERPOST_DELIVERY_RETRY_MAX_DELAY,
+        settings.PUFFERPOST_DELIVERY_RETRY_BASE * 2 ** max(attempts - 1, 0),
+    )
+    return step / 2 + random.uniform(0, step / 2)
+
+
+@transaction.atomic
+def outcomes_record(*, results: list[Result], token: datetime) -> None:
+    """Record a batch's outcomes: attempts, message bookkeeping, transitions, events, suppressions,
+    retries. A fixed number of statements per call, whatever the number of messages."""
+    now = timezone.now()
+    by_outcome: dict[Outcome, list[Result]] = defaultdict(list)
+    for result in results:
+        by_outcome[result.outcome].append(result)
+
+    _attempts_write(results, now=now)
+    retries, gave_up = _retries_plan(by_outcome.get(Outcome.DEFERRED, []), now=now)
+    touched = []
+    for r in results:
+        message = r.message
+        if r.outcome != Outcome.DEFERRED:
+            message.attempts += 0 if r.outcome == Outcome.SUPPRESSED else 1
+            message.next_attempt_at = None
+        if r.subject:
+            message.subject = r.subject
+        message.last_response = r.response[:2000]
+        touched.append(message)
+    _messages_bookkeep(touched, token=token)
+    bounced = _transitions_record(results, by_outcome, gave_up, now=now)
+    _suppressions_record(results, bounced=set(bounced))
+    for message_id, delay in retries:
+        if delay <= settings.PUFFERPOST_DELIVERY_COUNTDOWN_MAX:
+            transaction.on_commit(partial(_enqueue_retry, message_id, delay))
+
+
+def _attempts_write(results: list[Result], *, now: datetime) -> None:
+    """Attempts that passed the commit point are finished, the others written finished.
+    (Suppressed-at-send-time messages never reached a server: no attempt.)"""
+    finished, created = [], []
+    for r in results:
+        if r.outcome == Outcome.SUPPRESSED or (r.outcome == Outcome.ERRORED and r.started_at is None):
+            continue
+        attempt = DeliveryAttempt(
+            id=r.attempt_id,
+            message_id=r.message.pk,
+            state=ATTEMPT_STATE[r.outcome],
+            started_at=r.started_at or now,
+            finished_at=now,
+            mx_host=r.mx_host,
+            response=r.response or r.detail.get("message", ""),
+            recipients=r.recipients,
+        )
+        (finished if r.attempt_id else created).append(attempt)
+    if finished:
+        _attempts_finish(finished)
+    if created:
+        DeliveryAttempt.objects.bulk_create(created)
+
+
+def _retries_plan(deferred: list[Result], *, now: datetime) -> tuple[list[tuple[str, float]], list[Result]]:
+    """Deferred messages stay queued with their next due time, or give up after the window:
+    ((message id, delay) to retry, results that gave up)."""
+    window = timedelta(seconds=settings.PUFFERPOST_DELIVERY_RETRY_WINDOW)
+    retries: list[tuple[str, float]] = []
+    gave_up: list[Result] = []
+    for r in deferred:
+        message = r.message
+        message.attempts += 1
+        deadline = message.created_at + window
+        if now >= deadline:
+            gave_up.append(r)
+            continue
+        delay = min(retry_delay(message.attempts), (deadline - now).total_seconds())
+        message.next_attempt_at = now + timedelta(seconds=delay)
+        r.detail["next_attempt_at"] = message.next_attempt_at.isoformat()
+        r.detail["attempt"] = message.attempts
+        retries.append((message.pk, delay))
+    return retries, gave_up
+
+
+def _transitions_record(
+    results: list[Result], by_outcome: dict[Outcome, list[Result]], gave_up: list[Result], *, now: datetime
+) -> list[str]:
+    """Status transitions and their events, plus `deferred` events; returns the ids that bounced."""
+    details = {r.message.pk: r.detail for r in results}
+    # The timeline orders by occurred_at: `sent` when transmission began, the outcome when it ended.
+    started = {r.message.pk: r.started_at for r in results if r.started_at}
+    ended = {r.message.pk: r.finished_at for r in results if r.finished_at}
+    delivered = [r.message.pk for r in by_outcome.get(Outcome.DELIVERED, [])]
+    if delivered:
+        sent_details = {r.message.pk: {"mx_host": r.mx_host} for r in by_outcome[Outcome.DELIVERED]}
+        messages_transition_bulk(message_ids=delivered, to_status=S.SENT, details=sent_details, occurred_at=started)
+        messages_transition_bulk(message_ids=delivered, to_status=S.DELIVERED, details=details, occurred_at=ended)
+    unknown = [r.message.pk for r in by_outcome.get(Outcome.UNKNOWN, [])]
+    if unknown:
+        unknown_details = {
+            pk: {
+                **details[pk],
+                "outcome": Outcome.UNKNOWN.value,
+                "note": "no reply to the message data; not sent again",
+            }
+            for pk in unknown
+        }
+        messages_transition_bulk(message_ids=unknown, to_status=S.SENT, details=unknown_details, occurred_at=started)
+    bounced = messages_transition_bulk(
+        message_ids=[r.message.pk for r in by_outcome.get(Outcome.BOUNCED, [])],
+        to_status=S.BOUNCED,
+        details=details,
+        occurred_at=ended,
+    )
+    errored_details = {
+        **details,
+        **{
+            r.message.pk: {**r.detail, "reason": "retry_window_exhausted", "last_response": r.response} for r in gave_up
+        },
+    }
+    messages_transition_bulk(
+        message_ids=[r.message.pk for r in by_outcome.get(Outcome.ERRORED, []) + gave_up],
+        to_status=S.ERRORED,
+        details=errored_details,
+        occurred_at=now,
+    )
+    messages_transition_bulk(
+        message_ids=[r.message.pk for r in by_outcome.get(Outcome.SUPPRESSED, [])],
+        to_status=S.SUPPRESSED,
+        details=details,
+        occurred_at=now,
+    )
+    deferred_events = [
+        MessageEvent(
+            message_id=r.message.pk,
+            workspace_id=r.message.workspace_id,
+            type=EventType.DEFERRED,
+            occurred_at=now,
+            detail=r.detail,
+        )
+        for r in by_outcome.get(Outcome.DEFERRED, [])
+        if r not in gave_up
+    ]
+    if deferred_events:
+        message_events_bulk_record(deferred_events)
+    return bounced
+
+
+def _suppressions_record(results: list[Result], *, bounced: set[str]) -> None:
+    """Suppress every address that answered 5xx: `to` when the message bounced, cc addresses always."""
+    suppressions = [
+        Suppression(
+            workspace_id=r.message.workspace_id,
+            email=address,
+            reason=SuppressionReason.BOUNCE,
+            source_message_id=r.message.pk,
+        )
+        for r in results
+        for address in r.bounced_addresses
+        if address != r.message.to.lower() or r.message.pk in bounced
+    ]
+    if suppressions:
+        Suppression.objects.bulk_create(suppressions, ignore_conflicts=True)
+        senders = {r.message.sender_id for r in results if r.message.pk in bounced}
+        transaction.on_commit(partial(_evaluate_senders, senders))
+
+
+def _attempts_finish(attempts: list[DeliveryAttempt]) -> None:
+    """`bulk_update(attempts, [state, finished_at, mx_host, response, recipients])` as one
+    `UPDATE … FROM unnest(…)`: the ORM's CASE-per-row form cost more CPU than the sending."""
+    table = connection.ops.quote_name(DeliveryAttempt._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {table} a
+                   SET state = v.state, finished_at = v.finished_at, mx_host = v.mx_host,
+                       response = v.response, recipients = v.recipients::jsonb
+                  FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::text[])
+                       AS v(id, state, finished_at, mx_host, response, recipients)
+                 WHERE a.id = v.id""",
+            [
+                [a.pk for a in attempts],
+                [a.state for a in attempts],
+                [a.finished_at for a in attempts],
+                [a.mx_host for a in attempts],
+                [a.response for a in attempts],
+                [json.dumps(a.recipients) for a in attempts],
+            ],
+        )
+
+
+def _messages_bookkeep(messages: list[Message], *, token: datetime) -> None:
+    """`Message.objects.filter(claimed_at=token).bulk_update(messages, [attempts, next_attempt_at,
+    subject, last_response])` as one `UPDATE … FROM unnest(…)` (rows of another claim are left alone)."""
+    table = connection.ops.quote_name(Message._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {table} m
+                   SET attempts = v.attempts, next_attempt_at = v.next_attempt_at,
+                       subject = v.subject, last_response = v.last_response
+                  FROM unnest(%s::text[], %s::integer[], %s::timestamptz[], %s::text[], %s::text[])
+                       AS v(id, attempts, next_attempt_at, subject, last_response)
+                 WHERE m.id = v.id AND m.claimed_at = %s""",
+            [
+                [m.pk for m in messages],
+                [m.attempts for m in messages],
+                [m.next_attempt_at for m in messages],
+                [m.subject for m in messages],
+                [m.last_response for m in messages],
+                token,
+            ],
+        )
+
+
+def _evaluate_senders(sender_ids) -> None:
+    from senders.reputation import sender_reputation_evaluate
+
+    for sender_id in sender_ids:
+        sender_reputation_evaluate(sender_id=sender_id)
+
+
+def _enqueue_retry(message_id: str, delay: float) -> None:
+    # Imported here: tasks import the services that import this module.
+    from messaging.delivery.tasks import deliver_due_messages as task
+
+    try:
+        task.apply_async([[message_id]], countdown=delay)
+    except Exception:  # the sweeper picks up due messages whose countdown was lost
+        log.exception("could not schedule the retry of %s; the delivery sweeper will", message_id)
