@@ -31,12 +31,14 @@ from messaging.models import (
     DeliveryAttempt,
     EventType,
     Message,
+    MessageContent,
     MessageEvent,
     MessageStatus,
     Suppression,
     SuppressionReason,
 )
 from pufferpost import smtp
+from templates_app.rendering import Rendered
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,8 @@ class Result:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     bounced_addresses: list[str] = field(default_factory=list)
+    # What was built and handed to the transport (subject, html as instrumented, text).
+    content: Rendered | None = None
 
 
 def retry_delay(attempts: int) -> float:
@@ -113,11 +117,30 @@ def outcomes_record(*, results: list[Result], token: datetime) -> None:
         message.last_response = r.response[:2000]
         touched.append(message)
     _messages_bookkeep(touched, token=token)
+    _contents_record(results, now=now)
     bounced = _transitions_record(results, by_outcome, gave_up, now=now)
     _suppressions_record(results, bounced=set(bounced))
     for message_id, delay in retries:
         if delay <= settings.PUFFERPOST_DELIVERY_COUNTDOWN_MAX:
             transaction.on_commit(partial(_enqueue_retry, message_id, delay))
+
+
+def _contents_record(results: list[Result], *, now: datetime) -> None:
+    """Keep what each message's try built (one upsert per flush): the latest try's content wins."""
+    contents = [
+        MessageContent(
+            message_id=r.message.pk, subject=r.content.subject, text=r.content.text, html=r.content.html, built_at=now
+        )
+        for r in results
+        if r.content is not None
+    ]
+    if contents:
+        MessageContent.objects.bulk_create(
+            contents,
+            update_conflicts=True,
+            unique_fields=["message"],
+            update_fields=["subject", "text", "html", "built_at"],
+        )
 
 
 def _attempts_write(results: list[Result], *, now: datetime) -> None:

@@ -88,7 +88,10 @@ class SimulatedTransport:
             if before_data is not None and not before_data(accepted):
                 results.update(dict.fromkeys(accepted, classify(None, _ABANDONED, SIMULATOR_HOST)))
             else:
-                results.update(dict.fromkeys(accepted, classify(*_ACCEPTED, SIMULATOR_HOST)))
+                code, text = _ACCEPTED
+                signed = data.startswith(b"DKIM-Signature:") or b"\r\nDKIM-Signature:" in data
+                text += " (DKIM-signed)" if signed else " (not DKIM-signed: the from-domain has no key yet)"
+                results.update(dict.fromkeys(accepted, classify(code, text, SIMULATOR_HOST)))
         return results
 
 

@@ -53,11 +53,12 @@ def _single_address(message: EmailMessage, name: str) -> str | None:
 
 
 def _text_of(part) -> str:
+    """A text part's content with plain `\n` line ends (SMTP carries CRLF; the builder adds its own)."""
     try:
-        return part.get_content()
+        content = part.get_content()
     except (LookupError, UnicodeError):  # an unknown or lying charset: keep what can be read
-        payload = part.get_payload(decode=True) or b""
-        return payload.decode("utf-8", "replace")
+        content = (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
+    return content.replace("\r\n", "\n")
 
 
 def html_from_text(text: str) -> str:

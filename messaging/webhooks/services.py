@@ -314,7 +314,6 @@ def _message_payload(message: Message) -> dict:
         "template_id": message.template_id,
         "metadata": message.metadata,
         "tags": message.tags,
-        "test": not message.livemode,
         "created_at": _timestamp(message.created_at),
     }
 

@@ -66,7 +66,10 @@ def test_smtplib_submission_is_delivered_signed_to_the_mx_one_message_per_recipi
     assert mail["From"] == f"Acme Shop <{FROM}>"
     assert mail["Message-ID"] == f"<{messages['jane@example.com'].pk}@mail.acme.test>"
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert mail.get_body(("plain",)).get_content() == "Hello Jane,\nyour order o_9 is confirmed.\n"
+    # On the wire every line ends CRLF (RFC 5322); the text itself is what the client submitted.
+    assert (
+        mail.get_body(("plain",)).get_content().replace("\r\n", "\n") == "Hello Jane,\nyour order o_9 is confirmed.\n"
+    )
     assert "your order <b>o_9</b> is confirmed" in mail.get_body(("html",)).get_content()
     [attachment] = list(mail.iter_attachments())
     assert attachment.get_filename() == "receipt.pdf" and attachment.get_content() == b"%PDF-1.4 receipt"
@@ -77,6 +80,10 @@ def test_smtplib_submission_is_delivered_signed_to_the_mx_one_message_per_recipi
     assert view["template_id"] is None and view["template_name"] is None
     assert view["subject"] == "Your order o_9" and view["status"] == "delivered"
     assert view["attachments"] == [{"filename": "receipt.pdf", "content_type": "application/pdf"}]
+    content = api.get(f"/v1/messages/{messages['jane@example.com'].pk}/content").json()
+    assert content["subject"] == mail["Subject"]
+    assert content["text"] == mail.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert content["html"] == mail.get_body(("html",)).get_content().replace("\r\n", "\n")
     events = [e["type"] for e in api.get(f"/v1/messages/{messages['jane@example.com'].pk}/events").json()["data"]]
     assert events == ["accepted", "queued", "sent", "delivered"]
 
