@@ -21,17 +21,20 @@ db: $(STAMP) services
 	@$(PY) bin/ensure-db
 
 up: db
+	@$(PY) bin/check-python
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_workspace
 	bin/run-local
 
 test: $(STAMP) services
+	@$(PY) bin/check-python
 	@bin/ensure-test-tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

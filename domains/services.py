@@ -15,7 +15,8 @@ from django.utils import timezone
 from domains import checks
 from domains.checks import DkimFinding, DmarcFinding
 from domains.models import DkimStatus, DmarcStatus, Domain
-from messaging.webhooks.services import webhook_platform_event_publish
+from domains.tasks import issue_dkim_key as issue_dkim_key_task
+from pufferpost import events
 from pufferpost.models import Workspace
 
 logger = logging.getLogger(__name__)
@@ -67,9 +68,8 @@ def domain_delete(*, domain: Domain) -> None:
 
 
 def _enqueue_key_issue(domain_id: str) -> None:
-    from domains.tasks import issue_dkim_key  # tasks import this module
 
-    transaction.on_commit(lambda: issue_dkim_key.delay(domain_id))
+    transaction.on_commit(lambda: issue_dkim_key_task.delay(domain_id))
 
 
 def new_dkim_key_pair() -> tuple[str, str]:
@@ -119,9 +119,9 @@ def domain_verification_lost(*, domain: Domain) -> None:
         domain.workspace_id,
         domain.dkim_error,
     )
-    webhook_platform_event_publish(
-        workspace=domain.workspace_id,
-        type="domain.verification_lost",
+    events.publish(
+        events.DOMAIN_VERIFICATION_LOST,
+        workspace_id=domain.workspace_id,
         occurred_at=domain.verification_lost_at or timezone.now(),
         subject={
             "id": domain.pk,

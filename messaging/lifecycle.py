@@ -13,9 +13,10 @@ and a publish. Listeners defer their own I/O (enqueues) to `transaction.on_commi
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from messaging import queries
 from messaging.models import EventType, Message, MessageEvent, MessageStatus
 
 S = MessageStatus
@@ -128,18 +129,9 @@ def messages_transition_bulk(
         return []
     now = timezone.now()
     assignments = {"status": to_status, "updated_at": now, **fields}
-    columns, params = [], []
-    for name, value in assignments.items():
-        model_field = Message._meta.get_field(name)
-        columns.append(f"{connection.ops.quote_name(model_field.column)} = %s")
-        params.append(model_field.get_db_prep_save(value, connection))
-    table = connection.ops.quote_name(Message._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET {', '.join(columns)} WHERE id = ANY(%s) AND status = ANY(%s) RETURNING id, workspace_id",
-            [*params, ids, list(ALLOWED_SOURCES[to_status])],
-        )
-        moved = cursor.fetchall()
+    moved = queries.messages_update_returning(
+        message_ids=ids, from_statuses=ALLOWED_SOURCES[to_status], assignments=assignments
+    )
     details = details or {}
     events = MessageEvent.objects.bulk_create(
         [

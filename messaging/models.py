@@ -138,7 +138,7 @@ class Message(models.Model):
             models.Index(fields=["workspace", "to", "-created_at", "-id"], name="message_to_page_idx"),
             models.Index(fields=["workspace", "from_address", "-created_at", "-id"], name="message_from_page_idx"),
             models.Index(fields=["workspace", "template", "-created_at", "-id"], name="message_template_page_idx"),
-            # Sender auto-pause (senders.reputation): one sender's recent messages, read from the index alone.
+            # Sender auto-pause (messaging.feedback.reputation): one sender's recent messages, read from the index alone.
             models.Index(fields=["sender", "created_at"], include=["status"], name="message_sender_recent_idx"),
             # The outbox sweeper only ever looks at messages not yet handed to delivery.
             models.Index(
@@ -268,6 +268,3 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self):
         return self.key
-
-
-from messaging.webhooks.models import *  # noqa: E402, F403

@@ -3,21 +3,12 @@
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from django.db import connection
 from django.db.models import F, Prefetch
 
-from domains.models import DkimStatus, Domain
-from messaging import limits
-from messaging.models import (
-    Message,
-    MessageAttachment,
-    MessageContent,
-    Suppression,
-    Unsubscribe,
-    UnsubscribeGroup,
-)
+from domains.models import Domain
+from messaging import limits, queries
+from messaging.models import Message, MessageAttachment, MessageContent
 from senders.models import Sender, SenderState
-from templates_app.models import Template, TemplateVersion
 
 
 @dataclass(frozen=True)
@@ -37,51 +28,10 @@ class SendContext:
     templates_by_id: dict[str, TemplateRef] = field(default_factory=dict)
     templates_by_slug: dict[str, TemplateRef] = field(default_factory=dict)
     sender_ids: dict[str, str] = field(default_factory=dict)
-    # email -> (reason, since): why the address is suppressed, for the refusal's message
+    # email -> (reason, since): why the address is suppressed, for the refusal's detail
     suppressed: dict[str, tuple[str, datetime | None]] = field(default_factory=dict)
     groups: set[str] = field(default_factory=set)
     unsubscribed: set[tuple[str, str]] = field(default_factory=set)
-
-
-def _table(model) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
-
-
-def _send_context_sql() -> str:
-    # One UNION ALL over every table the send checks read, so a single send and a 100-item batch
-    # both pay one round trip. Columns: kind, key, a, b, c, d, e (all text).
-    return f"""
-        SELECT 'template', t.id, t.slug, t.name, v.id::text, v.version::text, t.strict_variables::text
-          FROM {_table(Template)} t
-          LEFT JOIN LATERAL (
-              SELECT tv.id, tv.version FROM {_table(TemplateVersion)} tv
-               WHERE tv.template_id = t.id ORDER BY tv.version DESC LIMIT 1
-          ) v ON true
-         WHERE t.workspace_id = %(ws)s AND t.archived_at IS NULL
-           AND (t.id = ANY(%(template_ids)s::text[]) OR t.slug = ANY(%(slugs)s::text[]))
-        UNION ALL
-        SELECT 'sender', s.from_address, s.id, NULL, NULL, NULL, NULL
-          FROM {_table(Sender)} s
-         WHERE s.workspace_id = %(ws)s AND s.from_address = ANY(%(froms)s::text[])
-           AND (%(test)s OR (s.state = %(active)s AND EXISTS (
-               SELECT 1 FROM {_table(Domain)} d
-                WHERE d.workspace_id = s.workspace_id AND d.dkim_status = %(verified)s
-                  AND d.domain = regexp_replace(s.from_address, '^.*@', '')
-           )))
-        UNION ALL
-        SELECT 'suppressed', x.email, x.reason, x.created_at::text, NULL, NULL, NULL
-          FROM {_table(Suppression)} x
-         WHERE x.workspace_id = %(ws)s AND x.email = ANY(%(tos)s::text[])
-        UNION ALL
-        SELECT 'group', g.id, NULL, NULL, NULL, NULL, NULL
-          FROM {_table(UnsubscribeGroup)} g
-         WHERE g.workspace_id = %(ws)s AND g.id = ANY(%(groups)s::text[])
-        UNION ALL
-        SELECT 'unsubscribed', u.email, u.group_id, NULL, NULL, NULL, NULL
-          FROM {_table(Unsubscribe)} u
-          JOIN {_table(UnsubscribeGroup)} ug ON ug.id = u.group_id
-         WHERE ug.workspace_id = %(ws)s AND u.group_id = ANY(%(groups)s::text[]) AND u.email = ANY(%(tos)s::text[])
-    """
 
 
 def send_context(*, workspace_id: str, sends: list[dict], livemode: bool = True) -> SendContext:
@@ -103,48 +53,39 @@ def send_context(*, workspace_id: str, sends: list[dict], livemode: bool = True)
         tos.add(send["to"])
         if send.get("unsubscribeGroup"):
             groups.add(send["unsubscribeGroup"])
-    params = {
-        "ws": workspace_id,
-        "template_ids": sorted(template_ids),
-        "slugs": sorted(slugs),
-        "froms": sorted(froms),
-        "tos": sorted(tos),
-        "groups": sorted(groups),
-        "active": SenderState.ACTIVE,
-        "verified": DkimStatus.VERIFIED,
-        "test": not livemode,
-    }
     context = SendContext()
-    with connection.cursor() as cursor:
-        cursor.execute(_send_context_sql(), params)
-        rows = cursor.fetchall()
-    for kind, key, a, b, c, d, e in rows:
-        if kind == "template":
-            ref = TemplateRef(key, a, b, int(c) if c else None, int(d) if d else None, e == "true")
-            context.templates_by_id[key] = ref
-            context.templates_by_slug[a] = ref
-        elif kind == "sender":
-            context.sender_ids[key] = a
-        elif kind == "suppressed":
-            context.suppressed[key] = (a, datetime.fromisoformat(b) if b else None)
-        elif kind == "group":
-            context.groups.add(key)
+    rows = queries.send_context_rows(
+        workspace_id=workspace_id,
+        template_ids=template_ids,
+        slugs=slugs,
+        froms=froms,
+        tos=tos,
+        groups=groups,
+        livemode=livemode,
+    )
+    for row in rows:
+        if row.kind == "template":
+            ref = TemplateRef(
+                row.template_id, row.slug, row.name, row.version_id, row.version, bool(row.strict_variables)
+            )
+            context.templates_by_id[row.template_id] = ref
+            context.templates_by_slug[row.slug] = ref
+        elif row.kind == "sender":
+            context.sender_ids[row.from_address] = row.sender_id
+        elif row.kind == "suppressed":
+            context.suppressed[row.email] = (row.suppression_reason, row.suppressed_at)
+        elif row.kind == "group":
+            context.groups.add(row.group_id)
         else:
-            context.unsubscribed.add((a, key))
+            context.unsubscribed.add((row.group_id, row.email))
     return context
-
-
-def monthly_quota_used_from_db(*, workspace_id: str, now: datetime | None = None) -> int:
-    return Message.objects.filter(
-        workspace_id=workspace_id, livemode=True, created_at__gte=limits.month_start(now)
-    ).count()
 
 
 def monthly_quota_used(*, workspace_id: str) -> int:
     """Messages accepted this calendar month (UTC): Redis's counter, or the database when Redis lost it."""
     used = limits.quota_used(workspace_id=workspace_id)
     if used is None:
-        used = monthly_quota_used_from_db(workspace_id=workspace_id, now=datetime.now(UTC))
+        used = limits.monthly_quota_used_from_db(workspace_id=workspace_id, now=datetime.now(UTC))
     return used
 
 

@@ -1,5 +1,5 @@
-"""Every write of the send API: accepting messages (single and batch), idempotency, suppressions,
-unsubscribe groups, and the outbox sweeper.
+"""Every write of the send API: accepting messages (single and batch), idempotency and the outbox
+sweeper (suppressions and unsubscribe groups: messaging/suppressions.py).
 
 Accepting a message is one transaction holding the message, its attachments, its `accepted`
 event (and the idempotency record), with the delivery task enqueued only after it commits:
@@ -19,7 +19,7 @@ from django.utils import timezone
 from rest_framework.exceptions import ErrorDetail, ValidationError
 
 from messaging import limits
-from messaging.delivery.tasks import deliver_messages
+from messaging.delivery.tasks import deliver_messages as deliver_messages_task
 from messaging.lifecycle import message_events_bulk_record
 from messaging.limits import Admission
 from messaging.models import (
@@ -30,14 +30,11 @@ from messaging.models import (
     MessageBody,
     MessageEvent,
     MessageStatus,
-    Suppression,
     SuppressionReason,
-    Unsubscribe,
-    UnsubscribeGroup,
 )
 from messaging.selectors import SendContext, send_context, sender_unavailable_reason
 from messaging.serializers import BatchSerializer, SendSerializer
-from pufferpost.errors import ApiError, violations_from
+from pufferpost.errors import ApplicationError, Conflict, Forbidden, LimitExceeded, SendRefused, violations_from
 from pufferpost.models import Workspace
 from templates_app.formatting import normalize_locale
 from templates_app.selectors import variables_missing_error
@@ -55,29 +52,24 @@ ENQUEUE_CHUNK = 100
 # --- errors the guide names -------------------------------------------------------------------
 
 
-def _unprocessable(code: str, message: str) -> ApiError:
-    return ApiError(status_code=422, code=code, message=message)
+def _unprocessable(code: str, message: str) -> SendRefused:
+    return SendRefused(code, message)
 
 
-def sending_paused_error() -> ApiError:
-    return ApiError(status_code=403, code="sending_paused", message="Sending is paused for this workspace.")
+def sending_paused_error() -> Forbidden:
+    return Forbidden("sending_paused", "Sending is paused for this workspace.")
 
 
-def rate_limited_error(admission: Admission) -> ApiError:
-    return ApiError(
-        status_code=429,
-        code="rate_limited",
-        message=f"Too many send requests; the limit is {admission.limit} a minute. Retry after the RateLimit-Reset time.",
-        headers={"Retry-After": str(admission.retry_after)},
+def rate_limited_error(admission: Admission) -> LimitExceeded:
+    return LimitExceeded(
+        "rate_limited",
+        f"Too many send requests; the limit is {admission.limit} a minute. Retry after the RateLimit-Reset time.",
+        retry_after=admission.retry_after,
     )
 
 
-def quota_exceeded_error(workspace: Workspace) -> ApiError:
-    return ApiError(
-        status_code=429,
-        code="quota_exceeded",
-        message=f"The monthly quota of {workspace.monthly_quota} messages is used up.",
-    )
+def quota_exceeded_error(workspace: Workspace) -> LimitExceeded:
+    return LimitExceeded("quota_exceeded", f"The monthly quota of {workspace.monthly_quota} messages is used up.")
 
 
 # --- accepting messages -----------------------------------------------------------------------
@@ -99,16 +91,32 @@ class SubmittedContent:
     html: str
 
 
+_SUPPRESSION_CAUSES = {
+    SuppressionReason.BOUNCE: "an earlier message to it bounced permanently",
+    SuppressionReason.COMPLAINT: "its recipient reported an earlier message as spam",
+    SuppressionReason.UNSUBSCRIBE: "its recipient unsubscribed",
+    SuppressionReason.MANUAL: "it was added to the list by hand",
+}
+
+
+def _suppression_explained(email: str, reason: str, since) -> str:
+    when = f" on {since.date().isoformat()}" if since else ""
+    cause = _SUPPRESSION_CAUSES.get(reason, reason)
+    remove = f"DELETE /v1/suppressions/{email}"
+    if reason in (SuppressionReason.COMPLAINT, SuppressionReason.UNSUBSCRIBE):
+        return f"Reason: {reason} ({cause}{when}). Remove it with {remove} only if the recipient asked for mail again."
+    return f"Reason: {reason} ({cause}{when}). Remove it with {remove} once the address can receive mail again."
+
+
 def _plan(
     *,
     workspace: Workspace,
     send: dict,
     context: SendContext,
-    now,
     livemode: bool = True,
     content: SubmittedContent | None = None,
 ) -> _Plan:
-    """Check one validated send against the workspace; return the unsaved rows or raise its ApiError.
+    """Check one validated send against the workspace; return the unsaved rows or raise its ApplicationError.
 
     Order: template, sender, unsubscribe group, suppression, opt-out (quota is the caller's).
     A live key may not address the simulator domain: that mail would go nowhere and count.
@@ -140,13 +148,8 @@ def _plan(
     sender_id = context.sender_ids.get(from_address)
     if sender_id is None:
         reason, why = sender_unavailable_reason(workspace_id=workspace.id, from_address=from_address)
-        raise ApiError(
-            status_code=422,
-            code="sender_not_available",
-            message=f'No active sender for "{from_address}".',  # the guide's words, exactly
-            reason=reason,
-            detail=why,
-        )
+        # The message is the guide's, word for word; why and what to do ride beside it.
+        raise SendRefused("sender_not_available", f'No active sender for "{from_address}".', reason=reason, detail=why)
     to = send["to"]
     if livemode:
         simulated = [
@@ -162,10 +165,9 @@ def _plan(
         raise _unprocessable("unknown_unsubscribe_group", f'No unsubscribe group "{group_id}" in this workspace.')
     if to in context.suppressed:
         reason, since = context.suppressed[to]
-        raise ApiError(
-            status_code=422,
-            code="recipient_suppressed",
-            message=f'"{to}" is on the suppression list.',  # the guide's words, exactly
+        raise SendRefused(
+            "recipient_suppressed",
+            f'"{to}" is on the suppression list.',  # the guide's words, exactly
             reason=reason,
             detail=_suppression_explained(to, reason, since),
         )
@@ -204,23 +206,6 @@ def _plan(
     return _Plan(message, attachments, body)
 
 
-_SUPPRESSION_CAUSES = {
-    SuppressionReason.BOUNCE: "an earlier message to it bounced permanently",
-    SuppressionReason.COMPLAINT: "its recipient reported an earlier message as spam",
-    SuppressionReason.UNSUBSCRIBE: "its recipient unsubscribed",
-    SuppressionReason.MANUAL: "it was added to the list by hand",
-}
-
-
-def _suppression_explained(email: str, reason: str, since) -> str:
-    when = f" on {since.date().isoformat()}" if since else ""
-    cause = _SUPPRESSION_CAUSES.get(reason, reason)
-    remove = f"DELETE /v1/suppressions/{email}"
-    if reason in (SuppressionReason.COMPLAINT, SuppressionReason.UNSUBSCRIBE):
-        return f"Reason: {reason} ({cause}{when}). Remove it with {remove} only if the recipient asked for mail again."
-    return f"Reason: {reason} ({cause}{when}). Remove it with {remove} once the address can receive mail again."
-
-
 def _persist(plans: list[_Plan], *, now, idempotency: IdempotencyRecord | list | None = None) -> list[str]:
     """Insert messages, attachments, `accepted` events (and the idempotency record); enqueue on commit.
 
@@ -256,7 +241,7 @@ def delivery_enqueue(message_ids: list[str]) -> None:
     `accepted` in the database and the outbox sweeper enqueues them again.
     """
     try:
-        deliver_messages.delay(message_ids)
+        deliver_messages_task.delay(message_ids)
     except Exception:  # any broker/transport error; the sweeper is the safety net
         logger.exception("Could not enqueue delivery of %d message(s); the outbox sweeper will retry", len(message_ids))
 
@@ -287,11 +272,7 @@ def _idempotency_replay(*, workspace: Workspace, key: str, fingerprint: str, liv
     if record is None:
         return None
     if record.fingerprint != fingerprint:
-        raise ApiError(
-            status_code=409,
-            code="idempotency_key_reused",
-            message="This Idempotency-Key was already used with a different request body.",
-        )
+        raise Conflict("idempotency_key_reused", "This Idempotency-Key was already used with a different request body.")
     return record.response
 
 
@@ -328,7 +309,7 @@ def message_send(
     idempotency_key: str | None = None,
     livemode: bool = True,
 ) -> SendOutcome:
-    """Accept one message (POST /v1/messages), or raise the ApiError/ValidationError the guide names.
+    """Accept one message (POST /v1/messages), or raise the ApplicationError/ValidationError the guide names.
 
     `livemode=False` (a test key): the same checks, a message marked test, simulated at delivery.
 
@@ -348,7 +329,7 @@ def message_send(
         fingerprint = idempotency_fingerprint(send)
     now = timezone.now()
     context = send_context(workspace_id=workspace.id, sends=[send], livemode=livemode)
-    plan = _plan(workspace=workspace, send=send, context=context, now=now, livemode=livemode)
+    plan = _plan(workspace=workspace, send=send, context=context, livemode=livemode)
     if not admission.take():
         raise quota_exceeded_error(workspace)
     body = {"id": plan.message.id, "status": MessageStatus.ACCEPTED.value}
@@ -371,10 +352,8 @@ def message_send(
             raise
         replay = _idempotency_replay(workspace=workspace, key=key, fingerprint=fingerprint, livemode=livemode)
         if replay is None:
-            raise ApiError(
-                status_code=409,
-                code="idempotency_key_in_use",
-                message="A request with this Idempotency-Key is still being processed; retry shortly.",
+            raise Conflict(
+                "idempotency_key_in_use", "A request with this Idempotency-Key is still being processed; retry shortly."
             )
         return SendOutcome(replay, replayed=True)
     except BaseException:
@@ -411,10 +390,8 @@ def message_send_batch(*, workspace: Workspace, payload, admission: Admission, l
         context = send_context(workspace_id=workspace.id, sends=[send for _, send in valid], livemode=livemode)
         for index, send in valid:
             try:
-                checked.append(
-                    (index, _plan(workspace=workspace, send=send, context=context, now=now, livemode=livemode))
-                )
-            except ApiError as exc:
+                checked.append((index, _plan(workspace=workspace, send=send, context=context, livemode=livemode)))
+            except ApplicationError as exc:
                 # Batch items keep the guide's {code, message} shape.
                 results[index] = _item_error(exc.code, exc.message)
     limits.reserve(workspace=workspace, admission=admission, messages=len(checked))
@@ -488,9 +465,7 @@ def message_submit(
     now = timezone.now()
     context = send_context(workspace_id=workspace.id, sends=[sends[index] for index in fresh], livemode=livemode)
     plans = {
-        index: _plan(
-            workspace=workspace, send=sends[index], context=context, now=now, livemode=livemode, content=content
-        )
+        index: _plan(workspace=workspace, send=sends[index], context=context, livemode=livemode, content=content)
         for index in fresh
     }
     limits.reserve(workspace=workspace, admission=admission, messages=len(plans))
@@ -519,11 +494,9 @@ def message_submit(
         admission.give_back(taken)
         if not records or not _is_idempotency_conflict(exc):
             raise
-        raise ApiError(
-            status_code=409,
-            code="idempotency_key_in_use",
-            message="A submission with this Message-ID is still being processed; retry shortly.",
-        )
+        raise Conflict(
+            "idempotency_key_in_use", "A submission with this Message-ID is still being processed; retry shortly."
+        ) from None
     except BaseException:
         admission.give_back(taken)
         raise
@@ -563,32 +536,3 @@ def idempotency_records_purge(*, older_than_seconds: int | None = None) -> int:
     seconds = settings.PUFFERPOST_IDEMPOTENCY_TTL if older_than_seconds is None else older_than_seconds
     deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=timezone.now() - timedelta(seconds=seconds)).delete()
     return deleted
-
-
-# --- suppressions and unsubscribe groups -----------------------------------------------------
-
-
-def suppression_create(
-    *, workspace: Workspace, email: str, reason: str = SuppressionReason.MANUAL
-) -> tuple[Suppression, bool]:
-    """Add `email` to the workspace's suppression list; an existing entry is returned unchanged."""
-    return Suppression.objects.get_or_create(workspace=workspace, email=email, defaults={"reason": reason})
-
-
-def suppression_delete(*, workspace: Workspace, email: str) -> bool:
-    deleted, _ = Suppression.objects.filter(workspace=workspace, email=email).delete()
-    return bool(deleted)
-
-
-def unsubscribe_group_create(*, workspace: Workspace, name: str, description: str = "") -> UnsubscribeGroup:
-    return UnsubscribeGroup.objects.create(workspace=workspace, name=name, description=description)
-
-
-def unsubscribe_create(*, group: UnsubscribeGroup, email: str) -> tuple[Unsubscribe, bool]:
-    """Opt `email` out of `group`; an existing opt-out is returned unchanged."""
-    return Unsubscribe.objects.get_or_create(group=group, email=email)
-
-
-def unsubscribe_delete(*, group: UnsubscribeGroup, email: str) -> bool:
-    deleted, _ = Unsubscribe.objects.filter(group=group, email=email).delete()
-    return bool(deleted)

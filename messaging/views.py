@@ -17,7 +17,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ErrorDetail, ValidationError
 from rest_framework.response import Response
 
-from messaging import limits, selectors, services
+from messaging import limits, selectors, services, suppressions
 from messaging.models import MessageEvent, MessageStatus, Suppression, UnsubscribeGroup
 from messaging.serializers import (
     BatchItemResultSerializer,
@@ -381,11 +381,11 @@ class SuppressionViewSet(WorkspaceScopedViewSet):
     def create(self, request):
         serializer = SuppressionCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        suppression, created = services.suppression_create(workspace=self.workspace, **serializer.validated_data)
+        suppression, created = suppressions.suppression_create(workspace=self.workspace, **serializer.validated_data)
         return Response(suppression_view(suppression), status=201 if created else 200)
 
     def destroy(self, request, email=None):
-        if not services.suppression_delete(workspace=self.workspace, email=_normalise_email(email)):
+        if not suppressions.suppression_delete(workspace=self.workspace, email=_normalise_email(email)):
             raise ApiError(status_code=404, code=self.not_found_code, message=self.not_found_message)
         return Response(status=204)
 
@@ -438,7 +438,7 @@ class UnsubscribeGroupViewSet(WorkspaceScopedViewSet):
     def create(self, request):
         serializer = UnsubscribeGroupCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        group = services.unsubscribe_group_create(workspace=self.workspace, **serializer.validated_data)
+        group = suppressions.unsubscribe_group_create(workspace=self.workspace, **serializer.validated_data)
         return Response(group_view(group), status=201)
 
     def retrieve(self, request, id=None):
@@ -449,12 +449,12 @@ class UnsubscribeGroupViewSet(WorkspaceScopedViewSet):
         group = self.get_object()
         serializer = UnsubscribeCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        unsubscribe, created = services.unsubscribe_create(group=group, email=serializer.validated_data["email"])
+        unsubscribe, created = suppressions.unsubscribe_create(group=group, email=serializer.validated_data["email"])
         return Response(unsubscribe_view(unsubscribe), status=201 if created else 200)
 
     @action(detail=True, methods=["delete"], url_path=r"unsubscribes/(?P<email>[^/]+)")
     def unsubscribe_delete(self, request, id=None, email=None):
         group = get_object_or_404(self.get_queryset(), pk=id)
-        if not services.unsubscribe_delete(group=group, email=_normalise_email(email)):
+        if not suppressions.unsubscribe_delete(group=group, email=_normalise_email(email)):
             raise ApiError(status_code=404, code="unsubscribe_not_found", message="No such unsubscribe in this group.")
         return Response(status=204)

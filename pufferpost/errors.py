@@ -15,8 +15,50 @@ from ulid import ULID
 logger = logging.getLogger(__name__)
 
 
+class ApplicationError(Exception):
+    """A refusal in the domain's words, raised by services and selectors (`Conflict("sender_exists", …)`).
+
+    They know nothing of HTTP: `exception_handler` maps every one to the envelope, with the
+    status its kind hints (`status_code`) and a `Retry-After` when it says when to retry. `extra`
+    goes into the envelope beside code and message (e.g. `violations`).
+    """
+
+    status_code = 422
+
+    def __init__(self, code: str, message: str, *, retry_after: int | None = None, **extra):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+        self.extra = extra
+
+
+class Invalid(ApplicationError):
+    """The input breaks a rule only the domain can check (a slug no name yields, a template that does not compile)."""
+
+
+class SendRefused(ApplicationError):
+    """A valid send the workspace's state refuses (an unknown template, a suppressed recipient)."""
+
+
+class Forbidden(ApplicationError):
+    status_code = 403
+
+
+class NotFound(ApplicationError):
+    status_code = 404
+
+
+class Conflict(ApplicationError):
+    status_code = 409
+
+
+class LimitExceeded(ApplicationError):
+    status_code = 429
+
+
 class ApiError(exceptions.APIException):
-    """A business-rule refusal with its own status and public code (`sender_exists`, ...)."""
+    """An HTTP-level refusal raised by a view (its own status and public code); services raise ApplicationError."""
 
     def __init__(self, *, status_code: int, code: str, message: str, headers: dict | None = None, **extra):
         self.status_code = status_code
@@ -102,7 +144,11 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     if isinstance(exc, RequestDataTooBig):
         exc = ApiError(status_code=413, code="payload_too_large", message="The request body is too large.")
-    if isinstance(exc, ApiError):
+    if isinstance(exc, ApplicationError):
+        status_code, code, message, extra = exc.status_code, exc.code, exc.message, exc.extra
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, ApiError):
         status_code, code, message = exc.status_code, exc.code, exc.message
         headers, extra = exc.headers, exc.extra
     elif isinstance(exc, exceptions.ValidationError):

@@ -16,11 +16,16 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from pufferpost import dns
 
-# Private use that `ipaddress` calls global, plus NAT64 (its embedded IPv4 address is checked).
+# Ranges the standard library calls global that must never be reached from the platform:
+# IPv4-compatible addresses (deprecated, `::127.0.0.1` is loopback to many stacks), SIIT
+# translated addresses (`::ffff:0:a.b.c.d`) and local-use NAT64 (RFC 8215), whose translator
+# sits inside the operator's network whatever IPv4 address it embeds.
+_ALWAYS_BLOCKED = tuple(ipaddress.ip_network(n) for n in ("::/96", "::ffff:0:0:0/96", "64:ff9b:1::/48"))
+# Well-known NAT64 (RFC 6052): allowed only when the IPv4 address it embeds is.
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
@@ -48,10 +53,19 @@ class Response:
 
 
 def address_allowed(address: str) -> bool:
-    """False for loopback, private (RFC 1918, IPv6 ULA), link-local, CGNAT, multicast, unspecified,
-    reserved and documentation addresses, and IPv6 forms that embed such an IPv4 address."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    """The platform's one outbound address policy (webhook deliveries, MX hosts).
+
+    False for loopback, private (RFC 1918, IPv6 ULA), link-local, CGNAT, multicast, unspecified,
+    reserved and documentation addresses, IPv4-compatible (`::/96`), SIIT and local-use NAT64
+    addresses, and IPv6 forms that embed a refused IPv4 address (mapped, 6to4, Teredo,
+    well-known NAT64). Anything that is not an IP address is refused too."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
     if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in network for network in _ALWAYS_BLOCKED):
+            return False
         embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
         if embedded is None and ip in _NAT64:
             embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
@@ -100,6 +114,36 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(self.sock, server_hostname=self._server_hostname)
 
 
+# What may stay as it is in a request target (RFC 3986 pchar, '/', '?' and existing escapes);
+# everything else (non-ASCII, spaces, control characters) is percent-encoded as UTF-8.
+_TARGET_SAFE = "/?:@!$&'()*+,;=-._~%"
+
+
+def request_parts(url: str) -> tuple[str, str, int, str, str]:
+    """(scheme, ASCII host, port, request target, Host header) of an http(s) URL, with a
+    non-ASCII path or query percent-encoded and an IDN host in its A-label form. Raises a
+    permanent OutboundError for a URL no request can be made to; webhook creation runs the same
+    check, so a stored URL cannot fail here."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise OutboundError(f"not a valid URL: {url}", permanent=True) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise OutboundError(f"not an http(s) URL: {url}", permanent=True)
+    try:
+        host = parts.hostname.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise OutboundError(f"not a valid host name: {parts.hostname}", permanent=True) from None
+    target = quote(parts.path or "/", safe=_TARGET_SAFE)
+    if parts.query:
+        target += "?" + quote(parts.query, safe=_TARGET_SAFE)
+    host_header = f"[{host}]" if ":" in host else host
+    if port:
+        host_header += f":{port}"
+    return parts.scheme, host, port or (443 if parts.scheme == "https" else 80), target, host_header
+
+
 def post(
     url: str,
     *,
@@ -112,23 +156,12 @@ def post(
     """POST `body` to `url` once and return the response (any status, 3xx included, body cut to
     `max_body` bytes). Raises BlockedAddress for a forbidden destination and OutboundError for a
     connection failure or timeout."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise OutboundError(f"not an http(s) URL: {url}", permanent=True)
-    host = parts.hostname
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise OutboundError(f"bad port in {url}", permanent=True)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    host_header = f"[{host}]" if ":" in host else host
-    if parts.port:
-        host_header += f":{parts.port}"
+    scheme, host, port, path, host_header = request_parts(url)
     request_headers = {**headers, "Host": host_header, "Connection": "close"}
 
     last_error: OutboundError | None = None
     for address in _addresses(host, allow_private=allow_private):
-        if parts.scheme == "https":
+        if scheme == "https":
             conn = _PinnedHTTPSConnection(address, port, server_hostname=host, timeout=timeout, context=_tls_context())
         else:
             conn = http.client.HTTPConnection(address, port, timeout=timeout)

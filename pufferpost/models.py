@@ -54,11 +54,6 @@ class Workspace(models.Model):
         return f"{self.name} ({self.id})"
 
 
-class ApiKeyQuerySet(models.QuerySet):
-    def active(self):
-        return self.filter(revoked_at__isnull=True)
-
-
 class ApiKey(models.Model):
     """A bearer key. Only its SHA-256 and a short visible prefix are stored; the secret is shown once."""
 
@@ -73,8 +68,6 @@ class ApiKey(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
-
-    objects = ApiKeyQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

@@ -6,7 +6,7 @@ point all of it at a loopback DNS server) on PUFFERPOST_SMTP_PORT.
 
 `Mailer` keeps one open connection per destination and reuses it for the next message (RSET
 in between): a new TCP + EHLO per message halves throughput on loopback and costs far more
-against a remote MX (LIMITS.md).
+against a remote MX (the machine ceilings in bench/README.md).
 
 Outcomes are per recipient: `delivered` (2xx after DATA), `bounced` (5xx, or a domain that
 cannot receive mail: NXDOMAIN, null MX, no address at all) and `deferred` (4xx, 421, refused

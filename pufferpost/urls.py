@@ -8,7 +8,6 @@ urlpatterns = [
     path("v1/", include("senders.urls")),
     path("v1/", include("templates_app.urls")),
     path("v1/", include("messaging.urls")),
-    path("v1/", include("pufferpost.api_urls")),
     path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="api-docs"),
     path("", include("messaging.tracking.urls")),

@@ -3,7 +3,6 @@
 from django.db.models import CharField, Count, F, Func, OuterRef, QuerySet, Subquery, Value
 
 from domains.models import Domain
-from pufferpost.models import Workspace
 from senders.models import Sender, SenderState
 
 
@@ -23,13 +22,6 @@ def senders_with_domain_status(queryset: QuerySet[Sender] | None = None) -> Quer
     return queryset.annotate(from_domain=from_domain_expression()).annotate(
         domain_dkim_status=Subquery(domains.values("dkim_status")[:1])
     )
-
-
-def sender_get_active(*, workspace: Workspace, from_address: str) -> Sender | None:
-    """The active sender for an exact (normalised) from-address, or None: the send gate."""
-    return Sender.objects.filter(
-        workspace=workspace, from_address=from_address.strip().lower(), state=SenderState.ACTIVE
-    ).first()
 
 
 def sender_state_counts() -> dict[str, int]:

@@ -3,8 +3,8 @@
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from messaging.webhooks.services import webhook_platform_event_publish
-from pufferpost.errors import ApiError
+from pufferpost import events
+from pufferpost.errors import Conflict
 from pufferpost.models import Workspace
 from senders.models import Sender, SenderState, SenderStateChange
 
@@ -44,9 +44,7 @@ def sender_create(*, workspace: Workspace, from_address: str, display_name: str 
     except IntegrityError as exc:
         if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) != UNIQUE_CONSTRAINT:
             raise
-        raise ApiError(
-            status_code=409, code="sender_exists", message=f'A sender for "{from_address}" already exists.'
-        ) from exc
+        raise Conflict("sender_exists", f'A sender for "{from_address}" already exists.') from exc
 
 
 @transaction.atomic
@@ -75,9 +73,9 @@ def sender_transition(*, sender: Sender, to_state: str, reason: str = "", actor=
     sender.state, sender.state_reason, sender.updated_at = locked.state, locked.state_reason, locked.updated_at
     if to_state == SenderState.PAUSED:
         # Staff and automatic pauses alike: customers learn their sender stopped sending.
-        webhook_platform_event_publish(
-            workspace=locked.workspace_id,
-            type="sender.paused",
+        events.publish(
+            events.SENDER_PAUSED,
+            workspace_id=locked.workspace_id,
             occurred_at=locked.updated_at,
             subject={
                 "id": locked.pk,
@@ -90,16 +88,8 @@ def sender_transition(*, sender: Sender, to_state: str, reason: str = "", actor=
     return sender
 
 
-def sender_approve(*, sender: Sender, reason: str = "", actor=None, actor_label: str = "") -> Sender:
-    return sender_review(sender=sender, verb="approve", reason=reason, actor=actor, actor_label=actor_label)
-
-
 def sender_pause(*, sender: Sender, reason: str = "", actor=None, actor_label: str = "") -> Sender:
     return sender_review(sender=sender, verb="pause", reason=reason, actor=actor, actor_label=actor_label)
-
-
-def sender_resume(*, sender: Sender, reason: str = "", actor=None, actor_label: str = "") -> Sender:
-    return sender_review(sender=sender, verb="resume", reason=reason, actor=actor, actor_label=actor_label)
 
 
 def sender_review(*, sender: Sender, verb: str, reason: str = "", actor=None, actor_label: str = "") -> Sender:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from jinja2 import TemplateSyntaxError, nodes
+from jinja2 import TemplateSyntaxError
+from markupsafe import escape as markup_escape
 
 from templates_app import formatting
 from templates_app.plaintext import html_to_text
@@ -22,6 +23,8 @@ from templates_app.sandbox import (
     RenderError,
     RenderLimitExceeded,
     Sandbox,
+    _text,
+    check_tree,
     current_budget,
     end_budget,
     start_budget,
@@ -30,12 +33,6 @@ from templates_app.sandbox import (
 __all__ = ["RenderError", "Rendered", "TemplateSyntaxProblem", "render_version", "validate_source"]
 
 _MAX_DATA_DEPTH = 32
-_UNSUPPORTED_TAGS = {
-    nodes.Extends: "extends",
-    nodes.Include: "include",
-    nodes.Import: "import",
-    nodes.FromImport: "from … import",
-}
 
 
 @dataclass(frozen=True)
@@ -67,30 +64,33 @@ def _environment(field: str) -> Sandbox:
     return _HTML if field.rsplit(".", 1)[-1] == "html" else _PLAIN
 
 
-def validate_source(field: str, source: str) -> None:
-    """Raise `TemplateSyntaxProblem(field, line, message)` if `source` cannot be compiled.
+def validate_source(field: str, source: str) -> int:
+    """Raise `TemplateSyntaxProblem(field, line, message)` if `source` cannot be compiled; return
+    the size of its parsed tree (nodes), so a caller can bound a whole version.
 
     `field` names the part (`subject`, `html`, `text`, `translations.de.html`); a field ending
-    in `html` compiles with autoescaping, the others without.
+    in `html` compiles with autoescaping, the others without. Compiling folds constant
+    expressions (`{{ "x"|center(10) }}`), so it runs under the same budget as a render, and a
+    constant that hits a limit refuses the version here rather than failing every send.
     """
     env = _environment(field)
+    token = start_budget()
+    budget = current_budget()
     try:
         tree = env.parse(source)
+        size = check_tree(tree)
+        env.compile_tree(tree)
     except TemplateSyntaxError as exc:
         raise TemplateSyntaxProblem(field, exc.lineno, exc.message or "syntax error") from None
     except RecursionError:
         raise TemplateSyntaxProblem(field, None, "the template nests too deeply.") from None
-    for node_type, tag in _UNSUPPORTED_TAGS.items():
-        for node in tree.find_all(node_type):
-            raise TemplateSyntaxProblem(
-                field, node.lineno, f"'{tag}' is not supported: a template version is self-contained."
-            )
-    try:
-        env.compile_guarded(source)
-    except TemplateSyntaxError as exc:
-        raise TemplateSyntaxProblem(field, exc.lineno, exc.message or "syntax error") from None
-    except RecursionError:
-        raise TemplateSyntaxProblem(field, None, "the template nests too deeply.") from None
+    except Exception as exc:  # Python's own compiler refusing the generated code, and the like
+        raise TemplateSyntaxProblem(field, None, f"the template cannot be compiled: {_describe(exc)}") from None
+    finally:
+        end_budget(token)
+    if budget.exceeded is not None:
+        raise TemplateSyntaxProblem(field, None, f"a constant expression exceeds the sandbox limits: {budget.exceeded}")
+    return size
 
 
 class _CompiledCache:
@@ -128,6 +128,10 @@ class _CompiledCache:
             raise RenderError(f"{field}: line {exc.lineno}: {exc.message}") from None
         except RecursionError:
             raise RenderError(f"{field}: the template nests too deeply.") from None
+        except RenderError:
+            raise
+        except Exception as exc:  # a version saved before today's checks: end the message, not the batch
+            raise RenderError(f"{field}: the template cannot be compiled: {_describe(exc)}") from None
 
 
 compiled_templates = _CompiledCache()
@@ -165,12 +169,24 @@ def render_version(version, *, data: dict, locale: str, timezone: str) -> Render
             label = name if translation_key is None else f"translations.{translation_key}.{name}"
             template = compiled_templates.get(key, label, text)
             rendered[name] = _run(template, context, label)
+        if "text" not in rendered:
+            # Inside the budget: deriving the text is work the template's output decides.
+            rendered["text"] = _derive_text(rendered["html"])
+    except RenderError:
+        raise
+    except Exception as exc:  # nothing a template or its data does may escape as anything else
+        raise RenderError(f"The template could not be rendered: {_describe(exc)}") from None
     finally:
         end_budget(token)
-    if "text" not in rendered:
-        rendered["text"] = html_to_text(rendered["html"])
     subject = " ".join(rendered["subject"].split())
     return Rendered(subject=subject, html=rendered["html"], text=rendered["text"])
+
+
+def _derive_text(html: str) -> str:
+    try:
+        return html_to_text(html)
+    except RenderError as exc:
+        raise type(exc)(f"text (derived from html): {exc}") from None
 
 
 def _get(source, name: str) -> str:
@@ -180,22 +196,27 @@ def _get(source, name: str) -> str:
 
 def _run(template, context: dict, label: str) -> str:
     budget = current_budget()
+    escape = template.environment.autoescape
     chunks = []
     size = 0
     try:
         for chunk in template.generate(context):
+            if not isinstance(chunk, str):
+                # `{% filter list %}` and the like yield what the filter returned, unescaped.
+                chunk = _text(chunk)
+                chunk = markup_escape(chunk) if escape else chunk
             size += len(chunk)
             if size > MAX_PART_CHARS:
                 raise RenderLimitExceeded(f"The rendered {label} is longer than {MAX_PART_CHARS:,} characters.")
             budget.tick()
             chunks.append(chunk)
+        return "".join(chunks)
     except RenderError as exc:
         raise type(exc)(f"{label}: {exc}") from None
     except Exception as exc:  # the sandbox turns every template failure into a RenderError
         line = _template_line(exc)
         where = f"{label}: line {line}" if line else label
         raise RenderError(f"{where}: {_describe(exc)}") from None
-    return "".join(chunks)
 
 
 def _template_line(exc: BaseException) -> int | None:

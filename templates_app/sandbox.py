@@ -19,13 +19,12 @@ in one render against an allocation limit, so `'x' * 10**9` fails before it allo
 
 import contextvars
 import functools
-import re
 import time
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from jinja2 import nodes
+from jinja2 import TemplateSyntaxError, nodes
 from jinja2.filters import FILTERS
 from jinja2.runtime import LoopContext, Macro, Undefined, markup_join, str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -40,6 +39,11 @@ MAX_RANGE = 10_000
 MAX_CALL_DEPTH = 64
 MAX_FORMAT_WIDTH = 1_000
 MAX_INT_BITS = 64_000
+# Compile cost grows with the parsed tree (Jinja's code generator recurses per node, and Python
+# refuses code nested ~200 parentheses deep), so a part's tree is bounded before it is compiled.
+MAX_TREE_DEPTH = 50
+MAX_TREE_NODES = 5_000
+MAX_LOOP_NESTING = 16  # Python compiles at most 20 statically nested blocks
 _CHECK_CPU_EVERY = 0.01
 
 
@@ -48,7 +52,15 @@ class RenderError(Exception):
 
 
 class RenderLimitExceeded(RenderError):
-    pass
+    """A sandbox limit was hit. The budget in force remembers the first one, because Jinja's
+    constant folding swallows errors: a version is refused at save time when folding one of its
+    constant expressions hit a limit, instead of saving something that can never render."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        budget = _budget.get()
+        if budget is not None and budget.exceeded is None:
+            budget.exceeded = message
 
 
 @dataclass
@@ -59,6 +71,7 @@ class Budget:
     next_check: float = 0.0
     allocated: int = 0
     depth: int = 0
+    exceeded: str | None = None
 
     def tick(self):
         # The wall clock is cheap to read and never runs slower than this thread's CPU clock, so
@@ -213,14 +226,107 @@ def _make_dict(**kwargs):
     return dict(kwargs)
 
 
-_FORMAT_WIDTH = re.compile(r"%[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+_PRINTF_FLAGS = frozenset("#0- +")
+_PRINTF_CONVERSIONS = frozenset("diouxXeEfFgGcrsa%")
+# The most characters one escaped character can become (`'` → `&#39;`, `"` → `&#34;`).
+_ESCAPE_GROWTH = 5
 
 
-def _check_printf_widths(pattern: str):
-    for width, precision in _FORMAT_WIDTH.findall(pattern):
-        for number in (width, precision):
-            if number == "*" or (number and int(number) > MAX_FORMAT_WIDTH):
-                raise RenderLimitExceeded(f"Format widths are limited to {MAX_FORMAT_WIDTH}.")
+def _printf_number(pattern: str, i: int) -> tuple[int, int]:
+    start = i
+    while i < len(pattern) and pattern[i].isdigit():
+        i += 1
+    if i - start > len(str(MAX_FORMAT_WIDTH)):
+        raise RenderLimitExceeded(f"Format widths are limited to {MAX_FORMAT_WIDTH}.")
+    number = int(pattern[start:i]) if i > start else 0
+    if number > MAX_FORMAT_WIDTH:
+        raise RenderLimitExceeded(f"Format widths are limited to {MAX_FORMAT_WIDTH}.")
+    return number, i
+
+
+def printf_conversions(pattern: str) -> tuple[int, list[tuple[str | None, int, str]]]:
+    """Parse a whole printf pattern the way `str % args` does: (literal characters, conversions
+    as (mapping key or None, width + precision, conversion)). `%(key)` mapping keys (parentheses
+    nest, as in CPython), flags, widths, precisions and length modifiers are all read, so no
+    form of the grammar slips a width past the limit. `*` widths are refused: their size would
+    come from the data."""
+    literal, conversions, i, n = 0, [], 0, len(pattern)
+    while i < n:
+        j = pattern.find("%", i)
+        if j < 0:
+            literal += n - i
+            break
+        literal += j - i
+        i = j + 1
+        key = None
+        if i < n and pattern[i] == "(":
+            depth, start = 1, i + 1
+            i += 1
+            while i < n and depth:
+                depth += {"(": 1, ")": -1}.get(pattern[i], 0)
+                i += 1
+            if depth:
+                raise RenderError("Incomplete format key in the format string.")
+            key = pattern[start : i - 1]
+        while i < n and pattern[i] in _PRINTF_FLAGS:
+            i += 1
+        if i < n and pattern[i] == "*":
+            raise RenderLimitExceeded(f"Format widths are limited to {MAX_FORMAT_WIDTH}; '*' widths are not supported.")
+        width, i = _printf_number(pattern, i)
+        precision = 0
+        if i < n and pattern[i] == ".":
+            i += 1
+            if i < n and pattern[i] == "*":
+                raise RenderLimitExceeded(
+                    f"Format widths are limited to {MAX_FORMAT_WIDTH}; '*' precisions are not supported."
+                )
+            precision, i = _printf_number(pattern, i)
+        while i < n and pattern[i] in "hlL":
+            i += 1
+        if i >= n or pattern[i] not in _PRINTF_CONVERSIONS:
+            raise RenderError("Unsupported or incomplete format in the format string.")
+        conversions.append((key, width + precision, pattern[i]))
+        i += 1
+    return literal, conversions
+
+
+def _printf_text(value, conversion: str) -> int:
+    if conversion in "ra":
+        return len(repr(value))
+    if conversion == "c":
+        return 1
+    if conversion in "diouxXeEfFgG":
+        # Octal digits outnumber decimal ones; a float prints up to 309 integer digits.
+        return 2 * len(str(value)) + 320
+    return len(str(value))
+
+
+def predict_printf(pattern, values) -> int:
+    """The most characters `pattern % values` can produce, computed without building it.
+
+    `values` is what `%` receives: a tuple (positional), a dict (mapping keys, each may repeat)
+    or a single value. A Markup pattern escapes its arguments, so they may grow."""
+    literal, conversions = printf_conversions(str(pattern))
+    growth = _ESCAPE_GROWTH if hasattr(pattern, "__html__") else 1
+    positional = values if isinstance(values, tuple) else (values,)
+    total, index, sizes = literal, 0, {}
+    for key, padding, conversion in conversions:
+        if conversion == "%":
+            total += 1 + padding
+            continue
+        if key is not None:
+            value = values.get(key) if isinstance(values, dict) else None
+            slot = ("key", key)
+        else:
+            value = positional[index] if index < len(positional) else None
+            slot = ("index", index)
+            index += 1
+        if slot not in sizes:
+            sizes[slot] = _printf_text(value, conversion) * growth
+        total += sizes[slot] + padding
+        if total > MAX_PART_CHARS:
+            break
+    return total
 
 
 def _pass_like(template):
@@ -313,8 +419,8 @@ def _predict_wordwrap(s, width=79, break_long_words=True, wrapstring=None, break
 
 
 def _predict_format(value, *args, **kwargs):
-    _check_printf_widths(soft_str(value))
-    return len(soft_str(value)) + sum(len(soft_str(arg)) for arg in (*args, *kwargs.values()))
+    # What jinja's `format` filter hands to `%`: the keyword arguments, else the positional ones.
+    return predict_printf(soft_str(value), kwargs or args)
 
 
 def _predict_count_arg(value, count=1, fill_with=None):
@@ -386,6 +492,54 @@ _BOUNDED_FILTERS = {
 }
 
 
+_UNSUPPORTED_TAGS = {
+    nodes.Extends: "extends",
+    nodes.Include: "include",
+    nodes.Import: "import",
+    nodes.FromImport: "from … import",
+}
+
+
+def check_tree(tree: nodes.Template) -> int:
+    """Refuse (TemplateSyntaxError, with the line) a parsed template that is too big or too
+    deep to compile cheaply, that uses a tag a self-contained version cannot have, or whose
+    `{% call %}` does not call one of its own macros (anything else yields a non-text value).
+    Returns the number of nodes. Iterative, so a deep tree cannot exhaust the stack here."""
+    macros, calls = {"caller"}, []
+    count = 0
+    stack = [(tree, 1, 0)]
+    while stack:
+        node, depth, loops = stack.pop()
+        count += 1
+        if count > MAX_TREE_NODES:
+            raise TemplateSyntaxError(
+                f"the template is too large: more than {MAX_TREE_NODES:,} tags, expressions and text runs.",
+                node.lineno,
+            )
+        if depth > MAX_TREE_DEPTH:
+            raise TemplateSyntaxError(
+                f"the template nests too deeply: expressions, filters and tags at most {MAX_TREE_DEPTH} levels.",
+                node.lineno,
+            )
+        tag = _UNSUPPORTED_TAGS.get(type(node))
+        if tag is not None:
+            raise TemplateSyntaxError(f"'{tag}' is not supported: a template version is self-contained.", node.lineno)
+        if isinstance(node, nodes.For):
+            loops += 1
+            if loops > MAX_LOOP_NESTING:
+                raise TemplateSyntaxError(f"'for' loops nest at most {MAX_LOOP_NESTING} deep.", node.lineno)
+        elif isinstance(node, nodes.Macro):
+            macros.add(node.name)
+        elif isinstance(node, nodes.CallBlock):
+            calls.append(node)
+        stack.extend((child, depth + 1, loops) for child in node.iter_child_nodes())
+    for node in sorted(calls, key=lambda call: call.lineno):
+        callee = node.call.node
+        if not (isinstance(callee, nodes.Name) and callee.name in macros):
+            raise TemplateSyntaxError("'call' must call a macro defined in this template.", node.lineno)
+    return count
+
+
 class _Guard(NodeTransformer):
     """Route every loop's iterable and every `~` concatenation through the sandbox's guards.
 
@@ -407,7 +561,16 @@ class Sandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"+", "-", "*", "/", "//", "%", "**"})
 
     def __init__(self, *, autoescape: bool):
-        super().__init__(autoescape=autoescape, undefined=Blank, finalize=_finalize, auto_reload=False, cache_size=0)
+        # optimized=False: Jinja's optimizer re-folds every subtree at every level (cubic in the
+        # nesting: `x|upper` ×150 took 30 s). Outputs are still folded once, under the budget.
+        super().__init__(
+            autoescape=autoescape,
+            undefined=Blank,
+            finalize=_finalize,
+            auto_reload=False,
+            cache_size=0,
+            optimized=False,
+        )
         self.globals.clear()
         self.globals.update(
             {
@@ -434,8 +597,15 @@ class Sandbox(ImmutableSandboxedEnvironment):
         self.filters.update({name: _blank_on_undefined(func) for name, func in filters.items()})
 
     def compile_guarded(self, source: str):
-        """Parse, rewrite loops and concatenations through the guards, and build the template."""
-        tree = _Guard().visit(self.parse(source))
+        """Parse, check the tree's size and shape (`check_tree`), rewrite loops and concatenations
+        through the guards, and build the template. Raises TemplateSyntaxError for a refusal."""
+        tree = self.parse(source)
+        check_tree(tree)
+        return self.compile_tree(tree)
+
+    def compile_tree(self, tree: nodes.Template):
+        """Build a template from a tree `check_tree` accepted."""
+        tree = _Guard().visit(tree)
         return self.template_class.from_code(self, self.compile(tree), self.make_globals(None), None)
 
     def _attr_filter(self, obj, name):
@@ -523,7 +693,7 @@ def _check_binop(op, left, right):
         if isinstance(left, sequences) and isinstance(right, sequences):
             check_size(len(left) + len(right))
     elif op == "%" and isinstance(left, str):
-        _check_printf_widths(left)
+        check_size(predict_printf(left, right))
 
 
 _PRINTABLE = (str, int, float, Decimal, date, list, tuple, dict, Undefined)

@@ -1,16 +1,14 @@
 """Reads: finding a template by id or slug, its versions, and rendering a preview.
 
-For the send API: a send names a template by `templateId` (preferred) or `template` (slug) and
-may only use an *active* template (`archived_at IS NULL`) with a saved version; use
-`template_for_send` and `template_version_get`, which answer None for "not found / archived"
-(`template_not_found`) and for "no version yet" (`template_has_no_version`).
+A send names a template by `templateId` (preferred) or `template` (slug) and may only use an
+*active* template (`archived_at IS NULL`) with a saved version; the send path reads that in
+`messaging.selectors.send_context`.
 """
 
 from django.db.models import QuerySet
 
 from pufferpost import ids
-from pufferpost.errors import ApiError
-from pufferpost.models import Workspace
+from pufferpost.errors import Invalid
 from templates_app.models import Template, TemplateVersion
 from templates_app.rendering import Rendered, RenderError, render_version
 from templates_app.variables import missing_variables
@@ -21,16 +19,6 @@ def template_from_ref(queryset: QuerySet, ref: str) -> Template | None:
     if ids.is_valid("tpl", ref):
         return queryset.filter(pk=ref).first()
     return queryset.filter(slug=ref, archived_at__isnull=True).first()
-
-
-def template_for_send(*, workspace: Workspace, template_id: str | None = None, slug: str | None = None):
-    """The active template a send names (id takes precedence over slug), or None."""
-    templates = Template.objects.active().filter(workspace=workspace)
-    if template_id:
-        return templates.filter(pk=template_id).first()
-    if slug:
-        return templates.filter(slug=slug).first()
-    return None
 
 
 def template_version_get(*, template: Template, version: int | None = None) -> TemplateVersion | None:
@@ -44,18 +32,15 @@ def template_version_get(*, template: Template, version: int | None = None) -> T
     return found
 
 
-def variables_missing_error(missing: list[str]) -> ApiError:
-    return ApiError(
-        status_code=422,
-        code="template_variables_missing",
-        message=f"The template uses strict variables and data lacks: {', '.join(missing)}.",
+def variables_missing_error(missing: list[str]) -> Invalid:
+    return Invalid(
+        "template_variables_missing",
+        f"The template uses strict variables and data lacks: {', '.join(missing)}.",
         missing_variables=missing,
     )
 
 
-def template_preview(
-    *, version: TemplateVersion, data: dict, locale: str, timezone: str
-) -> tuple[Rendered, list[str]]:
+def template_preview(*, version: TemplateVersion, data: dict, locale: str, timezone: str) -> tuple[Rendered, list[str]]:
     """What a send would render, without sending, and the variables `data` lacks. A render failure
     is a 422 `template_render_failed`; a strict template with variables missing is a 422
     `template_variables_missing`, as its sends would be."""
@@ -65,4 +50,4 @@ def template_preview(
     try:
         return render_version(version, data=data, locale=locale, timezone=timezone), missing
     except RenderError as exc:
-        raise ApiError(status_code=422, code="template_render_failed", message=str(exc)) from None
+        raise Invalid("template_render_failed", str(exc)) from None

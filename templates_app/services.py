@@ -6,17 +6,18 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from pufferpost.errors import ApiError
+from pufferpost.errors import Conflict, Invalid
 from pufferpost.models import Workspace
 from templates_app.models import Template, TemplateVersion
 from templates_app.rendering import TemplateSyntaxProblem, validate_source
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 SLUG_MAX = 200
+VERSION_MAX_NODES = 20_000
 
 
-def _exists(slug: str) -> ApiError:
-    return ApiError(status_code=409, code="template_exists", message=f'A template with slug "{slug}" already exists.')
+def _exists(slug: str) -> Conflict:
+    return Conflict("template_exists", f'A template with slug "{slug}" already exists.')
 
 
 def slug_from_name(name: str) -> str:
@@ -30,19 +31,16 @@ def template_create(
     with another active template of the workspace."""
     slug = slug or slug_from_name(name)
     if not slug:
-        raise ApiError(
-            status_code=422,
-            code="validation_failed",
-            message="The request is invalid.",
+        raise Invalid(
+            "validation_failed",
+            "The request is invalid.",
             violations=[
                 {"field": "slug", "code": "required", "message": "No slug can be derived from this name; give one."}
             ],
         )
     try:
         with transaction.atomic():
-            return Template.objects.create(
-                workspace=workspace, name=name, slug=slug, strict_variables=strict_variables
-            )
+            return Template.objects.create(workspace=workspace, name=name, slug=slug, strict_variables=strict_variables)
     except IntegrityError:
         raise _exists(slug) from None
 
@@ -81,16 +79,26 @@ def template_version_check(*, subject: str, html: str, text: str = "", translati
             (f"translations.{locale}.{name}", translation.get(name) or "") for name in ("subject", "html", "text")
         )
     violations = []
+    size = 0
     for field, source in parts:
         try:
-            validate_source(field, source)
+            size += validate_source(field, source)
         except TemplateSyntaxProblem as problem:
             where = f"line {problem.line}: " if problem.line else ""
             violations.append({"field": field, "code": "template_syntax_error", "message": where + problem.message})
+        if size > VERSION_MAX_NODES:
+            # Every part is compiled here, in the request: stop at the bound instead of after it.
+            violations.append(
+                {
+                    "field": "translations" if field.startswith("translations.") else field,
+                    "code": "template_too_large",
+                    "message": f"A version, translations included, is limited to {VERSION_MAX_NODES:,} tags, "
+                    "expressions and text runs.",
+                }
+            )
+            break
     if violations:
-        raise ApiError(
-            status_code=422, code="validation_failed", message="The template has syntax errors.", violations=violations
-        )
+        raise Invalid("validation_failed", "The template has syntax errors.", violations=violations)
 
 
 def template_version_create(
@@ -105,9 +113,7 @@ def template_version_create(
     with transaction.atomic():
         locked = Template.objects.select_for_update().get(pk=template.pk)
         if locked.archived_at is not None:
-            raise ApiError(
-                status_code=409, code="template_archived", message="The template is archived; it takes no new versions."
-            )
+            raise Conflict("template_archived", "The template is archived; it takes no new versions.")
         number = (locked.latest_version or 0) + 1
         version = TemplateVersion.objects.create(
             template=locked,

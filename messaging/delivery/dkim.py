@@ -1,7 +1,7 @@
 """DKIM signing: dkimpy for canonicalisation and header selection, OpenSSL for the RSA step.
 
 Stock dkimpy does RSA with pure-Python `pow()` (about 150 signatures/s per core at 2048 bits,
-see LIMITS.md); the private-key operation through `cryptography` is an order of magnitude
+see the machine ceilings in bench/README.md); the private-key operation through `cryptography` is an order of magnitude
 faster. `DKIM.gen_header` calls dkimpy's module-level `RSASSA_PKCS1_v1_5_sign`, so the seam is a
 subclass that overrides `gen_header` for rsa-sha256 and passes it a `cryptography` key instead
 of dkimpy's dict — nothing in dkimpy is patched, other users of it are unaffected.

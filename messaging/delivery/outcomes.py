@@ -25,6 +25,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from messaging.delivery.tasks import deliver_due_messages as deliver_due_messages_task
+from messaging.feedback.reputation import sender_reputation_evaluate
 from messaging.lifecycle import message_events_bulk_record, messages_transition_bulk
 from messaging.models import (
     AttemptState,
@@ -318,17 +320,12 @@ def _messages_bookkeep(messages: list[Message], *, token: datetime) -> None:
 
 
 def _evaluate_senders(sender_ids) -> None:
-    from senders.reputation import sender_reputation_evaluate
-
     for sender_id in sender_ids:
         sender_reputation_evaluate(sender_id=sender_id)
 
 
 def _enqueue_retry(message_id: str, delay: float) -> None:
-    # Imported here: tasks import the services that import this module.
-    from messaging.delivery.tasks import deliver_due_messages as task
-
     try:
-        task.apply_async([[message_id]], countdown=delay)
+        deliver_due_messages_task.apply_async([[message_id]], countdown=delay)
     except Exception:  # the sweeper picks up due messages whose countdown was lost
         log.exception("could not schedule the retry of %s; the delivery sweeper will", message_id)

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from messaging.delivery.outcomes import Outcome
+from messaging.delivery.tasks import deliver_due_messages as deliver_due_messages_task
 from messaging.lifecycle import messages_transition_bulk
 from messaging.models import AttemptState, DeliveryAttempt, Message, MessageStatus
 
@@ -68,12 +69,9 @@ def delivery_sweep(*, limit: int = 10_000) -> dict[str, int]:
         .order_by("next_attempt_at")
         .values_list("id", flat=True)[:limit]
     )
-    # Imported here: tasks import the services that import this module.
-    from messaging.delivery.tasks import deliver_due_messages as task
-
     for start in range(0, len(ids), SWEEP_CHUNK):
         try:
-            task.delay(ids[start : start + SWEEP_CHUNK])
+            deliver_due_messages_task.delay(ids[start : start + SWEEP_CHUNK])
         except Exception:  # broker down: logged, and the next sweep enqueues them again
             log.exception("delivery sweep could not enqueue; next sweep retries")
             break

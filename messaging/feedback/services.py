@@ -19,9 +19,9 @@ from datetime import datetime
 from django.db import transaction
 
 from messaging.feedback.parse import InboundReport, report_parse
+from messaging.feedback.reputation import sender_reputation_evaluate
 from messaging.lifecycle import message_event_record, message_transition
 from messaging.models import Message, MessageEvent, MessageStatus, Suppression, SuppressionReason
-from senders.reputation import sender_reputation_evaluate
 
 log = logging.getLogger(__name__)
 

@@ -35,9 +35,9 @@ from rest_framework.exceptions import ValidationError
 from messaging import limits
 from messaging.services import SubmittedContent, message_submit, rate_limited_error, sending_paused_error
 from messaging.submission.mime import SubmissionInvalid, submission_parse
-from pufferpost.auth import active_key_with_workspace
-from pufferpost.errors import ApiError, violations_from
+from pufferpost.errors import ApiError, ApplicationError, violations_from
 from pufferpost.models import KEY_PREFIXES, ApiKey
+from pufferpost.queries import api_key_with_workspace
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def smtp_reply(code: str, message: str) -> str:
 
 
 def reply_for_error(exc: Exception) -> str:
-    if isinstance(exc, ApiError):
+    if isinstance(exc, (ApiError, ApplicationError)):
         detail = exc.extra.get("detail")
         return smtp_reply(exc.code, f"{exc.message} {detail}" if detail else exc.message)
     if isinstance(exc, ValidationError):
@@ -93,7 +93,7 @@ def _key_for(raw: str) -> ApiKey | None:
     try:
         if not raw.startswith(KEY_PREFIXES) or len(raw) > 200:
             return None
-        return active_key_with_workspace(ApiKey.hash(raw))
+        return api_key_with_workspace(key_hash=ApiKey.hash(raw))
     finally:
         close_old_connections()
 
@@ -102,7 +102,7 @@ def submission_process(*, key_hash: str, raw: bytes, recipients: list[str], enve
     """Accept one DATA for `recipients`; the SMTP reply to send (250 with the message ids, or the refusal)."""
     close_old_connections()
     try:
-        key = active_key_with_workspace(key_hash)
+        key = api_key_with_workspace(key_hash=key_hash)
         if key is None:
             return smtp_reply("unauthorized", "The API key is unknown or was revoked.")
         workspace = key.workspace
@@ -125,7 +125,7 @@ def submission_process(*, key_hash: str, raw: bytes, recipients: list[str], enve
                 message_id_header=submission.message_id,
                 livemode=key.livemode,
             )
-        except (ApiError, ValidationError) as exc:
+        except (ApiError, ApplicationError, ValidationError) as exc:
             return reply_for_error(exc)
         finally:
             admission.release_unused()

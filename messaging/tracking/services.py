@@ -12,7 +12,7 @@ from django.db import transaction
 
 from messaging.lifecycle import message_event_record
 from messaging.models import EventType, Message, SuppressionReason
-from messaging.services import suppression_create, unsubscribe_create
+from messaging.suppressions import suppression_create, unsubscribe_create
 from messaging.tracking.selectors import tracked_message
 from pufferpost import redis as pp_redis
 

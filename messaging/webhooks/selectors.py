@@ -1,5 +1,5 @@
 from messaging.webhooks.models import DeliveryStatus, WebhookEndpoint
-from pufferpost.errors import ApiError
+from pufferpost.errors import Invalid
 from pufferpost.pagination import paginate
 
 
@@ -7,10 +7,9 @@ def webhook_delivery_log(*, endpoint: WebhookEndpoint, params) -> tuple[list, st
     """A newest-first page of the endpoint's deliveries, each with its attempts (two queries)."""
     status = params.get("status") or ""
     if status and status not in DeliveryStatus.values:
-        raise ApiError(
-            status_code=422,
-            code="validation_failed",
-            message="The request is invalid.",
+        raise Invalid(
+            "validation_failed",
+            "The request is invalid.",
             violations=[
                 {
                     "field": "status",

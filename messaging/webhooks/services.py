@@ -23,16 +23,16 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from messaging.lifecycle import on_events_recorded
 from messaging.models import EventType, Message, MessageEvent
 from messaging.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from pufferpost import http
+from messaging.webhooks.tasks import deliver_webhooks as deliver_webhooks_task
+from pufferpost import events, http
 from pufferpost.ids import new_id
 
 logger = logging.getLogger(__name__)
 
 # Platform events that are not about one message, and the payload key their subject goes under.
-PLATFORM_EVENT_SUBJECTS = {"domain.verification_lost": "domain", "sender.paused": "sender"}
+PLATFORM_EVENT_SUBJECTS = {events.DOMAIN_VERIFICATION_LOST: "domain", events.SENDER_PAUSED: "sender"}
 EVENT_TYPES = (*EventType.values, *PLATFORM_EVENT_SUBJECTS)
 
 # Seconds to wait after the 1st, 2nd, ... failed attempt. Eleven attempts span ~31.7 hours
@@ -198,6 +198,9 @@ def webhook_delivery_attempt(*, delivery_id: int) -> str | None:
         )
     except http.OutboundError as exc:
         error, permanent = str(exc), exc.permanent
+    except Exception as exc:  # a bug or an input nobody foresaw: a failed attempt with detail, not a stuck delivery
+        logger.exception("webhook delivery %s: unexpected error", delivery_id)
+        error = f"unexpected error: {exc.__class__.__name__}: {exc}"
     else:
         status, response_body = response.status, _excerpt(response.body.decode("utf-8", "replace"))
         if 300 <= status < 400:
@@ -296,12 +299,10 @@ def _deliveries_create(deliveries: list[WebhookDelivery]) -> list[int]:
 
 
 def _enqueue(ids: list[int]) -> None:
-    from messaging.webhooks.tasks import deliver_webhooks
-
     for start in range(0, len(ids), TASK_CHUNK):
         chunk = ids[start : start + TASK_CHUNK]
         # robust: a broker hiccup must not fail the caller's committed work; the sweeper retries.
-        transaction.on_commit(lambda chunk=chunk: deliver_webhooks.delay(chunk), robust=True)
+        transaction.on_commit(lambda chunk=chunk: deliver_webhooks_task.delay(chunk), robust=True)
 
 
 def _message_payload(message: Message) -> dict:
@@ -331,7 +332,11 @@ def _excerpt(text: str) -> str:
     return text.replace("\x00", "")[:EXCERPT]
 
 
-@on_events_recorded
-def _publish_recorded_events(event_ids: list[str]) -> None:
-    """The lifecycle listener: runs inside the events' transaction, so deliveries commit with them."""
+def webhook_recorded_events_publish(event_ids: list[str]) -> None:
+    """The message lifecycle's listener: runs inside the events' transaction, so deliveries commit with them."""
     webhook_events_publish(event_ids=event_ids)
+
+
+def webhook_platform_event_received(*, kind: str, workspace_id: str, occurred_at: datetime, subject: dict) -> None:
+    """The `pufferpost.events` subscriber: runs inside the publisher's transaction (see MessagingConfig.ready)."""
+    webhook_platform_event_publish(workspace=workspace_id, type=kind, occurred_at=occurred_at, subject=subject)

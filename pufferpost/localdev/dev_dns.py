@@ -1,10 +1,13 @@
-"""The `make up` DNS server: publishes what every sending domain in the database needs, on loopback.
+"""The `make up` DNS server: publishes what every sending domain needs, on loopback.
 
-For each Domain: its DKIM key at `<selector>._domainkey.<domain>`, a DMARC and an SPF record, and an
+The domains come from the caller (the `run_dev_dns` command in domains/ reads them from the
+database), so this module knows nothing of the apps above it. For each domain: its DKIM key at `<selector>._domainkey.<domain>`, a DMARC and an SPF record, and an
 MX pointing at the local mail catcher. Any other name asked for MX also gets the catcher, so mail
 to any recipient (jane@example.com) stays on this machine; names under `.invalid` (RFC 6761)
 stay NXDOMAIN, so a bounce for a non-existent domain can be tried too.
 """
+
+from collections.abc import Iterable
 
 from dnslib import MX, QTYPE, RR
 
@@ -14,11 +17,10 @@ CATCHER_HOST = "mail-catcher.localdev"
 CATCHER_ADDRESS = "127.0.0.1"
 
 
-def domain_records() -> list[tuple[str, str, object]]:
-    from domains.models import Domain
-
+def domain_records(domains: Iterable[tuple[str, str, str]]) -> list[tuple[str, str, object]]:
+    """The zone's records for `(domain, dkim selector, dkim public key)` rows, plus the catcher's address."""
     records = [(CATCHER_HOST, "A", CATCHER_ADDRESS)]
-    for domain, selector, public_key in Domain.objects.values_list("domain", "selector", "dkim_public_key"):
+    for domain, selector, public_key in domains:
         records.append((domain, "MX", (10, CATCHER_HOST)))
         records.append((domain, "TXT", f"v=spf1 ip4:{CATCHER_ADDRESS} -all"))
         records.append((f"_dmarc.{domain}", "TXT", "v=DMARC1; p=none"))

@@ -134,5 +134,5 @@ def wsgi_app():
 def no_delivery(monkeypatch):
     """Accepted messages are not handed to delivery (the fuzzer's recipients are not real)."""
     enqueued = []
-    monkeypatch.setattr(messaging_services.deliver_messages, "delay", enqueued.append)
+    monkeypatch.setattr(messaging_services.deliver_messages_task, "delay", enqueued.append)
     return enqueued

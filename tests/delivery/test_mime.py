@@ -1,12 +1,16 @@
+import base64
 import email
+import quopri
 import re
 import shutil
 import subprocess
+from email.header import decode_header, make_header
 from email.policy import default
 
 import pytest
 
 from messaging.delivery import dkim
+from messaging.delivery.headers import HeaderError, check_header_block
 from messaging.delivery.mime import Attachment, message_id_header
 from messaging.return_path import message_id_from_return_path as parse_return_path
 from messaging.return_path import return_path_for
@@ -269,3 +273,101 @@ def test_a_long_unsubscribe_url_is_written_verbatim_not_encoded(built_message):
     data = built_message(unsubscribe_url=url, unsubscribe_mailto="unsubscribe+T@mail.acme.test").data
     assert f"\r\nList-Unsubscribe: <{url}>,\r\n <mailto:unsubscribe+T@mail.acme.test>\r\n".encode() in data
     assert b"=?utf-8?" not in data
+
+
+# --- RFC 2047 encoded-words in header inputs (#15 item 1) -------------------------------------
+
+B64_BCC = "=?utf-8?b?" + base64.b64encode(b"Your invoice\r\nBcc: victim@evil.test").decode() + "?="
+INJECTIONS = [
+    "=?utf-8?q?Your_invoice=0D=0AContent-Type:_text/html=0D=0A=0D=0A<h1>Pay_here</h1>?=",
+    "=?utf-8?q?Your_invoice=0D=0ABcc:_victim@evil.test?=",
+    "=?UTF-8?Q?Your_invoice=0ABcc:_victim@evil.test?=",
+    B64_BCC,
+    "prefix=?utf-8?q?x=0D=0ABcc:_victim@evil.test?=suffix",
+    "=?iso-8859-1?q?Your_invoice=0D=0A=0D=0A<h1>body</h1>?=",
+]
+
+
+def raw_header(data: bytes, name: str) -> str:
+    """One top-level header's value as on the wire, unfolded, not decoded."""
+    block = data.split(b"\r\n\r\n", 1)[0].replace(b"\r\n ", b" ").decode("ascii")
+    (value,) = [line.split(": ", 1)[1] for line in block.split("\r\n") if line.startswith(f"{name}: ")]
+    return value
+
+
+def display_name(data: bytes) -> str:
+    """The From display name as an RFC 2047 decoder reads it (the standard library's address parser
+    keeps the space between two adjacent encoded-words of a phrase, which the RFC says to drop)."""
+    phrase = raw_header(data, "From").rpartition(" <")[0]
+    return str(make_header(decode_header(phrase)))
+
+
+def header_fields(data: bytes) -> list[str]:
+    """The field names of the top-level header block, read without any decoding."""
+    block = data.split(b"\r\n\r\n", 1)[0]
+    return [line.split(b":", 1)[0].decode() for line in block.split(b"\r\n") if line[:1] not in (b" ", b"\t")]
+
+
+@pytest.mark.parametrize("payload", INJECTIONS)
+def test_encoded_words_in_subject_name_and_filename_stay_text(built_message, payload):
+    out = built_message(
+        subject=payload,
+        from_name=payload,
+        attachments=[Attachment(f"{payload}=2F..=2Fetc.pdf", "application/pdf", b"%PDF")],
+    )
+    assert header_fields(out.data) == EXPECTED_HEADERS
+    msg = parse(out.data)
+    assert "Bcc" not in msg
+    # What the recipient's client shows is exactly the characters that were sent, undecoded.
+    assert str(msg["Subject"]) == payload
+    assert display_name(out.data) == payload
+    assert msg["From"].addresses[0].addr_spec == "no-reply@mail.acme.test"
+    alternative, attachment = msg.get_payload()
+    assert [p.get_content_type() for p in alternative.get_payload()] == ["text/plain", "text/html"]
+    # `=2F` stays the three characters it is; a real slash never names a directory.
+    assert attachment.get_filename() == f"{payload}=2F..=2Fetc.pdf".replace("/", "_")
+    for part in msg.walk():
+        assert set(part.keys()) <= {*EXPECTED_HEADERS, "Content-Transfer-Encoding", "Content-Disposition"}
+    # No byte of the header block decodes to a CR or LF, whatever decoder a receiver runs.
+    block = out.data.split(b"\r\n\r\n", 1)[0]
+    unfolded = block.replace(b"\r\n ", b" ")
+    assert len(unfolded.split(b"\r\n")) == len(EXPECTED_HEADERS)
+    for word in re.findall(rb"=\?[^?]+\?([bqBQ])\?([^?]*)\?=", unfolded):
+        raw = base64.b64decode(word[1]) if word[0] in b"bB" else quopri.decodestring(word[1].replace(b"_", b" "))
+        assert b"\r" not in raw and b"\n" not in raw
+
+
+def test_control_characters_never_reach_a_header(built_message):
+    nasty = "A\x00B\x0bC\x0cD\x1bE\x7fF\x85G\u2028H\u2029I\tJ\r\nK"
+    out = built_message(subject=nasty, from_name=nasty, attachments=[Attachment(nasty, "text/plain", b"x")])
+    msg = parse(out.data)
+    assert str(msg["Subject"]) == "A B C D E F G H I J K"
+    assert msg["From"].addresses[0].display_name == "A B C D E F G H I J K"
+    assert msg.get_payload()[1].get_filename() == "A B C D E F G H I J K"
+
+
+def test_lone_surrogates_in_a_subject_do_not_stop_the_build(built_message):
+    assert str(parse(built_message(subject="Hi \ud800 there").data)["Subject"]) == "Hi ? there"
+
+
+@pytest.mark.parametrize(
+    ("block", "complaint"),
+    [
+        (b"From: a@b.test\r\nBcc: x@y.test\r\n\r\n", "fields"),
+        (b"From: a@b.test\r\n\r\nSubject: early end\r\n\r\n", "early"),
+        (b"From: a@b.test\r\nSubject: x\ny\r\n\r\n", "control"),
+        (b"From: a@b.test\r\nSubject: x\ry\r\n\r\n", "control"),
+        (b"From: a@b.test\r\nSubject: caf\xc3\xa9\r\n\r\n", "control"),
+        (b"From: a@b.test\r\nSubject: x\r\n \r\n\r\n", "empty"),
+        (b"From: a@b.test\r\nSubject: " + b"x" * 1000 + b"\r\n\r\n", "octets"),
+        (b"From: a@b.test\r\nSubject x\r\n\r\n", "not a field"),
+        (b"From: a@b.test\r\nSubject: x\r\n", "empty line"),
+    ],
+)
+def test_the_final_header_check_refuses_anything_but_what_was_written(block, complaint):
+    with pytest.raises(HeaderError, match=complaint):
+        check_header_block(block, ["From", "Subject"])
+
+
+def test_the_final_header_check_passes_a_folded_block():
+    check_header_block(b"From: a@b.test\r\nSubject: one\r\n two\r\n\tthree\r\n\r\n", ["From", "Subject"])

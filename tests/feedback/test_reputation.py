@@ -4,12 +4,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from messaging.feedback.reputation import _sender_pause, sender_reputation_evaluate, sender_reputation_stats
 from messaging.feedback.services import feedback_bounce_record, feedback_complaint_record
 from messaging.models import Message
 from messaging.webhooks.models import WebhookDelivery
 from messaging.webhooks.services import webhook_endpoint_create
 from senders.models import Sender, SenderStateChange
-from senders.reputation import _sender_pause, sender_reputation_evaluate, sender_reputation_stats
 
 
 def _traffic(make_message, *, volume, bounced=0, complained=0):

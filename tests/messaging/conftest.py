@@ -43,7 +43,7 @@ def body(sendable):
 def enqueued(monkeypatch):
     """Records every `deliver_messages.delay(ids)` the send path makes (after commit)."""
     calls = []
-    monkeypatch.setattr(services.deliver_messages, "delay", lambda ids: calls.append(list(ids)))
+    monkeypatch.setattr(services.deliver_messages_task, "delay", lambda ids: calls.append(list(ids)))
     return calls
 
 

@@ -107,7 +107,7 @@ def test_old_keys_are_purged_after_the_retention(api, sendable, body, settings):
 @pytest.mark.django_db(transaction=True)
 def test_twenty_concurrent_requests_with_one_key_create_exactly_one_message(workspace, make_client, monkeypatch):
     sendable = make_sendable(workspace)
-    monkeypatch.setattr(services.deliver_messages, "delay", lambda ids: None)
+    monkeypatch.setattr(services.deliver_messages_task, "delay", lambda ids: None)
     raw_key = make_client(workspace).raw_key
     request = {"from": "receipts@mail.acme.com", "to": "jane@example.com", "templateId": sendable.template.id}
     barrier = threading.Barrier(20)

@@ -34,7 +34,7 @@ def test_message_and_accepted_event_are_committed_together_before_the_enqueue(wo
             (ids, Message.objects.filter(pk__in=ids).count(), MessageEvent.objects.filter(message_id__in=ids).count())
         )
 
-    monkeypatch.setattr(services.deliver_messages, "delay", delay)
+    monkeypatch.setattr(services.deliver_messages_task, "delay", delay)
     api = make_client(workspace)
     request = {"from": "receipts@mail.acme.com", "to": "jane@example.com", "templateId": sendable.template.id}
     message_id = api.post("/v1/messages", request, format="json").json()["id"]
@@ -50,7 +50,7 @@ def test_a_broker_failure_at_commit_keeps_the_202_and_the_sweeper_recovers_it(
     def broker_down(ids):
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(services.deliver_messages, "delay", broker_down)
+    monkeypatch.setattr(services.deliver_messages_task, "delay", broker_down)
     api = make_client(workspace)
     request = {"from": "receipts@mail.acme.com", "to": "jane@example.com", "templateId": sendable.template.id}
     response = api.post("/v1/messages", request, format="json")
@@ -60,7 +60,7 @@ def test_a_broker_failure_at_commit_keeps_the_202_and_the_sweeper_recovers_it(
     assert "outbox sweeper" in caplog.text
 
     recovered = []
-    monkeypatch.setattr(services.deliver_messages, "delay", lambda ids: recovered.append(ids))
+    monkeypatch.setattr(services.deliver_messages_task, "delay", lambda ids: recovered.append(ids))
     assert sweep_outbox.delay().get() == 0  # too young to be considered lost
     Message.objects.filter(pk=message_id).update(updated_at=timezone.now() - timedelta(minutes=5))
     assert sweep_outbox.delay().get() == 1

@@ -4,9 +4,9 @@ import pytest
 from django.core.management import call_command
 
 from messaging import limits
+from messaging.feedback.reputation import sender_reputation_stats
 from messaging.models import IdempotencyRecord, Message
 from pufferpost.models import ApiKey
-from senders.reputation import sender_reputation_stats
 from tests.factories import SenderFactory
 from tests.helpers import assert_envelope, violations
 from tests.messaging.factories import MessageFactory, SuppressionFactory

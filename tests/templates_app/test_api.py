@@ -406,3 +406,53 @@ def test_render_with_deeply_nested_data_is_422_too_deep_not_500(api, workspace):
     response = api.generic("POST", f"/v1/templates/{template.id}/render", raw, content_type="application/json")
     error = assert_envelope(response, 422, "validation_failed")
     assert violations(error) == {("data", "too_deep")}
+
+
+@pytest.mark.parametrize(
+    ("html", "fragment"),
+    [
+        ("{% call nothing() %}{% endcall %}", "'call' must call a macro defined in this template"),
+        ("{% call dict() %}{% endcall %}", "'call' must call a macro defined in this template"),
+        ("{{ x" + "|upper" * 210 + " }}", "nests too deeply"),
+        ("{{ x" + "|upper" * 1000 + " }}", "nests too deeply"),
+        ("{{ x }}" * 6000, "too large"),
+        ("{% for a in x %}" * 21 + "{% endfor %}" * 21, "loops nest at most 16 deep"),
+        ('{{ "%(a)1000000000s"|format(a=1) }}', "Format widths are limited to 1000"),
+    ],
+)
+def test_poison_and_compile_bombs_are_422_at_save(api, workspace, html, fragment):
+    template = TemplateFactory(workspace=workspace)
+    response = api.post(f"/v1/templates/{template.id}/versions", {"subject": "s", "html": html}, format="json")
+    error = assert_envelope(response, 422, "validation_failed")
+    [violation] = error["violations"]
+    assert (violation["field"], violation["code"]) == ("html", "template_syntax_error")
+    assert fragment in violation["message"]
+    assert not TemplateVersion.objects.filter(template=template).exists()
+
+
+def test_a_version_whose_translations_together_are_too_large_is_422(api, workspace):
+    template = TemplateFactory(workspace=workspace)
+    part = "{{ x }}" * 4800  # 4,802 nodes: within the per-part bound, 24,010 in all
+    translations = {lang: {"subject": "s", "html": part} for lang in ("de", "fr", "es", "it")}
+    body = {"subject": "s", "html": part, "translations": translations}
+    response = api.post(f"/v1/templates/{template.id}/versions", body, format="json")
+    error = assert_envelope(response, 422, "validation_failed")
+    assert violations(error) == {("translations", "template_too_large")}
+    assert "20,000" in error["violations"][0]["message"]
+    assert not TemplateVersion.objects.filter(template=template).exists()
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "{% call nothing() %}{% endcall %}",
+        "{% call dict() %}{% endcall %}",
+        "{{ x" + "|upper" * 210 + " }}",
+        '{{ "%(a)1000000000s"|format(a=1) }}',
+    ],
+)
+def test_a_poison_version_saved_before_the_checks_previews_as_a_422_not_a_500(api, workspace, html):
+    template = VersionedTemplateFactory(workspace=workspace, version__html=html)
+    response = api.post(f"/v1/templates/{template.id}/render", {"data": {}}, format="json")
+    error = assert_envelope(response, 422, "template_render_failed")
+    assert error["message"].startswith("html")

@@ -1,5 +1,6 @@
 import pytest
 
+from templates_app import sandbox
 from templates_app.models import TemplateVersion
 from templates_app.plaintext import html_to_text
 from templates_app.rendering import (
@@ -180,3 +181,57 @@ def test_saved_versions_are_compiled_once(db):
         (version.pk, None, "subject"),
         (version.pk, None, "html"),
     }
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ('<p title="a>b">t</p>', "t"),
+        ("a < b > c", "a < b > c"),
+        ("<a href=x>one<a href=y>two</a>", "one (x)two (y)"),
+        ("x<br/>y<img alt='A &amp; B'/>z", "x\nyA & Bz"),
+        ("<!-- c --><!DOCTYPE html>ok<?x?>", "ok"),
+        ("<scRipt>var a='<p>x</p>'</SCRIPT>after", "after"),
+        ('<a href="mailto:j@x.test">j@x.test</a>', "j@x.test"),
+        ('<a href="https://x.test"></a>', "https://x.test"),
+        ("<p>open tag at the end <a href='x", "open tag at the end"),
+    ],
+)
+def test_html_to_text_reads_html_like_a_browser_tokenizer(html, text):
+    assert html_to_text(html) == text
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<a " * 12000,
+        "<a " * 300_000,
+        "<a href='" * 100_000,
+        "<a>y" * 20_000 + "</a>" * 20_000,
+        "<" * 900_000,
+        "<a x=" * 150_000,
+        "<!--" * 200_000,
+    ],
+)
+def test_deriving_the_text_is_linear_so_it_fits_the_render_budget(html, monkeypatch):
+    """html.parser is quadratic on unclosed tags ("<a " * 12000 took 14 s). The derivation runs
+    inside the render's CPU budget, cut to 0.5 s here: a quadratic parser would hit the limit."""
+    monkeypatch.setattr(sandbox, "MAX_CPU_SECONDS", 0.5)
+    version = TemplateVersion(subject="s", html="{{ html|safe }}", text="")
+    rendered = render_version(version, data={"html": html}, locale="en", timezone="UTC")
+    assert rendered.html == html
+    assert len(rendered.text) <= len(html)
+
+
+def test_the_text_derivation_is_a_budget_checkpoint(monkeypatch):
+    monkeypatch.setattr(sandbox, "MAX_CPU_SECONDS", 0.0)
+    version = TemplateVersion(subject="s", html="<b>x</b>" * 10, text="")
+    with pytest.raises(RenderError) as failed:
+        render_version(version, data={}, locale="en", timezone="UTC")
+    assert "seconds of CPU time" in str(failed.value)
+
+
+def test_the_derived_text_is_bounded_like_any_part():
+    with pytest.raises(RenderError) as failed:
+        html_to_text("x" * (sandbox.MAX_PART_CHARS + 1))
+    assert "derived text part is longer than 1,000,000 characters" in str(failed.value)

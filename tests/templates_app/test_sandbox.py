@@ -8,7 +8,7 @@ import pytest
 
 from templates_app import sandbox
 from templates_app.models import TemplateVersion
-from templates_app.rendering import RenderError, render_version
+from templates_app.rendering import RenderError, TemplateSyntaxProblem, render_version, validate_source
 
 LEAKS = ("class", "mro", "object", "function", "module", "0x", "settings", "SECRET", "Template", "Environment")
 
@@ -169,3 +169,106 @@ def test_helpers_print_no_python_internals(html):
     out, error = attempt(html)
     assert error is None
     assert "0x" not in out and "jinja2" not in out and "function" not in out
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        '{{ "%(a)1000000000s"|format(a=1) }}',
+        "{{ '%(a)1000000000s' % {'a': 1} }}",
+        "{{ '%(a)-#01001d'|format(a=1) }}",
+        "{{ '%(a).1000000000f'|format(a=1.5) }}",
+        "{{ '%((a))999999999s' % {'(a)': 1} }}",
+        "{{ '%(a)*d' % {'a': 1} }}",
+        "{{ '%.*f'|format(999999999, 1.5) }}",
+        "{{ '%(a)0000000000000001001s' % {'a': 1} }}",
+        "{{ '%(a)s %ls %999999999hd' % (1, 2) }}",
+    ],
+)
+def test_every_form_of_a_printf_width_is_parsed_before_formatting(html):
+    out, error = attempt(html)
+    assert out is None
+    assert "Format widths are limited to 1000" in error
+
+
+def test_a_repeated_mapping_key_counts_each_time_it_is_printed():
+    pattern = "%(a)s" * 200
+    assert sandbox.predict_printf(pattern, {"a": "x" * 10_000}) > sandbox.MAX_PART_CHARS
+    out, error = attempt("{{ (pattern % {'a': big})|length }}", data={"pattern": pattern, "big": "x" * 10_000})
+    assert out is None and "more than 1,000,000 characters" in error
+
+
+@pytest.mark.parametrize(
+    ("pattern", "values"),
+    [
+        ("%s and %s", ("a", "bb")),
+        ("%(a)s%(a)s%(b)r", {"a": "x" * 50, "b": "it's"}),
+        ("%-10s|%+05d|%.3f|%e|%x|%o|%c|%%", ("ab", 42, 3.14159, 1e300, 255, 8**30, 65)),
+        ("%(n)1000.999f", {"n": 1.7e308}),
+        ("%s", {"a": [1, 2, "three"]}),
+        ("%r", ("\U0001f600\x00",)),
+        ("%5.2s", ("abcdef",)),
+    ],
+)
+def test_the_printf_prediction_is_never_below_the_real_length(pattern, values):
+    assert sandbox.predict_printf(pattern, values) >= len(pattern % values)
+
+
+def test_printf_mapping_keys_still_work_within_the_limits():
+    out, error = attempt("{{ '%(name)10s|%(n)05.1f'|format(name=name, n=2.25) }}")
+    assert error is None and out == "      Jane|002.2"
+
+
+def test_constant_folding_at_save_time_is_bounded_like_a_render():
+    """Compiling folds constant expressions; the bomb is refused by the sandbox's limits there
+    (never built: memory stays far below the 1 GB the string would take)."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(TemplateSyntaxProblem) as refused:
+            validate_source("html", '{{ "%(a)1000000000s"|format(a=1) }}')
+        with pytest.raises(TemplateSyntaxProblem) as built_too_much:
+            validate_source("html", "{{ ('x'|center(999999))|length }}" * 30)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "Format widths are limited to 1000" in refused.value.message
+    assert "built more than 20,000,000 characters" in built_too_much.value.message
+    assert peak < 64 * 1024 * 1024, f"peak {peak / 1e6:.0f} MB"
+
+
+@pytest.mark.parametrize(
+    ("html", "fragment"),
+    [
+        ("{{ x" + "|upper" * 210 + " }}", "nests too deeply: expressions, filters and tags at most 50 levels"),
+        ("{{ x" + "|upper" * 1000 + " }}", "nests too deeply"),
+        ("{{ " + " + ".join(["x"] * 300) + " }}", "nests too deeply"),
+        ("{{ x }}" * 6000, "more than 5,000 tags"),
+        ("{% for a in x %}" * 17 + "{% endfor %}" * 17, "'for' loops nest at most 16 deep"),
+        ("{% call nothing() %}{% endcall %}", "'call' must call a macro defined in this template"),
+        ("{% call dict() %}{% endcall %}", "'call' must call a macro defined in this template"),
+    ],
+)
+def test_trees_too_big_or_too_deep_to_compile_are_refused_before_compiling(html, fragment):
+    with pytest.raises(TemplateSyntaxProblem) as refused:
+        validate_source("html", html)
+    assert fragment in refused.value.message
+    out, error = attempt(html)  # a version saved before the check fails its render cleanly
+    assert out is None and fragment in error
+
+
+def test_deep_but_legal_nesting_compiles_and_renders():
+    html = "{{ name" + "|upper|lower" * 20 + " }}" + "{% for a in [1] %}" * 16 + "x" + "{% endfor %}" * 16
+    validate_source("html", html)
+    assert attempt(html)[0] == "janex"
+
+
+def test_a_call_block_of_a_macro_defined_in_the_template_works():
+    html = "{% macro box() %}[{{ caller() }}]{% endmacro %}{% call box() %}{{ name }}{% endcall %}"
+    validate_source("html", html)
+    assert attempt(html)[0] == "[Jane]"
+
+
+def test_a_filter_block_that_returns_a_list_renders_escaped_text_not_a_type_error():
+    out, error = attempt("{% filter list %}{{ name }}<{% endfilter %}")
+    assert error is None
+    assert out == "[&#39;J&#39;, &#39;a&#39;, &#39;n&#39;, &#39;e&#39;, &#39;&lt;&#39;]"

@@ -12,7 +12,7 @@ RECIPIENT = "jane@example.com"
 @pytest.fixture(autouse=True)
 def no_delivery(monkeypatch):
     """Sends accepted by these tests are never handed to delivery (no SMTP anywhere)."""
-    monkeypatch.setattr(messaging_services.deliver_messages, "delay", lambda ids: None)
+    monkeypatch.setattr(messaging_services.deliver_messages_task, "delay", lambda ids: None)
 
 
 @pytest.fixture

@@ -73,6 +73,10 @@ def test_every_documented_event_type_is_accepted(api):
         ({"url": "https://[fd00::1]/x"}, "url", "private_address"),
         ({"url": "https://[::ffff:127.0.0.1]/x"}, "url", "private_address"),
         ({"url": "https://localhost/x"}, "url", "private_address"),
+        ({"url": "https://[::127.0.0.1]/x"}, "url", "private_address"),
+        ({"url": "https://[::7f00:1]/x"}, "url", "private_address"),
+        ({"url": "https://[64:ff9b:1::7f00:1]/x"}, "url", "private_address"),
+        ({"url": "https://hooks..acme.com/x"}, "url", "invalid_url"),
         ({}, "url", "required"),
         ({"url": URL, "events": ["delivered", "teleported"]}, "events[1]", "invalid_choice"),
         ({"url": URL, "events": "delivered"}, "events", "not_a_list"),
@@ -89,6 +93,12 @@ def test_loopback_and_http_urls_are_accepted_when_private_addresses_are_allowed(
     settings.PUFFERPOST_WEBHOOKS_ALLOW_PRIVATE = True
     response = api.post("/v1/webhooks", {"url": "http://127.0.0.1:8080/hooks"}, format="json")
     assert response.status_code == 201, response.content
+
+
+def test_a_non_ascii_path_is_accepted_as_given(api):
+    response = api.post("/v1/webhooks", {"url": "https://hooks.acme.com/bücher/ä"}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["url"] == "https://hooks.acme.com/bücher/ä"
 
 
 def test_http_urls_are_accepted_in_debug(api, settings):

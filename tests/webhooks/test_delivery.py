@@ -296,3 +296,28 @@ def test_finished_deliveries_are_pruned_after_the_retention(hook, receiver, mess
     WebhookDelivery.objects.update(created_at=timezone.now() - timedelta(days=31))
     assert webhook_deliveries_prune() == 1
     assert list(WebhookDelivery.objects.values_list("event_id", flat=True)) == [first.pk]
+
+
+def test_a_non_ascii_path_is_delivered_percent_encoded(
+    workspace, receiver, allow_private, message, django_capture_on_commit_callbacks
+):
+    webhook_endpoint_create(workspace=workspace, url=f"{receiver.url}/bücher", events=[])
+    with django_capture_on_commit_callbacks(execute=True):
+        message_transition(message_id=message.pk, to_status="queued")
+    [request] = receiver.wait_for(1)
+    assert request.path == "/hooks/b%C3%BCcher"
+    assert list(WebhookDelivery.objects.values_list("status", flat=True)) == ["succeeded"]
+
+
+def test_a_stored_url_no_request_can_be_made_to_fails_with_detail_instead_of_staying_pending(
+    workspace, receiver, allow_private, message, django_capture_on_commit_callbacks
+):
+    # A row saved before creation checked the URL: the attempt is recorded as a permanent failure.
+    webhook_endpoint_create(workspace=workspace, url="http://hooks..acme.test/x", events=[])
+    with django_capture_on_commit_callbacks(execute=True):
+        message_transition(message_id=message.pk, to_status="queued")
+    [delivery] = WebhookDelivery.objects.all()
+    assert delivery.status == "failed" and delivery.attempts == 1
+    assert "not a valid host name" in delivery.last_error
+    assert delivery.next_attempt_at is None
+    assert receiver.requests == []

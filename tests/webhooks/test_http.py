@@ -22,13 +22,19 @@ from tests.webhooks.conftest import Receiver
         "127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
         "224.0.0.1", "255.255.255.255", "::1", "::", "fe80::1", "fd12:3456::1", "::ffff:10.0.0.1",
         "64:ff9b::7f00:1", "2002:7f00:1::1", "ff02::1", "192.0.2.10",
+        # IPv4-compatible (::/96), SIIT (::ffff:0:0:0/96) and local-use NAT64 (64:ff9b:1::/48):
+        # the standard library calls these global, whatever they embed.
+        "::127.0.0.1", "::7f00:1", "::8.8.8.8", "::ffff:0:7f00:1", "64:ff9b:1::7f00:1", "64:ff9b:1::808:808",
+        "64:ff9b::a00:7", "not an address",
     ],
 )  # fmt: skip
 def test_private_and_reserved_addresses_are_refused(address):
     assert not http.address_allowed(address)
 
 
-@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8"])
+@pytest.mark.parametrize(
+    "address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"]
+)
 def test_public_addresses_are_allowed(address):
     assert http.address_allowed(address)
 
@@ -46,6 +52,42 @@ def test_a_literal_private_address_is_refused_at_connect_time(receiver):
     with pytest.raises(http.BlockedAddress):
         http.post(receiver.url, body=b"{}", headers={}, timeout=2)
     assert receiver.requests == []
+
+
+@pytest.mark.parametrize("host", ["[::127.0.0.1]", "[::7f00:1]", "[64:ff9b:1::7f00:1]"])
+def test_ipv6_forms_of_loopback_are_refused_at_connect_time(receiver, host):
+    with pytest.raises(http.BlockedAddress):
+        http.post(f"http://{host}:{receiver.port}/x", body=b"{}", headers={}, timeout=2)
+    assert receiver.requests == []
+
+
+def test_a_non_ascii_path_and_query_are_sent_percent_encoded(dns, receiver):
+    dns.publish("hooks.customer.test", "A", "127.0.0.1")
+    response = http.post(
+        f"http://hooks.customer.test:{receiver.port}/hooks/bücher päth?q=ä b",
+        body=b"{}",
+        headers={},
+        timeout=2,
+        allow_private=True,
+    )
+    assert response.status == 200
+    [request] = receiver.requests
+    assert request.path == "/hooks/b%C3%BCcher%20p%C3%A4th?q=%C3%A4%20b"
+
+
+def test_an_idn_host_is_looked_up_and_sent_as_its_a_label(dns, receiver):
+    dns.publish("xn--bcher-kva.test", "A", "127.0.0.1")
+    response = http.post(f"http://bücher.test:{receiver.port}/x", body=b"{}", headers={}, timeout=2, allow_private=True)
+    assert response.status == 200
+    [request] = receiver.requests
+    assert request.headers["Host"] == f"xn--bcher-kva.test:{receiver.port}"
+
+
+@pytest.mark.parametrize("url", ["http://a..b.test/x", "http://host.test:99999/x", "ftp://host.test/x"])
+def test_a_url_no_request_can_be_made_to_is_a_permanent_failure(receiver, url):
+    with pytest.raises(http.OutboundError) as failed:
+        http.post(url, body=b"{}", headers={}, timeout=2, allow_private=True)
+    assert failed.value.permanent
 
 
 def test_the_vetted_address_is_used_with_the_name_in_the_host_header(dns, receiver):

@@ -23,6 +23,10 @@ class WebhookCreateSerializer(StrictSerializer):
             raise serializers.ValidationError("Enter a valid http(s) URL.", code="invalid_url")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise serializers.ValidationError("Enter a valid http(s) URL.", code="invalid_url")
+        try:
+            http.request_parts(value)
+        except http.OutboundError:
+            raise serializers.ValidationError("Enter a valid http(s) URL.", code="invalid_url") from None
         if parts.username is not None or parts.password is not None:
             raise serializers.ValidationError("Credentials in the URL are not supported.", code="invalid_url")
         allow_private = settings.PUFFERPOST_WEBHOOKS_ALLOW_PRIVATE

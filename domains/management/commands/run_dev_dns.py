@@ -4,6 +4,7 @@ import time
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
+from domains.models import Domain
 from pufferpost.localdev.dev_dns import DevZone, domain_records
 from pufferpost.localdev.dns_server import LoopbackDnsServer
 from pufferpost.management.commands.run_mail_catcher import _wait_for_signal
@@ -22,7 +23,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         zone = DevZone()
-        zone.replace_all(domain_records())
+        zone.replace_all(domain_records(_domains()))
         close_old_connections()
         server = LoopbackDnsServer(zone, host=options["host"], port=options["port"]).start()
         stop = threading.Event()
@@ -37,9 +38,13 @@ class Command(BaseCommand):
     def _refresh(self, zone, interval, stop):
         while not stop.wait(interval):
             try:
-                zone.replace_all(domain_records())
+                zone.replace_all(domain_records(_domains()))
             except Exception as exc:  # the database restarting must not kill the dev server
                 self.stderr.write(f"dev DNS: could not re-read domains: {exc}")
                 time.sleep(interval)
             finally:
                 close_old_connections()
+
+
+def _domains():
+    return Domain.objects.values_list("domain", "selector", "dkim_public_key")

@@ -1,4 +1,4 @@
-"""Workspace-level API: `GET /v1/workspace`."""
+"""Workspace-level API: `GET /v1/workspace` (here, not in pufferpost/, because it reports the quota messaging counts)."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers

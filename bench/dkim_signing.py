@@ -1,7 +1,7 @@
-"""Signs per second, stock dkimpy vs the OpenSSL-backed adapter: `python -m messaging.delivery.bench_dkim`.
+"""Signs per second, stock dkimpy vs the OpenSSL-backed adapter: `python -m bench.dkim_signing`.
 
 A printout for comparing machines and versions, not a test: absolute rates drift, the ratio is
-what matters (LIMITS.md).
+what matters (the machine ceilings in bench/README.md).
 """
 
 import sys

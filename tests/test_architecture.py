@@ -1,0 +1,106 @@
+"""The import rules of STYLE.md, checked: an import that crosses a line fails the suite.
+
+`lint-imports` checks the contracts in pyproject.toml (layers, independence, no cycles); the
+tests below check what it cannot express: the task convention and that Celery's autodiscovery
+alone registers every task.
+"""
+
+import ast
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("pufferpost", "domains", "senders", "templates_app", "messaging")
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+
+
+def _lint_imports(cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache", "--config", str(cwd / "pyproject.toml")],
+        cwd=cwd,
+        env={"PYTHONPATH": str(cwd), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _modules():
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if "migrations" not in path.parts:
+                yield path, ".".join(path.relative_to(ROOT).with_suffix("").parts)
+
+
+def _imports(tree: ast.Module):
+    """(imported module, alias names, at module top?) for every project import in the module."""
+    top = {id(node) for node in tree.body}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                yield node.module, alias.name, alias.asname, id(node) in top
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, None, alias.asname, id(node) in top
+
+
+def test_the_import_contracts_hold():
+    result = _lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+def test_the_import_contracts_catch_a_crossing(tmp_path):
+    """Negative control: the same contracts on a copy where domains imports messaging."""
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    models = tmp_path / "domains" / "models.py"
+    models.write_text(models.read_text() + "\nfrom messaging.models import Message  # noqa\n")
+    result = _lint_imports(tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "domains.models -> messaging.models" in result.stdout
+
+
+def test_tasks_import_services_inside_the_task_and_services_import_tasks_at_module_top():
+    """HackSoft's convention (STYLE.md): no import cycle exists when any module is imported."""
+    wrong = []
+    for path, module in _modules():
+        tree = ast.parse(path.read_text())
+        for imported, name, asname, at_top in _imports(tree):
+            if not imported.startswith(PACKAGES):
+                continue
+            target = f"{imported}.{name}" if name else imported
+            is_services = imported.endswith(".services") or name == "services"
+            if module.endswith(".tasks") and at_top and is_services:
+                wrong.append(f"{module}: imports {target} at module top (import it inside the task)")
+            if not module.endswith(".tasks") and imported.endswith(".tasks"):
+                if not at_top:
+                    wrong.append(f"{module}: imports {target} inside a function (import it at module top)")
+                elif not (asname or "").endswith("_task"):
+                    wrong.append(f"{module}: imports {target} as {asname or name} (alias it `{name}_task`)")
+    assert wrong == []
+
+
+def test_autodiscovery_alone_registers_every_task():
+    declared = set()
+    for path, _ in _modules():
+        if path.name != "tasks.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "shared_task":
+                declared |= {kw.value.value for kw in node.keywords if kw.arg == "name"}
+    assert declared, "no tasks found"
+    script = (
+        "import json, django; django.setup()\n"
+        "from pufferpost.celery import app\n"
+        "app.loader.import_default_modules()\n"
+        "print(json.dumps(sorted(name for name in app.tasks if not name.startswith('celery.'))))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert declared <= set(json.loads(result.stdout.splitlines()[-1]))
