@@ -6,6 +6,7 @@ in the guide (cc ≤ 25, metadata ≤ 50 keys of ≤ 500 chars, ≤ 3 attachment
 
 import base64
 import binascii
+import codecs
 import re
 import zoneinfo
 from collections.abc import Mapping
@@ -32,6 +33,10 @@ MAX_BATCH = 100
 LOCALE_RE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
 # A bare `type/subtype` (RFC 6838 restricted-name characters), no parameters.
 CONTENT_TYPE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
+# RFC 2978 mime-charset characters; the name must also be a charset Python can encode with.
+CHARSET_RE = re.compile(r"[a-z0-9][a-z0-9!#$%&'+^_`{}~-]{0,39}")
+# Characters no mail header can carry: C0 controls (CR, LF, TAB), DEL, C1, line/paragraph separators.
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # Longest base64 text that can decode to MAX_ATTACHMENT_BYTES, checked before decoding anything.
 _MAX_BASE64_CHARS = 4 * ((MAX_ATTACHMENT_BYTES + 2) // 3)
 
@@ -143,29 +148,61 @@ class TimezoneField(StringField):
 
 
 class FilenameField(StringField):
-    default_error_messages = {"invalid_filename": "A file name, without / or \\ or NUL."}
+    default_error_messages = {
+        "invalid_filename": "A file name, without / or \\, line breaks or other control characters.",
+    }
 
     def __init__(self, **kwargs):
         super().__init__(max_length=255, trim_whitespace=False, **kwargs)
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
-        if "/" in value or "\\" in value or "\x00" in value or value in (".", ".."):
+        if "/" in value or "\\" in value or CONTROL_RE.search(value) or value in (".", ".."):
             self.fail("invalid_filename")
         return value
 
 
 class ContentTypeField(StringField):
-    default_error_messages = {"invalid_content_type": "A MIME type such as application/pdf."}
+    """`type/subtype`, plus `; charset=…` on text/* types; lowercased (`text/csv; charset=utf-8`).
+
+    Refused: anything a mail part can never be (multipart/*, which needs parts of its own, and
+    message/*, which must itself be a complete message that relays parse and may reject)."""
+
+    default_error_messages = {
+        "invalid_content_type": "A MIME type such as application/pdf (text/* may add ; charset=utf-8).",
+        "invalid_charset": "An unknown charset; use a registered name such as utf-8 or iso-8859-1.",
+        "undeliverable_content_type": "{media_type} cannot be sent as an attachment; "
+        "use application/octet-stream (or application/pdf, text/csv, …) instead.",
+    }
 
     def __init__(self, **kwargs):
         super().__init__(max_length=255, **kwargs)
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
-        if not CONTENT_TYPE_RE.fullmatch(value):
+        media_type, _, parameter = value.strip().lower().partition(";")
+        media_type = media_type.strip()
+        if not CONTENT_TYPE_RE.fullmatch(media_type):
             self.fail("invalid_content_type")
-        return value.lower()
+        if media_type.partition("/")[0] in ("multipart", "message"):
+            self.fail("undeliverable_content_type", media_type=media_type)
+        if not parameter.strip():
+            return media_type
+        attribute, equals, charset = (part.strip() for part in parameter.partition("="))
+        charset = charset[1:-1] if len(charset) > 1 and charset[0] == charset[-1] == '"' else charset
+        if not media_type.startswith("text/") or attribute != "charset" or not equals:
+            self.fail("invalid_content_type")
+        if not CHARSET_RE.fullmatch(charset) or not _known_charset(charset):
+            self.fail("invalid_charset")
+        return f"{media_type}; charset={charset}"
+
+
+def _known_charset(name: str) -> bool:
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        return False
+    return True
 
 
 @extend_schema_field({"type": "string", "format": "byte"})

@@ -315,6 +315,23 @@ PUFFERPOST_REPUTATION_WINDOW_DAYS = _read("int", "PUFFERPOST_REPUTATION_WINDOW_D
 PUFFERPOST_SMTP_TIMEOUT = _read("float", "PUFFERPOST_SMTP_TIMEOUT", default=30.0, positive=True)
 # The name this host gives in EHLO/HELO; receivers check it resolves. Empty: the machine's FQDN.
 PUFFERPOST_SMTP_HELO_NAME = _read("str", "PUFFERPOST_SMTP_HELO_NAME", default="")
+# Shaping per destination (pufferpost.shaping): the operator's file (YAML or JSON) over the presets.
+PUFFERPOST_SHAPING_FILE = _read("str", "PUFFERPOST_SHAPING_FILE", default="")
+# Seconds a connection slot is held without a message before another worker may take it (a dead
+# worker's slot frees after this). Renewed with every message; idle connections close far sooner.
+PUFFERPOST_SHAPING_LEASE = _read("float", "PUFFERPOST_SHAPING_LEASE", default=300.0, positive=True)
+# Seconds an open connection may sit idle in a batch before it is closed (its slot released).
+PUFFERPOST_SHAPING_IDLE_CLOSE = _read("float", "PUFFERPOST_SHAPING_IDLE_CLOSE", default=10.0, minimum=0)
+# Seconds of conservative limits (1 connection, a quarter of the rate) after Redis lost the state.
+PUFFERPOST_SHAPING_RECOVERY = _read("float", "PUFFERPOST_SHAPING_RECOVERY", default=30.0, minimum=0)
+# Seconds mail waits when Redis cannot be reached (shaping fails closed).
+PUFFERPOST_SHAPING_UNAVAILABLE_WAIT = _read("float", "PUFFERPOST_SHAPING_UNAVAILABLE_WAIT", default=30.0, positive=True)
+# Seconds an MX host that refused a connection or timed out is skipped.
+PUFFERPOST_SHAPING_HOST_SKIP = _read("float", "PUFFERPOST_SHAPING_HOST_SKIP", default=60.0, minimum=0)
+# Seconds before retrying a greylisted message when the reply does not say.
+PUFFERPOST_GREYLIST_RETRY = _read("float", "PUFFERPOST_GREYLIST_RETRY", default=300.0, positive=True)
+# Extra CA certificates (PEM) trusted when verifying MX and MTA-STS certificates: a test or dev CA.
+PUFFERPOST_TLS_CA_FILE = _read("str", "PUFFERPOST_TLS_CA_FILE", default="")
 # Domain of the VERP return path (bounces+msg_…@DOMAIN); its MX must reach run_inbound_smtp.
 # Empty: the from-domain of each message.
 PUFFERPOST_RETURN_PATH_DOMAIN = _read("str", "PUFFERPOST_RETURN_PATH_DOMAIN", default="").strip().lower()

@@ -14,6 +14,7 @@ connections, timeouts, DNS errors — worth retrying later).
 """
 
 import contextlib
+import dataclasses
 import functools
 import ipaddress
 import logging
@@ -22,6 +23,9 @@ import re
 import smtplib
 import socket
 import ssl
+import threading
+import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +36,7 @@ from urllib.parse import unquote, urlsplit
 from django.conf import settings
 
 from pufferpost import dns
+from pufferpost.shaping import Limits, Shaper
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,15 @@ class DeliveryResult:
     code: int | None
     response_text: str
     mx_host: str = ""
+    # Set by shaping: seconds until the destination's budget allows this recipient (nothing was sent).
+    wait: float | None = field(default=None, compare=False)
+    # Which shaping rule or reply pattern decided a deferral ("shaping:connections", "throttle:4\.7\.28" …).
+    rule: str = field(default="", compare=False)
+    # A server-given retry delay (greylisting) that replaces the generic backoff.
+    retry_after: float | None = field(default=None, compare=False)
+    # {"used": bool, "version": "TLSv1.3", "verified": bool} of the connection that carried it.
+    tls: dict | None = field(default=None, compare=False, hash=False)
+    destination: str = field(default="", compare=False)
 
     @property
     def permanent(self) -> bool:
@@ -173,6 +187,47 @@ class _Connection:
     smtp: smtplib.SMTP
     host: str
     messages: int = 0
+    tls: dict = field(default_factory=lambda: {"used": False})
+    destination: str = ""
+    lease: str = ""
+    last_used: float = field(default_factory=time.monotonic)
+
+
+class _RetryUnverified(Exception):
+    """The certificate did not verify: reconnect and encrypt without verifying (opportunistic TLS)."""
+
+
+# MX hosts whose certificate did not verify lately: opportunistic TLS goes straight to unverified
+# (one connection instead of two), re-checked after an hour.
+_UNVERIFIABLE: dict[str, float] = {}
+_UNVERIFIABLE_LOCK = threading.Lock()
+_UNVERIFIABLE_FOR = 3600.0
+
+
+def _verification_known_to_fail(host: str) -> bool:
+    with _UNVERIFIABLE_LOCK:
+        until = _UNVERIFIABLE.get(host)
+        return until is not None and until > time.monotonic()
+
+
+def _verification_failed(host: str) -> None:
+    with _UNVERIFIABLE_LOCK:
+        _UNVERIFIABLE[host] = time.monotonic() + _UNVERIFIABLE_FOR
+
+
+def verified_context() -> ssl.SSLContext:
+    """The system's trust store plus PUFFERPOST_TLS_CA_FILE (a test or dev CA), hostname checked."""
+    context = ssl.create_default_context()
+    if settings.PUFFERPOST_TLS_CA_FILE:
+        context.load_verify_locations(cafile=settings.PUFFERPOST_TLS_CA_FILE)
+    return context
+
+
+def _connection_key(route: Route) -> str:
+    """Routes to the same MX hosts share a connection (and a destination): key them by host set."""
+    if route.key.startswith("relay:") or not route.hosts:
+        return route.key
+    return "mx/" + ",".join(sorted(route.hosts)) + f":{route.port}"
 
 
 def _host_addresses(host: str, route: Route) -> list[str]:
@@ -189,11 +244,25 @@ def _host_addresses(host: str, route: Route) -> list[str]:
     return answer.records
 
 
-def _open(route: Route, host: str, address: str, timeout: float) -> smtplib.SMTP:
-    """Connect, EHLO, STARTTLS and AUTH as the route asks; raises _TryNextHost on any failure."""
+def _open(
+    route: Route,
+    host: str,
+    address: str,
+    timeout: float,
+    *,
+    source_address: str = "",
+    helo: str = "",
+    tls_required: bool = False,
+    verify: bool = True,
+) -> tuple[smtplib.SMTP, dict]:
+    """Connect, EHLO, STARTTLS and AUTH as the route asks; (connection, TLS facts).
+    Raises _TryNextHost on any failure, _RetryUnverified when opportunistic TLS failed to verify."""
     cls = smtplib.SMTP_SSL if route.security == "tls" else smtplib.SMTP
-    kwargs = {"context": ssl.create_default_context()} if route.security == "tls" else {}
-    smtp = cls(local_hostname=helo_name(), timeout=timeout, **kwargs)
+    kwargs = {"context": verified_context()} if route.security == "tls" else {}
+    if source_address:
+        kwargs["source_address"] = (source_address, 0)
+    smtp = cls(local_hostname=helo or helo_name(), timeout=timeout, **kwargs)
+    tls = {"used": route.security == "tls", "version": "", "verified": route.security == "tls"}
     try:
         # smtplib takes the TLS server name from `_host`; keep the MX name, not the address.
         smtp._host = host
@@ -201,21 +270,39 @@ def _open(route: Route, host: str, address: str, timeout: float) -> smtplib.SMTP
         if code != 220:
             raise _TryNextHost(classify(code, _text(banner), host))
         smtp.ehlo_or_helo_if_needed()
+        must_encrypt = route.security == "starttls" or tls_required
+        if route.security != "tls" and must_encrypt and not smtp.has_extn("starttls"):
+            raise _TryNextHost(
+                dataclasses.replace(
+                    classify(None, f"{host} does not offer STARTTLS and TLS is required for this destination", host),
+                    rule="tls_required",
+                )
+            )
         if route.security == "starttls" or (route.security == "opportunistic" and smtp.has_extn("starttls")):
-            context = ssl.create_default_context()
-            if route.security == "opportunistic":
+            context = verified_context()
+            checked = route.security == "starttls" or verify
+            if not checked:
                 # Opportunistic TLS to an MX (RFC 7435): encrypt when offered, do not insist on
-                # a certificate most MX hosts do not have for their own name.
+                # a certificate many MX hosts do not have for their own name.
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
-            code, text = smtp.starttls(context=context)
+            try:
+                code, text = smtp.starttls(context=context)
+            except ssl.SSLCertVerificationError:
+                if route.security == "starttls":
+                    raise
+                _verification_failed(host)
+                raise _RetryUnverified() from None
             if code != 220:
                 raise _TryNextHost(classify(code, _text(text), host))
+            tls = {"used": True, "version": smtp.sock.version() or "", "verified": checked}
             smtp.ehlo()
+        elif route.security == "tls":
+            tls["version"] = smtp.sock.version() or ""
         if route.username:
             smtp.login(route.username, route.password)
-        return smtp
-    except _TryNextHost:
+        return smtp, tls
+    except (_TryNextHost, _RetryUnverified):
         _close_quietly(smtp)
         raise
     except smtplib.SMTPAuthenticationError as exc:
@@ -229,7 +316,8 @@ def _open(route: Route, host: str, address: str, timeout: float) -> smtplib.SMTP
         raise _TryNextHost(classify(exc.smtp_code if exc.smtp_code >= 400 else None, _text(exc.smtp_error), host))
     except (OSError, smtplib.SMTPException) as exc:
         _close_quietly(smtp)
-        raise _TryNextHost(classify(None, f"could not talk to {host} ({address}:{route.port}): {exc!r}", host))
+        failure = classify(None, f"could not talk to {host} ({address}:{route.port}): {exc!r}", host)
+        raise _TryNextHost(dataclasses.replace(failure, rule="unreachable"))
 
 
 def _close_quietly(smtp: smtplib.SMTP, *, quit: bool = False) -> None:
@@ -252,14 +340,26 @@ class _ConnectionLost(Exception):
 class Mailer:
     """A pool of SMTP connections, one per destination, reused across messages; close() QUITs them.
 
+    Connections are keyed by MX host set, so recipient domains served by the same MX hosts share
+    one. With a `shaper` (pufferpost.shaping), every message asks the destination's budget first:
+    over it, nothing is sent and the recipients come back deferred with `wait` set; a throttling
+    reply starts the destination's backoff; an unreachable host is skipped for a while. The
+    connection binds to `source_address` (an egress address) and greets with `helo`.
+
     Not thread-safe: one per worker thread. Use as a context manager around a batch of sends.
     """
 
     timeout: float | None = None
+    shaper: Shaper | None = None
+    source_address: str = ""
+    helo: str = ""
     _connections: dict[str, _Connection] = field(default_factory=dict)
     # Routes are looked up once per Mailer (one batch): a resolver timeout costs seconds, and
     # a batch is short next to any DNS TTL.
     _routes: dict[str, Route] = field(default_factory=dict)
+    # destination → (monotonic deadline, the deferral): the budget said no; later messages of the
+    # batch for it are answered without asking again.
+    _waits: dict[str, tuple[float, DeliveryResult]] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.timeout is None:
@@ -272,10 +372,12 @@ class Mailer:
         self.close()
 
     def close(self) -> None:
-        for connection in self._connections.values():
+        for key in list(self._connections):
+            connection = self._connections.pop(key)
             _close_quietly(connection.smtp, quit=True)
-        self._connections.clear()
+            self._release(connection)
         self._routes.clear()
+        self._waits.clear()
 
     def send(
         self, *, mail_from: str, recipients: list[str], data: bytes, before_data: BeforeData | None = None
@@ -309,25 +411,39 @@ class Mailer:
                 continue
             wire[ascii_address] = recipient
             domain = ascii_address.rpartition("@")[2]
-            if domain not in self._routes:
-                self._routes[domain] = resolve_route(domain)
-            by_route[self._routes[domain]].append(ascii_address)
+            by_route[self.route(domain)].append(ascii_address)
         for route, group in by_route.items():
             if route.failure is not None:
                 outcome = dict.fromkeys(group, route.failure)
-            else:
+            elif self.shaper is None:
                 outcome = self._send_route(route, sender, group, data, before_data)
+            else:
+                outcome = self._send_shaped(route, sender, group, data, before_data)
             results.update({wire[address]: result for address, result in outcome.items()})
         return results
 
+    def route(self, domain: str) -> Route:
+        """The (cached) route for a recipient domain."""
+        domain = domain.lower()
+        if domain not in self._routes:
+            self._routes[domain] = resolve_route(domain)
+        return self._routes[domain]
+
+    def destination(self, route: Route) -> tuple[str, Limits]:
+        """The shaping destination a route belongs to (its MX rollup) and its limits."""
+        if self.shaper is None:
+            return _connection_key(route), Limits()
+        return self.shaper.destination(route.hosts)
+
     def _send_route(self, route: Route, mail_from: str, recipients: list[str], data: bytes, before_data=None):
-        connection = self._connections.get(route.key)
+        key = _connection_key(route)
+        connection = self._connections.get(key)
         if connection is not None:
             try:
                 return self._transaction(connection, mail_from, recipients, data, before_data)
             except _ConnectionLost:
                 # The server closed an idle connection or limits messages per connection.
-                self._drop(route.key)
+                self._drop(key)
         try:
             connection = self._connect(route)
         except _TryNextHost as exc:
@@ -335,31 +451,151 @@ class Mailer:
         try:
             return self._transaction(connection, mail_from, recipients, data, before_data)
         except _ConnectionLost as exc:
-            self._drop(route.key)
+            self._drop(key)
             return dict.fromkeys(recipients, exc.result)
 
-    def _connect(self, route: Route) -> _Connection:
+    # -- shaped sending --
+
+    def _send_shaped(self, route: Route, mail_from: str, recipients: list[str], data: bytes, before_data=None):
+        shaper = self.shaper
+        key = _connection_key(route)
+        destination, limits = self.destination(route)
+        self._close_idle(keep=key)
+        now = time.monotonic()
+        waiting = self._waits.get(destination)
+        if waiting is not None and waiting[0] > now:
+            return dict.fromkeys(recipients, dataclasses.replace(waiting[1], wait=waiting[0] - now))
+        connection = self._connections.get(key)
+        if connection is not None and connection.messages >= limits.per_connection:
+            self._drop(key, quit=True)
+            connection = None
+        for _ in range(2):  # a second pass when our lease vanished (Redis state lost)
+            lease = connection.lease if connection is not None else uuid.uuid4().hex
+            admission = shaper.admit(destination, limits, lease, new_connection=connection is None)
+            if admission.ok or admission.reason != "lease_lost" or connection is None:
+                break
+            self._drop(key, quit=True)
+            connection = None
+        if not admission.ok:
+            return dict.fromkeys(recipients, self._wait(destination, admission.reason, admission.wait))
+        if connection is None:
+            skipped = {h for h in route.hosts if shaper.host_skipped(h)}
+            if skipped and skipped >= set(route.hosts):
+                shaper.release(destination, lease)
+                wait = self._wait(destination, "hosts_down", settings.PUFFERPOST_SHAPING_HOST_SKIP / 2)
+                return dict.fromkeys(recipients, dataclasses.replace(wait, rule="circuit:hosts_down"))
+            try:
+                connection = self._connect(route, tls_required=limits.tls_required, skip=skipped)
+            except _TryNextHost as exc:
+                shaper.release(destination, lease)
+                results = dict.fromkeys(recipients, exc.result)
+                return self._observe(destination, None, results)
+            connection.destination, connection.lease = destination, lease
+        connection.last_used = time.monotonic()
+        try:
+            results = self._transaction(connection, mail_from, recipients, data, before_data)
+        except _ConnectionLost as exc:
+            self._drop(key)
+            results = dict.fromkeys(recipients, exc.result)
+        connection.last_used = time.monotonic()
+        results = {
+            r: dataclasses.replace(v, tls=dict(connection.tls), destination=destination) for r, v in results.items()
+        }
+        return self._observe(destination, connection, results)
+
+    def _wait(self, destination: str, reason: str, wait: float) -> DeliveryResult:
+        # Jitter so the messages a budget turned away do not all come back in the same instant.
+        wait = max(wait, 0.2) * random.uniform(1.0, 1.25)
+        result = DeliveryResult(
+            Outcome.DEFERRED,
+            None,
+            f"waiting for the budget of {destination} ({reason.replace('_', ' ')})",
+            "",
+            wait=wait,
+            rule=f"shaping:{reason}",
+            destination=destination,
+        )
+        self._waits[destination] = (time.monotonic() + wait, result)
+        return result
+
+    def _observe(self, destination: str, connection: "_Connection | None", results: dict[str, DeliveryResult]):
+        """Feed the replies to the shaper: throttles start a backoff, greylisting sets the retry, a
+        dead host is skipped, deliveries walk a backoff back."""
+        shaper = self.shaper
+        delivered = False
+        out = {}
+        for recipient, result in results.items():
+            if result.outcome == Outcome.DELIVERED:
+                delivered = True
+            elif result.outcome == Outcome.DEFERRED and result.wait is None:
+                reaction = shaper.policy.reaction(result.code, result.response_text)
+                if reaction is not None:
+                    kind, pattern, seconds = reaction
+                    if kind == "greylist":
+                        retry = seconds if seconds is not None else settings.PUFFERPOST_GREYLIST_RETRY
+                        result = dataclasses.replace(result, rule=f"greylist:{pattern}", retry_after=retry)
+                    else:
+                        pause = shaper.throttled(destination)
+                        log.warning("%s throttled (%s): backing off %.0fs", destination, pattern, pause)
+                        result = dataclasses.replace(result, rule=f"throttle:{pattern}", retry_after=pause)
+                        self._waits[destination] = (
+                            time.monotonic() + pause,
+                            dataclasses.replace(result, wait=pause, rule="shaping:backoff"),
+                        )
+                        if connection is not None:
+                            self._drop_connection(connection)
+                            connection = None
+            out[recipient] = result
+        if delivered:
+            shaper.delivered(destination)
+        return out
+
+    def _close_idle(self, *, keep: str) -> None:
+        """Close connections idle past PUFFERPOST_SHAPING_IDLE_CLOSE: their slots serve other workers."""
+        limit = time.monotonic() - settings.PUFFERPOST_SHAPING_IDLE_CLOSE
+        for key, connection in list(self._connections.items()):
+            if key != keep and connection.last_used < limit:
+                self._drop(key, quit=True)
+
+    def _release(self, connection: "_Connection") -> None:
+        if self.shaper is not None and connection.lease:
+            self.shaper.release(connection.destination, connection.lease)
+            connection.lease = ""
+
+    def _connect(self, route: Route, *, tls_required: bool = False, skip=frozenset()) -> _Connection:
         last = None
         for host in route.hosts:
+            if host in skip:
+                continue
             try:
                 for address in _host_addresses(host, route):
                     try:
-                        smtp = _open(route, host, address, self.timeout)
+                        smtp, tls = self._open(route, host, address, tls_required)
                     except _TryNextHost as exc:
                         last = exc
                         log.info("smtp: %s", exc.result.response_text)
+                        if exc.result.rule == "unreachable" and self.shaper is not None:
+                            self.shaper.host_failed(host)
                         continue
-                    connection = _Connection(smtp=smtp, host=host)
-                    self._connections[route.key] = connection
+                    connection = _Connection(smtp=smtp, host=host, tls=tls)
+                    self._connections[_connection_key(route)] = connection
                     return connection
             except _TryNextHost as exc:
                 last = exc
         raise last or _TryNextHost(classify(None, "no host to deliver to"))
 
-    def _drop(self, key: str) -> None:
+    def _open(self, route: Route, host: str, address: str, tls_required: bool):
+        options = {"source_address": self.source_address, "helo": self.helo, "tls_required": tls_required}
+        try:
+            return _open(route, host, address, self.timeout, verify=not _verification_known_to_fail(host), **options)
+        except _RetryUnverified:
+            return _open(route, host, address, self.timeout, verify=False, **options)
+
+    def _drop(self, key: str, *, quit: bool = False) -> None:
         connection = self._connections.pop(key, None)
         if connection is not None:
-            _close_quietly(connection.smtp)
+            _close_quietly(connection.smtp, quit=quit)
+            self._release(connection)
 
     def _transaction(
         self, connection: _Connection, mail_from: str, recipients: list[str], data: bytes, before_data=None
@@ -444,6 +680,7 @@ class Mailer:
             if value is connection:
                 self._drop(key)
         _close_quietly(connection.smtp)
+        self._release(connection)
 
     @staticmethod
     def _defer_rest(recipients, results, text, host):

@@ -2,7 +2,10 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
+from pufferpost.admin_shaping import shaping_admin_view
+
 urlpatterns = [
+    path("admin/shaping/", shaping_admin_view, name="admin-shaping"),
     path("admin/", admin.site.urls),
     path("v1/", include("domains.urls")),
     path("v1/", include("senders.urls")),

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from pufferpost import celery_app
 from pufferpost.localdev.dns_server import LoopbackDnsServer
+from pufferpost.localdev.world import World
 from pufferpost.services import api_key_create
 from tests.factories import WorkspaceFactory
 from tests.processes import Processes
@@ -45,6 +46,20 @@ def redis_client():
     return client
 
 
+@pytest.fixture(autouse=True)
+def _fresh_shaping_state(settings):
+    """Each test starts with no shaping state (connection slots, rates, backoffs) left by another,
+    and without the conservative start that follows lost state (tests of that ask for it)."""
+    settings.PUFFERPOST_SHAPING_RECOVERY = 0
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        keys = list(client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}shp:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    except redis.RedisError:
+        pass  # the tests that need Redis fail on their own, loudly
+
+
 @pytest.fixture(scope="session")
 def dns_server():
     server = LoopbackDnsServer().start()
@@ -60,6 +75,25 @@ def dns(dns_server, settings):
     settings.PUFFERPOST_DNS_TIMEOUT = 1.0
     yield dns_server.zone
     dns_server.zone.clear()
+
+
+@pytest.fixture
+def receiving_world(dns, settings):
+    """Start a receiving world (pufferpost.localdev.world) in the loopback DNS; the platform's SMTP
+    port and trusted CA point at it. `receiving_world(google(), *long_tail(3))`."""
+    worlds = []
+
+    def start(*providers, **options):
+        world = World(list(providers), zone=dns, **options).start()
+        settings.PUFFERPOST_SMTP_RELAY = ""
+        settings.PUFFERPOST_SMTP_PORT = world.port
+        settings.PUFFERPOST_TLS_CA_FILE = str(world.ca.ca_file)
+        worlds.append(world)
+        return world
+
+    yield start
+    for world in worlds:
+        world.stop()
 
 
 @pytest.fixture

@@ -38,6 +38,9 @@ def child_env(**extra) -> dict:
         "PUFFERPOST_DNS_NAMESERVERS": ",".join(f"{h}:{p}" for h, p in settings.PUFFERPOST_DNS_NAMESERVERS),
         "PUFFERPOST_DNS_TIMEOUT": str(settings.PUFFERPOST_DNS_TIMEOUT),
         "CELERY_TASK_ALWAYS_EAGER": "false",
+        # Each test's fresh shaping state is not "lost state": no conservative start (see shaping).
+        "PUFFERPOST_SHAPING_RECOVERY": str(settings.PUFFERPOST_SHAPING_RECOVERY),
+        "PUFFERPOST_TLS_CA_FILE": settings.PUFFERPOST_TLS_CA_FILE,
         "PYTHONUNBUFFERED": "1",
     }
     env.update({k: str(v) for k, v in extra.items()})

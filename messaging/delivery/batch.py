@@ -25,10 +25,11 @@ from collections import defaultdict
 from datetime import datetime
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from domains.models import DkimStatus, Domain
-from messaging.delivery import dkim
+from messaging.delivery import dkim, headers
 from messaging.delivery.commit_point import CommitPoint
 from messaging.delivery.mime import Attachment, build_message, domain_of
 from messaging.delivery.outcomes import Outcome, Result, outcomes_record
@@ -36,6 +37,7 @@ from messaging.delivery.simulator import SimulatedTransport, simulated_feedback_
 from messaging.models import DeliveryAttempt, Message, MessageStatus, Suppression, Unsubscribe
 from messaging.tracking.links import instrument_html, unsubscribe_url
 from pufferpost import smtp
+from pufferpost.shaping import Shaper
 from pufferpost.smtp import DeliveryResult, Mailer
 from senders.models import SenderState
 from templates_app.rendering import Rendered, RenderError, render_version
@@ -43,6 +45,7 @@ from templates_app.rendering import Rendered, RenderError, render_version
 log = logging.getLogger(__name__)
 
 S = MessageStatus
+MAX_DETAIL_CHARS = 1000
 
 
 class Batch:
@@ -55,9 +58,12 @@ class Batch:
     def run(self) -> None:
         messages = self._load()
         try:
-            with Mailer() as mailer:
+            with Mailer(shaper=Shaper()) as mailer:
+                # One destination (MX rollup) after another: its connections close before the next
+                # destination's open, so this batch holds few of the shared connection slots.
+                messages.sort(key=lambda m: (self._destination(mailer, m.to), domain_of(m.to), m.pk))
                 for message in messages:
-                    result = self._prepare_and_send(mailer, message)
+                    result = self._one(mailer, message)
                     if result is not None:
                         self._add(result)
         finally:
@@ -105,6 +111,13 @@ class Batch:
         messages.sort(key=lambda m: (domain_of(m.to), m.pk))
         return messages
 
+    @staticmethod
+    def _destination(mailer: Mailer, address: str) -> str:
+        ascii_address = smtp.ascii_address_or_none(address)
+        if ascii_address is None:
+            return ""
+        return mailer.destination(mailer.route(ascii_address.rpartition("@")[2]))[0]
+
     def _is_suppressed(self, message: Message, address: str) -> bool:
         address = address.lower()
         return (message.workspace_id, address) in self.suppressed or (
@@ -112,6 +125,19 @@ class Batch:
         )
 
     # -- one message --
+
+    def _one(self, mailer: Mailer, message: Message) -> Result | None:
+        """One message's outcome, whatever goes wrong with it: a failure of this message (a
+        template the sandbox did not catch, a bug in building or signing) ends it `errored` and
+        never reaches the others in the batch, which may belong to other workspaces (#15 item 2).
+        Only the database going away stops the batch: the task retries it, nothing is lost."""
+        try:
+            return self._prepare_and_send(mailer, message)
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception as exc:
+            log.exception("delivery of %s failed; it ends errored", message.pk)
+            return Result(message, Outcome.ERRORED, detail={"reason": "internal_error", "message": _describe(exc)})
 
     def _prepare_and_send(self, mailer: Mailer, message: Message) -> Result | None:
         if self._is_suppressed(message, message.to):
@@ -137,14 +163,23 @@ class Batch:
         try:
             rendered = _content_of(message)
         except RenderError as exc:
-            return Result(message, Outcome.ERRORED, detail={"reason": "render_error", "message": str(exc)})
+            return Result(message, Outcome.ERRORED, detail={"reason": "render_error", "message": _describe(exc)})
+        except Exception as exc:  # a template failure the sandbox did not turn into a RenderError
+            log.exception("rendering %s failed", message.pk)
+            detail = {
+                "reason": "render_error",
+                "message": f"The template failed to render: {_describe(exc, kind=True)}",
+            }
+            return Result(message, Outcome.ERRORED, detail=detail)
+        # Stored (Message.subject) as well as sent: a NUL would make PostgreSQL refuse the whole flush.
+        subject = headers.one_line(rendered.subject)
         workspace = message.workspace
-        html = instrument_html(
-            rendered.html, message_id=message.pk, opens=workspace.open_tracking, clicks=workspace.click_tracking
-        )
         cc = [a for a in message.cc if a.lower() != message.to.lower() and not self._is_suppressed(message, a)]
         settled = self.settled.get(message.pk, set())
         try:
+            html = instrument_html(
+                rendered.html, message_id=message.pk, opens=workspace.open_tracking, clicks=workspace.click_tracking
+            )
             outgoing = build_message(
                 message_id=message.pk,
                 from_email=message.from_address,
@@ -152,7 +187,7 @@ class Batch:
                 to=message.to,
                 cc=cc,
                 reply_to=message.reply_to,
-                subject=rendered.subject,
+                subject=subject,
                 html=html,
                 text=rendered.text,
                 attachments=[
@@ -172,17 +207,17 @@ class Batch:
             )
         except Exception as exc:  # a message that cannot be built must not take the batch down
             log.exception("could not build %s", message.pk)
-            return Result(message, Outcome.ERRORED, detail={"reason": "build_error", "message": str(exc)})
+            return Result(message, Outcome.ERRORED, detail={"reason": "build_error", "message": _describe(exc)})
         recipients = [r for r in outgoing.recipients if r.lower() not in settled]
         if not recipients:  # every recipient took it in an earlier try
             return Result(
                 message,
                 Outcome.DELIVERED,
-                subject=rendered.subject,
+                subject=subject,
                 detail={"recipient": message.to, "note": "every recipient accepted it in an earlier try"},
                 started_at=timezone.now(),
             )
-        fence = CommitPoint(message.pk, self.token, rendered.subject)
+        fence = CommitPoint(message.pk, self.token, subject)
         started_at = timezone.now()
         # The one place test mode forks: a test message goes to the simulator, never to a server.
         transport = mailer if message.livemode else SimulatedTransport(attempt=message.attempts)
@@ -191,13 +226,13 @@ class Batch:
                 mail_from=outgoing.mail_from, recipients=recipients, data=signed, before_data=fence
             )
         except ValueError as exc:  # addresses the transport cannot carry
-            return Result(message, Outcome.ERRORED, detail={"reason": "build_error", "message": str(exc)})
+            return Result(message, Outcome.ERRORED, detail={"reason": "build_error", "message": _describe(exc)})
         finished_at = timezone.now()
         if fence.lost:
             log.warning("%s: claim lost before DATA (lease expired); another worker owns it", message.pk)
             return None
-        result = self._classify(message, rendered.subject, results, fence, started_at, finished_at)
-        result.content = Rendered(subject=rendered.subject, html=_as_mime_text(html), text=_as_mime_text(rendered.text))
+        result = self._classify(message, subject, results, fence, started_at, finished_at)
+        result.content = Rendered(subject=subject, html=_as_mime_text(html), text=_as_mime_text(rendered.text))
         return result
 
     def _classify(self, message, subject, results: dict[str, DeliveryResult], fence, started_at, finished_at) -> Result:
@@ -219,7 +254,19 @@ class Batch:
         }
         if len(recipients) > 1:
             detail["recipients"] = recipients
+        if to_result.rule:
+            detail["rule"] = to_result.rule
+        if to_result.destination:
+            detail["destination"] = to_result.destination
         outcome = Outcome(to_result.outcome)
+        retry_after = to_result.retry_after
+        if to_result.wait is not None:
+            retry_after = to_result.wait
+            # Nothing was sent: the message waits for the budget. (When a cc of it already passed
+            # the commit point, it is an ordinary deferral so that attempt is recorded.)
+            if fence.attempt_id is None:
+                outcome = Outcome.WAITING
+                detail["reason"] = "shaping"
         if message.to.lower() in self.settled.get(message.pk, set()):
             outcome = Outcome.DELIVERED  # `to` took it in an earlier try; this one was for a cc
         elif (
@@ -241,6 +288,8 @@ class Batch:
             started_at=started_at,
             finished_at=finished_at,
             bounced_addresses=bounced,
+            retry_after=retry_after,
+            tls=to_result.tls,
         )
 
     # -- recording, in bulk --
@@ -277,6 +326,14 @@ def _content_of(message: Message) -> Rendered:
         body = message.body
         return Rendered(subject=" ".join(body.subject.split()), html=body.html, text=body.text)
     return render_version(message.template_version, data=message.data, locale=message.locale, timezone=message.timezone)
+
+
+def _describe(exc: BaseException, *, kind: bool = False) -> str:
+    """An exception as event detail: one line, no control characters (JSONB refuses NUL), bounded."""
+    text = headers.one_line(str(exc)) or type(exc).__name__
+    if kind:
+        text = f"{type(exc).__name__}: {text}"
+    return text[:MAX_DETAIL_CHARS]
 
 
 def held_reason(message: Message) -> dict | None:

@@ -13,6 +13,7 @@ from email.utils import format_datetime
 
 from messaging.delivery import headers as h
 from messaging.return_path import return_path_for
+from templates_app.rendering import MAX_SUBJECT_CHARS
 
 
 @dataclass
@@ -211,6 +212,9 @@ def _build(
     date,
 ) -> OutgoingMessage:
     cc = list(cc or [])
+    subject = h.one_line(subject)
+    if len(subject) > MAX_SUBJECT_CHARS:
+        raise h.HeaderError(f"the subject is {len(subject):,} characters long (at most {MAX_SUBJECT_CHARS})")
     content_type, body = _multipart("alternative", [_text_part("plain", text or ""), _text_part("html", html)])
     if attachments:
         inner = _part([content_type], ["Content-Type"], body)

@@ -58,6 +58,7 @@ class Outcome(StrEnum):
     ERRORED = "errored"  # cannot be sent: render or build error
     SUPPRESSED = "suppressed"  # `to` suppressed or opted out after acceptance
     UNKNOWN = "unknown"  # the payload may have reached the server; never sent again
+    WAITING = "waiting"  # over its destination's shaping budget: nothing sent, re-scheduled
 
 
 ATTEMPT_STATE = {
@@ -84,6 +85,9 @@ class Result:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     bounced_addresses: list[str] = field(default_factory=list)
+    # Seconds until the retry when the server (greylisting, a throttle) or the budget said so.
+    retry_after: float | None = None
+    tls: dict | None = None
     # What was built and handed to the transport (subject, html as instrumented, text).
     content: Rendered | None = None
 
@@ -108,10 +112,12 @@ def outcomes_record(*, results: list[Result], token: datetime) -> None:
 
     _attempts_write(results, now=now)
     retries, gave_up = _retries_plan(by_outcome.get(Outcome.DEFERRED, []), now=now)
+    waits, waited_out, quiet = _waits_plan(by_outcome.get(Outcome.WAITING, []), now=now)
+    gave_up += waited_out
     touched = []
     for r in results:
         message = r.message
-        if r.outcome != Outcome.DEFERRED:
+        if r.outcome not in (Outcome.DEFERRED, Outcome.WAITING):
             message.attempts += 0 if r.outcome == Outcome.SUPPRESSED else 1
             message.next_attempt_at = None
         if r.subject:
@@ -120,11 +126,14 @@ def outcomes_record(*, results: list[Result], token: datetime) -> None:
         touched.append(message)
     _messages_bookkeep(touched, token=token)
     _contents_record(results, now=now)
-    bounced = _transitions_record(results, by_outcome, gave_up, now=now)
+    bounced = _transitions_record(results, by_outcome, gave_up, now=now, quiet=quiet)
     _suppressions_record(results, bounced=set(bounced))
     for message_id, delay in retries:
         if delay <= settings.PUFFERPOST_DELIVERY_COUNTDOWN_MAX:
-            transaction.on_commit(partial(_enqueue_retry, message_id, delay))
+            transaction.on_commit(partial(_enqueue_retry, [message_id], delay))
+    for message_ids, delay in waits:
+        if delay <= settings.PUFFERPOST_DELIVERY_COUNTDOWN_MAX:
+            transaction.on_commit(partial(_enqueue_retry, message_ids, delay))
 
 
 def _contents_record(results: list[Result], *, now: datetime) -> None:
@@ -150,7 +159,9 @@ def _attempts_write(results: list[Result], *, now: datetime) -> None:
     (Suppressed-at-send-time messages never reached a server: no attempt.)"""
     finished, created = [], []
     for r in results:
-        if r.outcome == Outcome.SUPPRESSED or (r.outcome == Outcome.ERRORED and r.started_at is None):
+        if r.outcome in (Outcome.SUPPRESSED, Outcome.WAITING) or (
+            r.outcome == Outcome.ERRORED and r.started_at is None
+        ):
             continue
         attempt = DeliveryAttempt(
             id=r.attempt_id,
@@ -182,7 +193,9 @@ def _retries_plan(deferred: list[Result], *, now: datetime) -> tuple[list[tuple[
         if now >= deadline:
             gave_up.append(r)
             continue
-        delay = min(retry_delay(message.attempts), (deadline - now).total_seconds())
+        # A server-given delay (greylisting) or the destination's backoff, else the generic schedule.
+        delay = r.retry_after if r.retry_after is not None else retry_delay(message.attempts)
+        delay = min(delay, (deadline - now).total_seconds())
         message.next_attempt_at = now + timedelta(seconds=delay)
         r.detail["next_attempt_at"] = message.next_attempt_at.isoformat()
         r.detail["attempt"] = message.attempts
@@ -190,8 +203,37 @@ def _retries_plan(deferred: list[Result], *, now: datetime) -> tuple[list[tuple[
     return retries, gave_up
 
 
+def _waits_plan(waiting: list[Result], *, now: datetime):
+    """Messages over their destination's budget stay queued, due when it allows them, in one
+    retry task per destination; the retry window still ends them. Returns ((ids, delay) per task,
+    results that gave up, results not worth a timeline event: already waiting for the same reason)."""
+    window = timedelta(seconds=settings.PUFFERPOST_DELIVERY_RETRY_WINDOW)
+    groups: dict[str, tuple[list[str], float]] = {}
+    gave_up, quiet = [], set()
+    for r in waiting:
+        message = r.message
+        deadline = message.created_at + window
+        if now >= deadline:
+            gave_up.append(r)
+            continue
+        delay = min(r.retry_after or 1.0, (deadline - now).total_seconds())
+        if message.last_response == r.response[:2000]:
+            quiet.add(message.pk)
+        message.next_attempt_at = now + timedelta(seconds=delay)
+        r.detail["next_attempt_at"] = message.next_attempt_at.isoformat()
+        ids, longest = groups.get(r.detail.get("destination", ""), ([], 0.0))
+        ids.append(message.pk)
+        groups[r.detail.get("destination", "")] = (ids, max(longest, delay))
+    return list(groups.values()), gave_up, quiet
+
+
 def _transitions_record(
-    results: list[Result], by_outcome: dict[Outcome, list[Result]], gave_up: list[Result], *, now: datetime
+    results: list[Result],
+    by_outcome: dict[Outcome, list[Result]],
+    gave_up: list[Result],
+    *,
+    now: datetime,
+    quiet: set[str] = frozenset(),
 ) -> list[str]:
     """Status transitions and their events, plus `deferred` events; returns the ids that bounced."""
     details = {r.message.pk: r.detail for r in results}
@@ -200,7 +242,10 @@ def _transitions_record(
     ended = {r.message.pk: r.finished_at for r in results if r.finished_at}
     delivered = [r.message.pk for r in by_outcome.get(Outcome.DELIVERED, [])]
     if delivered:
-        sent_details = {r.message.pk: {"mx_host": r.mx_host} for r in by_outcome[Outcome.DELIVERED]}
+        sent_details = {
+            r.message.pk: {"mx_host": r.mx_host, **({"tls": r.tls} if r.tls is not None else {})}
+            for r in by_outcome[Outcome.DELIVERED]
+        }
         messages_transition_bulk(message_ids=delivered, to_status=S.SENT, details=sent_details, occurred_at=started)
         messages_transition_bulk(message_ids=delivered, to_status=S.DELIVERED, details=details, occurred_at=ended)
     unknown = [r.message.pk for r in by_outcome.get(Outcome.UNKNOWN, [])]
@@ -246,8 +291,8 @@ def _transitions_record(
             occurred_at=now,
             detail=r.detail,
         )
-        for r in by_outcome.get(Outcome.DEFERRED, [])
-        if r not in gave_up
+        for r in by_outcome.get(Outcome.DEFERRED, []) + by_outcome.get(Outcome.WAITING, [])
+        if r not in gave_up and r.message.pk not in quiet
     ]
     if deferred_events:
         message_events_bulk_record(deferred_events)
@@ -324,8 +369,8 @@ def _evaluate_senders(sender_ids) -> None:
         sender_reputation_evaluate(sender_id=sender_id)
 
 
-def _enqueue_retry(message_id: str, delay: float) -> None:
+def _enqueue_retry(message_ids: list[str], delay: float) -> None:
     try:
-        deliver_due_messages_task.apply_async([[message_id]], countdown=delay)
+        deliver_due_messages_task.apply_async([message_ids], countdown=delay)
     except Exception:  # the sweeper picks up due messages whose countdown was lost
-        log.exception("could not schedule the retry of %s; the delivery sweeper will", message_id)
+        log.exception("could not schedule the retry of %s; the delivery sweeper will", message_ids)

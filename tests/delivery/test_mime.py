@@ -371,3 +371,15 @@ def test_the_final_header_check_refuses_anything_but_what_was_written(block, com
 
 def test_the_final_header_check_passes_a_folded_block():
     check_header_block(b"From: a@b.test\r\nSubject: one\r\n two\r\n\tthree\r\n\r\n", ["From", "Subject"])
+
+
+def test_a_long_subject_folds_in_one_pass_within_the_limits():
+    from messaging.delivery.headers import unstructured
+
+    text = " ".join(f"wörd{i} plain{i}" for i in range(2_000))  # ~30,000 characters, every kind of word
+    folded = unstructured("Subject", text)
+    lines = folded.removesuffix("\r\n").split("\r\n")
+    assert all(len(line) <= 78 for line in lines)
+    assert all(len(line) <= 76 for line in lines if "=?" in line)
+    assert all(len(w) <= 75 for w in re.findall(r"=\?[^ ]*\?=", folded))
+    assert str(make_header(decode_header(folded.split(": ", 1)[1].replace("\r\n", "")))) == text

@@ -141,6 +141,53 @@ VIOLATIONS = [
     ({"attachments": [_attachment(filename="a\\b.pdf")]}, "attachments[0].filename", "invalid_filename"),
     ({"attachments": [_attachment(filename="a\x00.pdf")]}, "attachments[0].filename", "invalid_filename"),
     ({"attachments": [_attachment(filename="a" * 256)]}, "attachments[0].filename", "max_length"),
+    # #15 item 17: names no header can carry and types no relay will take are refused at once.
+    ({"attachments": [_attachment(filename="a\r\nBcc: x@y.test.pdf")]}, "attachments[0].filename", "invalid_filename"),
+    ({"attachments": [_attachment(filename="a\n.pdf")]}, "attachments[0].filename", "invalid_filename"),
+    ({"attachments": [_attachment(filename="a\t.pdf")]}, "attachments[0].filename", "invalid_filename"),
+    ({"attachments": [_attachment(filename="a\x85.pdf")]}, "attachments[0].filename", "invalid_filename"),
+    ({"attachments": [_attachment(filename="a\u2028.pdf")]}, "attachments[0].filename", "invalid_filename"),
+    (
+        {"attachments": [_attachment(contentType="message/rfc822")]},
+        "attachments[0].contentType",
+        "undeliverable_content_type",
+    ),
+    (
+        {"attachments": [_attachment(contentType="Message/Partial")]},
+        "attachments[0].contentType",
+        "undeliverable_content_type",
+    ),
+    (
+        {"attachments": [_attachment(contentType="multipart/mixed")]},
+        "attachments[0].contentType",
+        "undeliverable_content_type",
+    ),
+    # #11 item 6: text/* may name its charset, and nothing else may be said.
+    (
+        {"attachments": [_attachment(contentType="text/csv; charset=klingon")]},
+        "attachments[0].contentType",
+        "invalid_charset",
+    ),
+    (
+        {"attachments": [_attachment(contentType="text/csv; charset=utf-8 or so")]},
+        "attachments[0].contentType",
+        "invalid_charset",
+    ),
+    (
+        {"attachments": [_attachment(contentType="text/csv; name=x.csv")]},
+        "attachments[0].contentType",
+        "invalid_content_type",
+    ),
+    (
+        {"attachments": [_attachment(contentType="application/pdf; charset=utf-8")]},
+        "attachments[0].contentType",
+        "invalid_content_type",
+    ),
+    # #15 item 18: control characters and address literals never reach a header or RCPT.
+    ({"to": "jane@[127.0.0.1]"}, "to", "invalid_email"),
+    ({"cc": ["jane@[IPv6:::1]"]}, "cc[0]", "invalid_email"),
+    ({"to": '"ja\x01ne"@example.com'}, "to", "invalid_email"),
+    ({"replyTo": '"a\x7fb"@example.com'}, "replyTo", "invalid_email"),
     ({"attachments": [_attachment(contentType="pdf")]}, "attachments[0].contentType", "invalid_content_type"),
     ({"attachments": [_attachment(content="not base64!")]}, "attachments[0].content", "invalid_base64"),
     (
@@ -347,3 +394,24 @@ def test_a_batch_item_with_unstorable_data_fails_alone(api, sendable, body, enqu
     first, second = response.json()["data"]
     assert first["status"] == "accepted"
     assert second["error"]["violations"][0]["code"] == "invalid_character"
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("text/csv; charset=utf-8", "text/csv; charset=utf-8"),
+        ('Text/CSV; Charset="ISO-8859-1"', "text/csv; charset=iso-8859-1"),
+        ("text/plain;charset=us-ascii", "text/plain; charset=us-ascii"),
+    ],
+)
+def test_a_text_attachment_may_declare_its_charset(api, sendable, body, given, stored):
+    response = send(api, body(attachments=[_attachment(filename="rows.csv", contentType=given)]))
+    assert response.status_code == 202, response.content
+    assert MessageAttachment.objects.get().content_type == stored
+
+
+def test_an_address_literal_is_refused_with_a_message_that_says_why(api, sendable, body):
+    error = assert_envelope(send(api, body(to="jane@[127.0.0.1]")), 422, "validation_failed")
+    (violation,) = error["violations"]
+    assert "Address literals" in violation["message"]
+    assert nothing_stored()

@@ -408,6 +408,17 @@ def test_render_with_deeply_nested_data_is_422_too_deep_not_500(api, workspace):
     assert violations(error) == {("data", "too_deep")}
 
 
+def test_render_of_a_subject_longer_than_998_characters_is_422(api, workspace):
+    """#15 item 11: the cap applies to the rendered subject (a short source can render a long one)."""
+    template = TemplateFactory(workspace=workspace)
+    api.post(f"/v1/templates/{template.id}/versions", {"subject": "{{ s }}", "html": "<p>x</p>"}, format="json")
+    ok = api.post(f"/v1/templates/{template.id}/render", {"data": {"s": "é" * 998}}, format="json")
+    assert ok.status_code == 200 and ok.json()["subject"] == "é" * 998
+    response = api.post(f"/v1/templates/{template.id}/render", {"data": {"s": "x" * 480_000}}, format="json")
+    error = assert_envelope(response, 422, "template_render_failed")
+    assert "480,000 characters" in error["message"] and "at most 998" in error["message"]
+
+
 @pytest.mark.parametrize(
     ("html", "fragment"),
     [
