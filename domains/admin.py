@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.utils.html import format_html, format_html_join
 
 from domains import services
 from domains.models import Domain
@@ -6,12 +7,21 @@ from domains.models import Domain
 
 @admin.register(Domain)
 class DomainAdmin(admin.ModelAdmin):
-    list_display = ["domain", "workspace", "verified", "dkim_status", "dmarc_status", "last_checked_at", "created_at"]
-    list_filter = ["dkim_status", "dmarc_status"]
+    list_display = [
+        "domain",
+        "workspace",
+        "verified",
+        "dkim_status",
+        "return_path_status",
+        "dmarc_status",
+        "last_checked_at",
+        "created_at",
+    ]
+    list_filter = ["dkim_status", "return_path_status", "dmarc_status"]
     search_fields = ["domain", "workspace__name", "workspace__id"]
     list_select_related = ["workspace"]
     # The private key never reaches a staff page: not shown, not editable, not even read.
-    exclude = ["dkim_private_key"]
+    exclude = ["dkim_private_key", "record_checks", "dmarc_policy"]
     readonly_fields = [
         "id",
         "workspace",
@@ -22,6 +32,10 @@ class DomainAdmin(admin.ModelAdmin):
         "dmarc_status",
         "dkim_error",
         "dmarc_error",
+        "return_path_status",
+        "return_path_error",
+        "return_path_verified_at",
+        "dns_doctor",
         "verified_at",
         "verification_lost_at",
         "last_checked_at",
@@ -41,6 +55,37 @@ class DomainAdmin(admin.ModelAdmin):
     @admin.display(boolean=True)
     def verified(self, obj):
         return obj.verified
+
+    @admin.display(description="DNS doctor")
+    def dns_doctor(self, obj):
+        """The last check's verdict per record, as the customer reads it in `record_checks`."""
+        if not obj.record_checks:
+            return "Not checked yet."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{} {}</td><td><strong>{}</strong> {}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    c["purpose"],
+                    c["type"],
+                    c["host"],
+                    c["status"],
+                    c["problem"],
+                    c["message"],
+                    "; ".join(c["found"]) or "—",
+                )
+                for c in obj.record_checks
+            ),
+        )
+        return format_html(
+            "<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>{}</table>",
+            "Record",
+            "Host",
+            "Verdict",
+            "What to do",
+            "Found",
+            rows,
+        )
 
     @admin.action(description="Re-check now")
     def recheck_now(self, request, queryset):

@@ -16,6 +16,26 @@ class DmarcStatus(models.TextChoices):
     MISSING = "missing"
 
 
+class ReturnPathStatus(models.TextChoices):
+    PENDING = "pending"
+    VERIFIED = "verified"
+    FAILED = "failed"
+
+
+# The return-path (custom MAIL FROM) host of a domain is `bounces.<domain>`. The guide says
+# "publish the SPF record at mail.<domain>", but its own example domain is already `mail.acme.com`
+# (`mail.mail.acme.com` would read as a typo), and `mail.<domain>` is very often an existing host
+# or another sending domain of the same customer, whose MX and SPF would then collide. A label of
+# its own names the host's one job and matches the `bounces+…@` local part.
+RETURN_PATH_LABEL = "bounces"
+
+
+def return_path_host_of(domain: str) -> str:
+    """`bounces.mail.acme.com` for `mail.acme.com`; "" when the name would exceed 253 characters."""
+    host = f"{RETURN_PATH_LABEL}.{domain}"
+    return host if len(host) <= 253 else ""
+
+
 class Domain(models.Model):
     """A sending domain. `verified` is DKIM alone; DMARC is observed, never a gate."""
 
@@ -31,6 +51,18 @@ class Domain(models.Model):
     dmarc_status = models.CharField(max_length=16, choices=DmarcStatus.choices, default=DmarcStatus.UNKNOWN)
     dkim_error = models.CharField(max_length=500, blank=True, default="")
     dmarc_error = models.CharField(max_length=500, blank=True, default="")
+    # The return-path host's MX and SPF: advisory like DMARC (never a gate), but delivery uses the
+    # host as the envelope domain only while it is verified.
+    return_path_status = models.CharField(
+        max_length=16, choices=ReturnPathStatus.choices, default=ReturnPathStatus.PENDING
+    )
+    return_path_error = models.CharField(max_length=500, blank=True, default="")
+    # Set once the return path first verified: the inbound server accepts its bounces from then on.
+    return_path_verified_at = models.DateTimeField(null=True, blank=True)
+    # The DNS doctor: one verdict per published record from the last check (see domains.checks).
+    record_checks = models.JSONField(default=list, blank=True)
+    # The DMARC record as last parsed (p, sp, pct, rua, adkim, aspf); {} when none was found.
+    dmarc_policy = models.JSONField(default=dict, blank=True)
     # When DKIM last became verified; set at least once means a later absence is drift, not "pending".
     verified_at = models.DateTimeField(null=True, blank=True)
     # When a verified domain last lost DKIM through drift (the `domain.verification_lost` event).
@@ -63,3 +95,11 @@ class Domain(models.Model):
     @property
     def dmarc_host(self) -> str:
         return f"_dmarc.{self.domain}"
+
+    @property
+    def return_path_host(self) -> str:
+        return return_path_host_of(self.domain)
+
+    @property
+    def return_path_verified(self) -> bool:
+        return self.return_path_status == ReturnPathStatus.VERIFIED

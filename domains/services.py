@@ -1,6 +1,8 @@
 """Every write to a domain: create, delete, DKIM key issuance, verification and drift re-checks."""
 
 import base64
+import functools
+import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,10 +15,10 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from domains import checks
-from domains.checks import DkimFinding, DmarcFinding
-from domains.models import DkimStatus, DmarcStatus, Domain
+from domains.checks import DkimFinding, DmarcFinding, ReturnPathFinding
+from domains.models import DkimStatus, DmarcStatus, Domain, ReturnPathStatus
 from domains.tasks import issue_dkim_key as issue_dkim_key_task
-from pufferpost import events
+from pufferpost import events, metrics
 from pufferpost.models import Workspace
 
 logger = logging.getLogger(__name__)
@@ -32,6 +34,11 @@ _RESULT_COLUMNS = {
     "dmarc_status": "text",
     "dkim_error": "text",
     "dmarc_error": "text",
+    "return_path_status": "text",
+    "return_path_error": "text",
+    "return_path_verified_at": "timestamptz",
+    "record_checks": "jsonb",
+    "dmarc_policy": "jsonb",
     "verified_at": "timestamptz",
     "verification_lost_at": "timestamptz",
     "last_checked_at": "timestamptz",
@@ -144,7 +151,7 @@ def _apply(domain: Domain, findings: checks.Findings, now) -> bool:
 
     A lookup the resolver could not answer changes no status: it only records the reason.
     """
-    was = (domain.dkim_status, domain.dmarc_status, domain.dkim_error, domain.dmarc_error)
+    was = _state(domain)
     lost = False
     if findings.dkim == DkimFinding.VALID:
         if domain.dkim_status != DkimStatus.VERIFIED:
@@ -166,6 +173,11 @@ def _apply(domain: Domain, findings: checks.Findings, now) -> bool:
     elif findings.dmarc == DmarcFinding.MISSING:
         domain.dmarc_status = DmarcStatus.MISSING
     domain.dmarc_error = findings.dmarc_error[:500]
+    if findings.dmarc != DmarcFinding.UNKNOWN:
+        domain.dmarc_policy = findings.dmarc_policy
+
+    _apply_return_path(domain, findings, now)
+    domain.record_checks = _with_earlier_diagnoses([v.as_dict() for v in findings.verdicts], domain.record_checks)
 
     interval = (
         settings.PUFFERPOST_DOMAIN_RECHECK_VERIFIED
@@ -174,11 +186,59 @@ def _apply(domain: Domain, findings: checks.Findings, now) -> bool:
     )
     if findings.dkim == DkimFinding.UNKNOWN or findings.dmarc == DmarcFinding.UNKNOWN:
         interval = min(interval, settings.PUFFERPOST_DOMAIN_RECHECK_PENDING)
+    if findings.return_path == ReturnPathFinding.UNKNOWN:
+        interval = min(interval, settings.PUFFERPOST_DOMAIN_RECHECK_PENDING)
     domain.last_checked_at = now
     domain.next_check_at = now + timedelta(seconds=interval)
-    if (domain.dkim_status, domain.dmarc_status, domain.dkim_error, domain.dmarc_error) != was:
+    if _state(domain) != was:
         domain.updated_at = now
     return lost
+
+
+_PLAIN_MISSING = {"nxdomain", "no_record"}
+_DIAGNOSED = {"wrong_host"}
+
+
+def _with_earlier_diagnoses(verdicts: list[dict], earlier: list[dict]) -> list[dict]:
+    """Keep a refresh's double-suffix diagnosis while a later quick check still finds
+    the record missing: the drift re-check skips those probes, and "missing" alone says less."""
+    before = {(v.get("purpose"), v.get("host")): v for v in earlier or []}
+    kept = []
+    for verdict in verdicts:
+        previous = before.get((verdict["purpose"], verdict["host"]))
+        if verdict["problem"] in _PLAIN_MISSING and previous and previous.get("problem") in _DIAGNOSED:
+            verdict = previous
+        kept.append(verdict)
+    return kept
+
+
+def _state(domain: Domain) -> tuple:
+    return (
+        domain.dkim_status,
+        domain.dmarc_status,
+        domain.dkim_error,
+        domain.dmarc_error,
+        domain.return_path_status,
+        domain.return_path_error,
+    )
+
+
+def _apply_return_path(domain: Domain, findings: checks.Findings, now) -> None:
+    """The return path moves like DKIM (pending until first verified, failed after), but is advisory:
+    it never gates sending, it only decides which envelope domain delivery uses."""
+    finding = findings.return_path
+    if finding == ReturnPathFinding.VALID:
+        domain.return_path_status = ReturnPathStatus.VERIFIED
+        domain.return_path_verified_at = domain.return_path_verified_at or now
+    elif finding == ReturnPathFinding.NOT_OFFERED:
+        domain.return_path_status = ReturnPathStatus.PENDING
+    elif finding == ReturnPathFinding.WRONG or (
+        finding == ReturnPathFinding.MISSING and domain.return_path_verified_at is not None
+    ):
+        domain.return_path_status = ReturnPathStatus.FAILED
+    elif finding == ReturnPathFinding.MISSING:
+        domain.return_path_status = ReturnPathStatus.PENDING
+    domain.return_path_error = findings.return_path_error[:500]
 
 
 def _write_results(rows: list[Domain]) -> None:
@@ -191,9 +251,17 @@ def _write_results(rows: list[Domain]) -> None:
         return
     table = Domain._meta.db_table
     columns = list(_RESULT_COLUMNS)
-    assignments = ", ".join(f"{c} = v.{c}" for c in columns)
-    arrays = ", ".join(f"%s::{t}[]" for t in _RESULT_COLUMNS.values())
-    params = [[row.pk for row in rows]] + [[getattr(row, c) for row in rows] for c in columns]
+    # JSON travels as text and is cast per row: psycopg adapts no dict inside an array by itself.
+    assignments = ", ".join(
+        f"{c} = v.{c}::jsonb" if t == "jsonb" else f"{c} = v.{c}" for c, t in _RESULT_COLUMNS.items()
+    )
+    arrays = ", ".join(f"%s::{'text' if t == 'jsonb' else t}[]" for t in _RESULT_COLUMNS.values())
+
+    def value(row, column):
+        raw = getattr(row, column)
+        return json.dumps(raw) if _RESULT_COLUMNS[column] == "jsonb" else raw
+
+    params = [[row.pk for row in rows]] + [[value(row, c) for row in rows] for c in columns]
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} AS d SET {assignments} "
@@ -223,19 +291,23 @@ def _record(findings_by_id: dict[str, checks.Findings]) -> list[Domain]:
     for row in rows:
         if findings_by_id[row.pk].dkim == DkimFinding.NO_KEY:
             _enqueue_key_issue(row.pk)
+    for findings in findings_by_id.values():
+        metrics.DNS_CHECKS.labels("dkim", str(findings.dkim.value)).inc()
+        metrics.DNS_CHECKS.labels("dmarc", str(findings.dmarc.value)).inc()
     return rows
 
 
 def domain_refresh(*, domain: Domain) -> Domain:
-    """Re-check one domain's DKIM and DMARC records now and return it with its new state."""
+    """Re-check every record of one domain now (the DNS doctor in full) and return it with its new state."""
     findings = checks.inspect(_target(domain))
     _record({domain.pk: findings})
     domain.refresh_from_db()
     return domain
 
 
-def _check(targets: list[checks.Target], pool: ThreadPoolExecutor) -> int:
-    findings = dict(zip((t.id for t in targets), pool.map(checks.inspect, targets), strict=True))
+def _check(targets: list[checks.Target], pool: ThreadPoolExecutor, *, thorough: bool) -> int:
+    inspect = functools.partial(checks.inspect, thorough=thorough)
+    findings = dict(zip((t.id for t in targets), pool.map(inspect, targets), strict=True))
     return len(_record(findings))
 
 
@@ -245,7 +317,7 @@ def domains_recheck(*, domain_ids) -> int:
     if not targets:
         return 0
     with ThreadPoolExecutor(max_workers=settings.PUFFERPOST_DOMAIN_RECHECK_CONCURRENCY) as pool:
-        return _check(targets, pool)
+        return _check(targets, pool, thorough=True)
 
 
 def _claim_due(*, limit: int) -> list[checks.Target]:
@@ -284,7 +356,7 @@ def domains_recheck_due(*, batch_size: int | None = None) -> int:
         while True:
             targets = _claim_due(limit=batch_size)
             if targets:
-                checked += _check(targets, pool)
+                checked += _check(targets, pool, thorough=False)
             if len(targets) < batch_size or time.monotonic() > deadline:
                 break
     if checked:

@@ -23,3 +23,4 @@ class MessagingConfig(AppConfig):
         on_events_recorded(webhooks.webhook_recorded_events_publish)
         for kind in webhooks.PLATFORM_EVENT_SUBJECTS:
             events.subscribe(kind)(webhooks.webhook_platform_event_received)
+        from messaging import observability  # noqa: F401 - registers the scrape-time queue collectors

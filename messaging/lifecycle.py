@@ -10,6 +10,7 @@ write (webhook deliveries) commits with the event or not at all: no event is los
 and a publish. Listeners defer their own I/O (enqueues) to `transaction.on_commit`.
 """
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
@@ -18,6 +19,7 @@ from django.utils import timezone
 
 from messaging import queries
 from messaging.models import EventType, Message, MessageEvent, MessageStatus
+from pufferpost import metrics
 
 S = MessageStatus
 
@@ -42,8 +44,15 @@ def on_events_recorded(listener: Callable[[list[str]], None]) -> Callable[[list[
     return listener
 
 
-def _notify(event_ids: list[str]) -> None:
-    for listener in _listeners if event_ids else ():
+def _notify(events: list[MessageEvent]) -> None:
+    if not events:
+        return
+    # Counted now, not on commit: the send path's commit callbacks stay one, and a rolled-back
+    # event is rare enough not to matter for a rate.
+    for event_type, count in Counter(event.type for event in events).items():
+        metrics.MESSAGE_EVENTS.labels(event_type).inc(count)
+    event_ids = [event.pk for event in events]
+    for listener in _listeners:
         listener(list(event_ids))
 
 
@@ -77,7 +86,7 @@ def message_transition(
         occurred_at=occurred_at or now,
         detail=detail or {},
     )
-    _notify([event.pk])
+    _notify([event])
     return True
 
 
@@ -95,7 +104,7 @@ def message_event_record(
         occurred_at=occurred_at or timezone.now(),
         detail=detail or {},
     )
-    _notify([event.pk])
+    _notify([event])
     return event
 
 
@@ -103,7 +112,7 @@ def message_event_record(
 def message_events_bulk_record(events: Iterable[MessageEvent]) -> list[MessageEvent]:
     """Insert many prepared events at once (the send path's `accepted` events) and notify listeners."""
     created = MessageEvent.objects.bulk_create(list(events))
-    _notify([event.pk for event in created])
+    _notify(created)
     return created
 
 
@@ -145,5 +154,5 @@ def messages_transition_bulk(
             for message_id, workspace_id in moved
         ]
     )
-    _notify([event.pk for event in events])
+    _notify(events)
     return [message_id for message_id, _ in moved]

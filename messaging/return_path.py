@@ -11,8 +11,10 @@ _LOCAL = "bounces"
 _PATTERN = re.compile(rf"^{_LOCAL}\+msg_([0-9A-HJKMNP-TV-Z]{{26}})@[^@\s]+$", re.IGNORECASE)
 
 
-def return_path_for(*, message_id: str, from_address: str) -> str:
-    domain = settings.PUFFERPOST_RETURN_PATH_DOMAIN or from_address.rpartition("@")[2]
+def return_path_for(*, message_id: str, from_address: str = "", domain: str = "") -> str:
+    # `domain` is the sending domain's choice (domains.selectors.envelope_domain_of); this module
+    # owns only the local part.
+    domain = domain or settings.PUFFERPOST_RETURN_PATH_DOMAIN or from_address.rpartition("@")[2]
     return f"{_LOCAL}+{message_id}@{domain}"
 
 

@@ -1,6 +1,7 @@
 import os
+import time
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pufferpost.settings")
 
@@ -19,3 +20,25 @@ def _task_packages() -> list[str]:
 
 
 app.autodiscover_tasks(_task_packages)
+
+
+@signals.setup_logging.connect
+def keep_django_logging(**kwargs):
+    """Celery would install its own handlers and format; Django's LOGGING (pufferpost.logs) already
+    configured the root logger the same way for every process, so there is nothing to do."""
+
+
+@signals.before_task_publish.connect
+def stamp_published_at(headers=None, **kwargs):
+    """The publish time travels with the task, so /metrics can tell the age of a queue's oldest task."""
+    if headers is not None:
+        headers.setdefault("pp_published_at", time.time())
+
+
+@signals.worker_process_shutdown.connect
+def forget_dead_process_metrics(pid=None, **kwargs):
+    """A prefork child going away drops its live-gauge files (prometheus_client multiprocess mode)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())

@@ -22,11 +22,23 @@ class Outcome(StrEnum):
     ERROR = "error"  # timeout, SERVFAIL, refused, network error: try again later
 
 
+class Failure(StrEnum):
+    """Why an ERROR answer is one: a person fixes a SERVFAIL differently from a timeout."""
+
+    NONE = ""
+    TIMEOUT = "timeout"
+    SERVFAIL = "servfail"  # every nameserver answered SERVFAIL/REFUSED (broken delegation, DNSSEC)
+    OTHER = "other"
+
+
 @dataclass
 class Answer:
     outcome: Outcome
     records: list = field(default_factory=list)
     error: str = ""
+    failure: Failure = Failure.NONE
+    # Where a CNAME chain led, when the asked name is an alias ("" when it is not).
+    alias_of: str = ""
 
     @property
     def missing(self) -> bool:
@@ -48,17 +60,30 @@ def _query(name: str, rdtype: str, res: dns.resolver.Resolver | None = None) -> 
     res = res or resolver()
     try:
         answer = res.resolve(name, rdtype, raise_on_no_answer=False)
-    except dns.resolver.NXDOMAIN:
-        return Answer(Outcome.NXDOMAIN, error=f"{name} does not exist")
+    except dns.resolver.NXDOMAIN as exc:
+        return Answer(Outcome.NXDOMAIN, error=f"{name} does not exist", alias_of=_alias(name, exc))
     except dns.resolver.NoNameservers as exc:
-        return Answer(Outcome.ERROR, error=f"no nameserver answered for {name} ({exc.__class__.__name__})")
+        return Answer(
+            Outcome.ERROR,
+            error=f"no nameserver answered for {name} ({exc.__class__.__name__})",
+            failure=Failure.SERVFAIL,
+        )
     except dns.exception.Timeout:
-        return Answer(Outcome.ERROR, error=f"timed out looking up {rdtype} {name}")
+        return Answer(Outcome.ERROR, error=f"timed out looking up {rdtype} {name}", failure=Failure.TIMEOUT)
     except (dns.exception.DNSException, OSError) as exc:
-        return Answer(Outcome.ERROR, error=f"lookup of {rdtype} {name} failed: {exc}")
+        return Answer(Outcome.ERROR, error=f"lookup of {rdtype} {name} failed: {exc}", failure=Failure.OTHER)
     if answer.rrset is None:
-        return Answer(Outcome.NODATA, error=f"no {rdtype} record at {name}")
-    return Answer(Outcome.FOUND, records=list(answer.rrset))
+        return Answer(Outcome.NODATA, error=f"no {rdtype} record at {name}", alias_of=_alias(name, answer))
+    return Answer(Outcome.FOUND, records=list(answer.rrset), alias_of=_alias(name, answer))
+
+
+def _alias(name: str, result) -> str:
+    try:
+        canonical = result.canonical_name
+    except (TypeError, KeyError, AttributeError):
+        return ""
+    target = canonical.to_text(omit_final_dot=True)
+    return target if target.lower() != name.lower().rstrip(".") else ""
 
 
 def txt(name: str, res: dns.resolver.Resolver | None = None) -> Answer:

@@ -13,6 +13,8 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
+from pufferpost.logs import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("PUFFERPOST_VAR_DIR", default=str(BASE_DIR / "var")))
 
@@ -93,6 +95,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "pufferpost.errors.RequestIdMiddleware",
+    "pufferpost.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -148,13 +151,49 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": _read("str", "PUFFERPOST_LOG_LEVEL", default="INFO")},
-}
+PUFFERPOST_LOG_FORMAT = _read("str", "PUFFERPOST_LOG_FORMAT", default="text").lower()
+if PUFFERPOST_LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured("PUFFERPOST_LOG_FORMAT must be text or json.")
+LOGGING = logging_config(level=_read("str", "PUFFERPOST_LOG_LEVEL", default="INFO"), fmt=PUFFERPOST_LOG_FORMAT)
+
+# Metrics (pufferpost.metrics). The multiprocess directory must also be in each process's
+# environment before it starts; here it tells /metrics where to read every process's files.
+PROMETHEUS_MULTIPROC_DIR = _read("str", "PROMETHEUS_MULTIPROC_DIR", default="")
+PUFFERPOST_METRICS_TOKEN = _read("str", "PUFFERPOST_METRICS_TOKEN", default="")
+# Recipient domains that get their own `destination` label; every other domain is `other`, so the
+# number of series stays bounded however many domains mail goes to.
+PUFFERPOST_METRICS_DESTINATIONS = frozenset(
+    domain.strip().lower()
+    for domain in _read(
+        "list",
+        "PUFFERPOST_METRICS_DESTINATIONS",
+        default=[
+            "gmail.com",
+            "googlemail.com",
+            "outlook.com",
+            "hotmail.com",
+            "live.com",
+            "msn.com",
+            "yahoo.com",
+            "aol.com",
+            "icloud.com",
+            "me.com",
+            "gmx.de",
+            "gmx.net",
+            "web.de",
+            "t-online.de",
+            "proton.me",
+            "protonmail.com",
+            "yandex.ru",
+            "mail.ru",
+            "comcast.net",
+            "orange.fr",
+            "free.fr",
+            "qq.com",
+        ],
+    )
+    if domain.strip()
+)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["pufferpost.auth.ApiKeyAuthentication"],
@@ -192,6 +231,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SWAGGER_UI_SETTINGS": {"persistAuthorization": False},
+    # Shared choice sets get one name each (domains: DKIM and return-path statuses, DNS record
+    # types, DMARC alignment tags and modes).
+    "ENUM_NAME_OVERRIDES": {
+        "VerificationStatusEnum": "domains.models.DkimStatus",
+        "DnsRecordTypeEnum": ["TXT", "MX"],
+        "AlignmentTagEnum": ["r", "s"],
+        "AlignmentModeEnum": ["relaxed", "strict"],
+    },
 }
 
 # --- Redis and Celery -------------------------------------------------------------------------
@@ -207,6 +254,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "global_keyprefix": REDIS_KEY_PREFIX,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery keeps Django's LOGGING (same format as every other process); see pufferpost.celery.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -295,6 +344,26 @@ PUFFERPOST_DOMAIN_RECHECK_TICK = _read("float", "PUFFERPOST_DOMAIN_RECHECK_TICK"
 PUFFERPOST_DOMAIN_RECHECK_BATCH = _read("int", "PUFFERPOST_DOMAIN_RECHECK_BATCH", default=500, positive=True)
 PUFFERPOST_DOMAIN_RECHECK_CONCURRENCY = _read("int", "PUFFERPOST_DOMAIN_RECHECK_CONCURRENCY", default=32, positive=True)
 CELERY_BEAT_SCHEDULE["domains-recheck-due"]["schedule"] = PUFFERPOST_DOMAIN_RECHECK_TICK
+# The return-path (custom MAIL FROM) host of each domain, `bounces.<domain>`, gets an MX record
+# pointing here: the operator's own host whose port 25 reaches run_inbound_smtp (white-label:
+# customers publish this name, so it must never name the platform). Empty: no return path offered.
+PUFFERPOST_INBOUND_MX_HOST = _read("str", "PUFFERPOST_INBOUND_MX_HOST", default="").strip().lower().rstrip(".")
+# What the return-path host's SPF record authorises: the addresses mail leaves from (ip4:/ip6:
+# terms; an address or a network) and/or one operator include domain (`include:` term).
+PUFFERPOST_SPF_ADDRESSES = _read("list", "PUFFERPOST_SPF_ADDRESSES", default=[])
+PUFFERPOST_SPF_INCLUDE = _read("str", "PUFFERPOST_SPF_INCLUDE", default="").strip().lower().rstrip(".")
+
+
+def _networks(name, values):
+    import ipaddress
+
+    try:
+        return [str(ipaddress.ip_network(v.strip(), strict=False)) for v in values if v.strip()]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from exc
+
+
+PUFFERPOST_SPF_ADDRESSES = _networks("PUFFERPOST_SPF_ADDRESSES", PUFFERPOST_SPF_ADDRESSES)
 
 # --- feedback ---------------------------------------------------------------------------------
 # Bounces and complaints after delivery (messaging.feedback) and the sender auto-pause.
@@ -306,8 +375,6 @@ PUFFERPOST_INBOUND_SMTP_MAX_BYTES = _read(
 PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES = [
     address.lower() for address in _read("list", "PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES", default=[])
 ]
-# aiosmtpd logs every SMTP command at INFO; the feedback services log what matters.
-LOGGING["loggers"] = {**LOGGING.get("loggers", {}), "mail.log": {"level": "WARNING"}}
 PUFFERPOST_REPUTATION_WINDOW_DAYS = _read("int", "PUFFERPOST_REPUTATION_WINDOW_DAYS", default=7, minimum=1)
 
 # --- delivery ---

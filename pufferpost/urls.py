@@ -1,11 +1,18 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
+from pufferpost import health, metrics
 from pufferpost.admin_shaping import shaping_admin_view
 
 urlpatterns = [
     path("admin/shaping/", shaping_admin_view, name="admin-shaping"),
+    # A newcomer opening the server's address lands on the API docs, not a bare 404.
+    path("", RedirectView.as_view(pattern_name="api-docs", permanent=False), name="home"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("v1/", include("domains.urls")),
     path("v1/", include("senders.urls")),

@@ -22,6 +22,10 @@ def pytest_configure(config):
     celery_app.conf.task_always_eager = True
     # This run's Redis keys and queues carry their own prefix: parallel runs never share a queue.
     settings.REDIS_KEY_PREFIX = SESSION_PREFIX
+    # Deployed as an operator would: a return path is offered (the inbound MX host and the address
+    # mail leaves from, which the return-path SPF record authorises).
+    settings.PUFFERPOST_INBOUND_MX_HOST = "inbound.operator.test"
+    settings.PUFFERPOST_SPF_ADDRESSES = ["127.0.0.1/32"]
     celery_app.conf.broker_transport_options = {
         **celery_app.conf.broker_transport_options,
         "global_keyprefix": SESSION_PREFIX,

@@ -7,6 +7,7 @@ exactly as a deployment configures them.
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from django.db import connection
 
 REPO = Path(__file__).resolve().parent.parent
 CELERY = str(Path(sys.executable).with_name("celery"))
+GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 
 
 def database_url() -> str:
@@ -38,6 +40,10 @@ def child_env(**extra) -> dict:
         "PUFFERPOST_DNS_NAMESERVERS": ",".join(f"{h}:{p}" for h, p in settings.PUFFERPOST_DNS_NAMESERVERS),
         "PUFFERPOST_DNS_TIMEOUT": str(settings.PUFFERPOST_DNS_TIMEOUT),
         "CELERY_TASK_ALWAYS_EAGER": "false",
+        "PUFFERPOST_INBOUND_MX_HOST": settings.PUFFERPOST_INBOUND_MX_HOST,
+        "PUFFERPOST_SPF_ADDRESSES": ",".join(settings.PUFFERPOST_SPF_ADDRESSES),
+        "PUFFERPOST_SPF_INCLUDE": settings.PUFFERPOST_SPF_INCLUDE,
+        "PUFFERPOST_RETURN_PATH_DOMAIN": settings.PUFFERPOST_RETURN_PATH_DOMAIN,
         # Each test's fresh shaping state is not "lost state": no conservative start (see shaping).
         "PUFFERPOST_SHAPING_RECOVERY": str(settings.PUFFERPOST_SHAPING_RECOVERY),
         "PUFFERPOST_TLS_CA_FILE": settings.PUFFERPOST_TLS_CA_FILE,
@@ -104,6 +110,17 @@ class Processes:
         argv = [CELERY, "-A", "pufferpost", "beat", "-l", "INFO", "-s", str(self.log_dir / "celerybeat-schedule")]
         process = self._start(name, argv, env)
         process.wait_for_log("beat: Starting")
+        return process
+
+    def web(self, name: str = "web", *, workers: int = 1, **env) -> Process:
+        """gunicorn serving the project on a free loopback port (`process.url`), as in production."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        argv = [GUNICORN, "pufferpost.wsgi", "--workers", str(workers), "--bind", f"127.0.0.1:{port}"]
+        process = self._start(name, argv, env)
+        process.wait_for_log("Booting worker")
+        process.url = f"http://127.0.0.1:{port}"
         return process
 
     def command(self, name: str, *args: str, **env) -> Process:

@@ -29,6 +29,7 @@ from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from domains.models import DkimStatus, Domain
+from domains.selectors import envelope_domain_of
 from messaging.delivery import dkim, headers
 from messaging.delivery.commit_point import CommitPoint
 from messaging.delivery.mime import Attachment, build_message, domain_of
@@ -194,6 +195,7 @@ class Batch:
                     Attachment(a.filename, a.content_type, bytes(a.content)) for a in message.attachments.all()
                 ],
                 unsubscribe_url=unsubscribe_url(message.pk),
+                envelope_domain=envelope_domain_of(domain),
             )
             signed = (
                 dkim.sign(

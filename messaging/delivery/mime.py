@@ -181,6 +181,7 @@ def build_message(
     unsubscribe_url: str,
     unsubscribe_mailto: str | None = None,
     date: datetime | None = None,
+    envelope_domain: str = "",
 ) -> OutgoingMessage:
     """Serialise a rendered message: multipart/alternative (text, then html), wrapped in
     multipart/mixed only when there are attachments; headers per RFC 5322, 2047, 2231 and 8058.
@@ -210,6 +211,7 @@ def _build(
     unsubscribe_url,
     unsubscribe_mailto,
     date,
+    envelope_domain,
 ) -> OutgoingMessage:
     cc = list(cc or [])
     subject = h.one_line(subject)
@@ -237,7 +239,7 @@ def _build(
     fields = [(name, line) for name, line in fields if line is not None]
     data = _part([line for _, line in fields], [name for name, _ in fields], body)
     return OutgoingMessage(
-        mail_from=return_path_for(message_id=message_id, from_address=from_email),
+        mail_from=return_path_for(message_id=message_id, from_address=from_email, domain=envelope_domain),
         recipients=[to, *cc],
         data=data,
         message_id=message_id_value,

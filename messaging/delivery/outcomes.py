@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from messaging import observability
 from messaging.delivery.tasks import deliver_due_messages as deliver_due_messages_task
 from messaging.feedback.reputation import sender_reputation_evaluate
 from messaging.lifecycle import message_events_bulk_record, messages_transition_bulk
@@ -134,6 +135,7 @@ def outcomes_record(*, results: list[Result], token: datetime) -> None:
     for message_ids, delay in waits:
         if delay <= settings.PUFFERPOST_DELIVERY_COUNTDOWN_MAX:
             transaction.on_commit(partial(_enqueue_retry, message_ids, delay))
+    observability.delivery_outcomes_observe(results)
 
 
 def _contents_record(results: list[Result], *, now: datetime) -> None:

@@ -1,7 +1,9 @@
 """The inbound SMTP server for bounces and complaints (served by `manage.py run_inbound_smtp`).
 
-It accepts mail only for VERP return paths (`bounces+msg_…@…`) and the configured feedback-loop
-addresses, answers 550 for anything else, and refuses mail over
+It accepts mail only for VERP return paths (`bounces+msg_…@…`) at an accepted return-path domain
+(`domains.selectors.return_path_domain_accepted`: PUFFERPOST_RETURN_PATH_DOMAIN and every
+return-path host that has verified) and the configured feedback-loop addresses, answers 550 for
+anything else, and refuses mail over
 `PUFFERPOST_INBOUND_SMTP_MAX_BYTES` (552, aiosmtpd's data size limit). Each accepted mail is
 parsed and recorded in a worker thread (`asyncio.to_thread`): the ORM is synchronous and must not
 run on the event loop, and each thread keeps its own database connection, checked with
@@ -21,6 +23,7 @@ from aiosmtpd.smtp import SMTP
 from django.conf import settings
 from django.db import close_old_connections
 
+from domains.selectors import return_path_domain_accepted
 from messaging.feedback.services import feedback_report_process
 from messaging.return_path import message_id_from_return_path
 
@@ -31,15 +34,25 @@ WORKER_THREADS = 4
 
 
 def inbound_address_accepted(address: str) -> bool:
-    """A VERP return path, or one of `PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES` (full or local part)."""
-    if message_id_from_return_path(address):
-        return True
+    """A VERP return path at an accepted return-path domain, or one of
+    `PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES` (full or local part). Reads the database."""
     address = address.strip().strip("<>").lower()
+    if message_id_from_return_path(address):
+        # The local part is the VERP token; which domains may carry it is the domains app's call.
+        return return_path_domain_accepted(address.rpartition("@")[2])
     local_part = address.rpartition("@")[0]
     return any(
         entry == address if "@" in entry else entry == local_part
         for entry in settings.PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES
     )
+
+
+def _accepted(address: str) -> bool:
+    close_old_connections()
+    try:
+        return inbound_address_accepted(address)
+    finally:
+        close_old_connections()
 
 
 def _process(raw: bytes, envelope_recipients: list[str]) -> None:
@@ -64,7 +77,12 @@ class FeedbackHandler:
         self.in_flight: set[asyncio.Future] = set()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if not inbound_address_accepted(address):
+        try:
+            accepted = await asyncio.to_thread(_accepted, address)
+        except Exception:  # the database is away: the sending server retries later
+            log.exception("could not check inbound recipient %s", address)
+            return "451 4.3.0 Temporary failure, please try again later"
+        if not accepted:
             return "550 5.1.1 No such mailbox here"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"

@@ -23,6 +23,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from messaging import observability
 from messaging.models import EventType, Message, MessageEvent
 from messaging.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from messaging.webhooks.tasks import deliver_webhooks as deliver_webhooks_task
@@ -278,6 +279,9 @@ def _attempt_record(*, delivery, started_at, duration_ms, status, response_body,
             last_error=error,
             updated_at=now,
         )
+    observability.webhook_attempt_observe(
+        delivery=delivery, outcome=outcome, status=status, error=error, duration_ms=duration_ms
+    )
     return outcome
 
 

@@ -1,8 +1,9 @@
 """The `make up` DNS server: publishes what every sending domain needs, on loopback.
 
-The domains come from the caller (the `run_dev_dns` command in domains/ reads them from the
-database), so this module knows nothing of the apps above it. For each domain: its DKIM key at `<selector>._domainkey.<domain>`, a DMARC and an SPF record, and an
-MX pointing at the local mail catcher. Any other name asked for MX also gets the catcher, so mail
+The records come from the caller (the `run_dev_dns` command in domains/ reads every domain's
+`dns_records`, the very list the API gives the customer), so this module knows nothing of the apps
+above it and the walk-through shows the values the customer will type. Each sending domain also
+gets an MX pointing at the local mail catcher. Any other name asked for MX also gets the catcher, so mail
 to any recipient (jane@example.com) stays on this machine; names under `.invalid` (RFC 6761)
 stay NXDOMAIN, so a bounce for a non-existent domain can be tried too.
 """
@@ -17,15 +18,25 @@ CATCHER_HOST = "mail-catcher.localdev"
 CATCHER_ADDRESS = "127.0.0.1"
 
 
-def domain_records(domains: Iterable[tuple[str, str, str]]) -> list[tuple[str, str, object]]:
-    """The zone's records for `(domain, dkim selector, dkim public key)` rows, plus the catcher's address."""
+def domain_records(
+    domains: Iterable[tuple[str, list[dict]]], *, inbound_host: str = ""
+) -> list[tuple[str, str, object]]:
+    """The zone for `(domain, dns_records)` pairs: the records customers are told to publish (each
+    with `type`, `host`, `value` and an MX's `priority`) exactly as given, an MX to the catcher for
+    each sending domain (mail to it stays on this machine), and the catcher's address.
+
+    `inbound_host` (the operator's inbound host the return-path MX names) gets the loopback address.
+    """
     records = [(CATCHER_HOST, "A", CATCHER_ADDRESS)]
-    for domain, selector, public_key in domains:
+    if inbound_host:
+        records.append((inbound_host, "A", CATCHER_ADDRESS))
+    for domain, published in domains:
         records.append((domain, "MX", (10, CATCHER_HOST)))
-        records.append((domain, "TXT", f"v=spf1 ip4:{CATCHER_ADDRESS} -all"))
-        records.append((f"_dmarc.{domain}", "TXT", "v=DMARC1; p=none"))
-        if selector and public_key:
-            records.append((f"{selector}._domainkey.{domain}", "TXT", f"v=DKIM1; k=rsa; p={public_key}"))
+        for record in published:
+            if record["type"] == "MX":
+                records.append((record["host"], "MX", (record["priority"], record["value"])))
+            else:
+                records.append((record["host"], record["type"], record["value"]))
     return records
 
 

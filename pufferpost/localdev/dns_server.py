@@ -7,7 +7,7 @@ fail (SERVFAIL) or to stall (no answer), to drill the resolver-failure paths.
 import threading
 import time
 
-from dnslib import AAAA, MX, QTYPE, RCODE, RR, TXT, A, DNSLabel
+from dnslib import AAAA, CNAME, MX, QTYPE, RCODE, RR, TXT, A, DNSLabel
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 
@@ -35,6 +35,8 @@ class Zone(BaseResolver):
             rdata = A(value)
         elif rtype == "AAAA":
             rdata = AAAA(value)
+        elif rtype == "CNAME":
+            rdata = CNAME(value)
         else:
             raise ValueError(f"unsupported record type {rtype}")
         with self._lock:
@@ -75,6 +77,20 @@ class Zone(BaseResolver):
             mode = self._failing.get(qname)
             answers = list(self._records.get((qname, qtype), []))
             exists = any(k[0] == qname for k in self._records)
+            alias = self._records.get((qname, "CNAME")) if qtype != "CNAME" else None
+        if alias and mode is None:
+            # A CNAME answers for every type: the alias, then what its target has (one level).
+            target = alias[0][0].label
+            reply.add_answer(RR(request.q.qname, QTYPE.CNAME, rdata=alias[0][0], ttl=alias[0][1]))
+            key = str(target).lower()
+            with self._lock:
+                found = list(self._records.get((key, qtype), []))
+                target_exists = any(k[0] == key for k in self._records)
+            for rdata, ttl in found:
+                reply.add_answer(RR(target, QTYPE.reverse[qtype], rdata=rdata, ttl=ttl))
+            if not target_exists:
+                reply.header.rcode = RCODE.NXDOMAIN
+            return reply
         if mode == "timeout":
             # Answer only after any sane client has given up (the server is threaded).
             time.sleep(self.stall_seconds)

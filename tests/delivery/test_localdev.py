@@ -80,7 +80,11 @@ def test_dev_dns_publishes_every_domain_and_picks_up_new_ones(dev_dns, workspace
     DomainFactory(workspace=workspace, domain="mail.acme.test", selector="mlr1", dkim_public_key="MIIBIjANBgkq")
     dev_dns()
     assert pdns.txt("mlr1._domainkey.mail.acme.test").records == ["v=DKIM1; k=rsa; p=MIIBIjANBgkq"]
-    assert pdns.txt("_dmarc.mail.acme.test").records == ["v=DMARC1; p=none"]
+    # Exactly what dns_records tells the customer to publish (the DMARC starter and the return path).
+    assert pdns.txt("_dmarc.mail.acme.test").records == ["v=DMARC1; p=none;"]
+    assert pdns.txt("bounces.mail.acme.test").records == ["v=spf1 ip4:127.0.0.1 ~all"]
+    assert pdns.mx("bounces.mail.acme.test").records == [(10, "inbound.operator.test")]
+    assert pdns.addresses("inbound.operator.test").records == ["127.0.0.1"]
     assert pdns.mx("mail.acme.test").records == [(10, CATCHER_HOST)]
     assert pdns.addresses(CATCHER_HOST).records == ["127.0.0.1"]
 

@@ -41,3 +41,12 @@ def publish_dkim(dns, domain, **overrides) -> None:
 def another_public_key() -> str:
     """A valid key that is not the domain's: what a customer publishes after a copy-paste mix-up."""
     return new_dkim_key_pair()[1]
+
+
+def publish_as_told(dns, records: list[dict]) -> None:
+    """Publish `dns_records` exactly as the API lists them, as a customer types them in."""
+    for record in records:
+        if record["type"] == "MX":
+            dns.publish(record["host"], "MX", (record["priority"], record["value"]))
+        else:
+            dns.publish(record["host"], record["type"], record["value"])

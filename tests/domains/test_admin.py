@@ -64,3 +64,22 @@ def test_recheck_now_checks_the_selected_domains(admin_client, workspace, dns):
     assert Domain.objects.get(pk=published.pk).verified
     assert Domain.objects.get(pk=missing.pk).last_checked_at is not None
     assert Domain.objects.get(pk=untouched.pk).last_checked_at is None
+
+
+def test_the_change_page_shows_the_dns_doctor(admin_client, workspace, dns):
+    from domains.services import domain_refresh
+
+    domain = IssuedDomainFactory(workspace=workspace, domain="mail.acme.com")
+    dns.publish("mlr1._domainkey.mail.acme.com.acme.com", "TXT", f"v=DKIM1; k=rsa; p={domain.dkim_public_key}")
+    domain_refresh(domain=domain)
+    html = admin_client.get(f"{CHANGELIST}{domain.pk}/change/").content.decode()
+    assert "DNS doctor" in html
+    assert "wrong_host" in html and "Enter the host as mlr1._domainkey.mail" in html
+    assert "bounces.mail.acme.com" in html and "nxdomain" in html
+
+
+def test_filter_by_return_path_status(admin_client, workspace):
+    IssuedDomainFactory(workspace=workspace, domain="rp-ok.acme.com", return_path_status="verified")
+    IssuedDomainFactory(workspace=workspace, domain="rp-waiting.acme.com")
+    html = admin_client.get(CHANGELIST, {"return_path_status__exact": "verified"}).content.decode()
+    assert "rp-ok.acme.com" in html and "rp-waiting.acme.com" not in html

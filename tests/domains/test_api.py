@@ -20,6 +20,13 @@ FIELDS = {
     "dkim_error",
     "dmarc_error",
     "dns_records",
+    "return_path_host",
+    "return_path_status",
+    "return_path_error",
+    "bounce_domain",
+    "bounce_warning",
+    "record_checks",
+    "authentication",
     "created_at",
     "updated_at",
     "last_checked_at",
@@ -44,10 +51,23 @@ def test_create_answers_201_with_the_guide_shape_and_no_dkim_record_before_the_k
     assert body["dkim_error"] is None and body["dmarc_error"] is None
     assert TIMESTAMP.match(body["created_at"])
     assert body["last_checked_at"] is None
+    # SPF now sits at the return-path host and authorises the sending source (issue #12): the old
+    # `v=spf1 mx ~all` at the from-domain authorised the customer's own mail provider instead.
     assert body["dns_records"] == [
-        {"purpose": "SPF", "type": "TXT", "host": "mail.acme.com", "value": "v=spf1 mx ~all"},
+        {"purpose": "SPF", "type": "TXT", "host": "bounces.mail.acme.com", "value": "v=spf1 ip4:127.0.0.1 ~all"},
         {"purpose": "DMARC", "type": "TXT", "host": "_dmarc.mail.acme.com", "value": "v=DMARC1; p=none;"},
+        {
+            "purpose": "RETURN_PATH",
+            "type": "MX",
+            "host": "bounces.mail.acme.com",
+            "value": "inbound.operator.test",
+            "priority": 10,
+        },
     ]
+    assert body["return_path_host"] == "bounces.mail.acme.com"
+    assert body["return_path_status"] == "pending"
+    assert body["bounce_domain"] == "mail.acme.com"
+    assert "cannot come back" in body["bounce_warning"]
     assert Domain.objects.get(pk=body["id"]).workspace == workspace
 
 
@@ -59,7 +79,7 @@ def test_the_dkim_record_appears_once_the_key_is_issued(api, django_capture_on_c
     records = api.get(f"/v1/domains/{domain_id}").json()["dns_records"]
 
     domain = Domain.objects.get(pk=domain_id)
-    assert [r["purpose"] for r in records] == ["DKIM", "SPF", "DMARC"]
+    assert [r["purpose"] for r in records] == ["DKIM", "SPF", "DMARC", "RETURN_PATH"]
     dkim = records[0]
     assert dkim["type"] == "TXT"
     assert dkim["host"] == "mlr1._domainkey.mail.acme.com"

@@ -6,10 +6,13 @@ import socket
 import time
 
 import pytest
+from django.utils import timezone
 
+from domains.models import Domain
 from messaging.feedback.smtp import inbound_address_accepted
 from messaging.models import Message, Suppression
 from senders.models import Sender
+from tests.factories import DomainFactory
 from tests.feedback import samples
 
 
@@ -37,6 +40,8 @@ def inbound(processes):
         "--port",
         str(port),
         PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES="fbl",
+        # The samples' VERP addresses are at mail.acme.test: the operator's platform return-path domain.
+        PUFFERPOST_RETURN_PATH_DOMAIN=samples.FROM_DOMAIN,
         PUFFERPOST_INBOUND_SMTP_MAX_BYTES=200_000,
     )
     server.wait_for_log(f"listening on 127.0.0.1:{port}")
@@ -93,8 +98,9 @@ def test_the_server_refuses_strangers_and_oversized_mail_and_stops_on_sigterm(in
     assert "inbound SMTP server stopped" in inbound.log()
 
 
-def test_the_server_accepts_return_paths_and_the_configured_feedback_addresses(settings):
+def test_the_server_accepts_return_paths_and_the_configured_feedback_addresses(settings, db):
     settings.PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES = ["fbl", "abuse-reports@acme.test"]
+    settings.PUFFERPOST_RETURN_PATH_DOMAIN = "mail.acme.test"
     assert inbound_address_accepted("<bounces+msg_01J9Z2K3M4N5P6Q7R8S9T0V1W2@mail.acme.test>")
     assert inbound_address_accepted("bounces+msg_01j9z2k3m4n5p6q7r8s9t0v1w2@mail.acme.test")
     assert inbound_address_accepted("FBL@mail.acme.test")
@@ -102,3 +108,27 @@ def test_the_server_accepts_return_paths_and_the_configured_feedback_addresses(s
     assert not inbound_address_accepted("abuse-reports@other.test")
     assert not inbound_address_accepted("bounces@mail.acme.test")
     assert not inbound_address_accepted("jane@example.org")
+
+
+def test_verp_mail_is_accepted_only_at_the_platform_domain_and_verified_return_path_hosts(settings, workspace):
+    settings.PUFFERPOST_RETURN_PATH_DOMAIN = "rp.operator.test"
+    verp = "bounces+msg_01J9Z2K3M4N5P6Q7R8S9T0V1W2@{}"
+    DomainFactory(
+        workspace=workspace,
+        domain="news.acme.test",
+        return_path_status="verified",
+        return_path_verified_at=timezone.now(),
+    )
+    DomainFactory(workspace=workspace, domain="mail.acme.test")  # its return path never verified
+
+    assert inbound_address_accepted(verp.format("rp.operator.test"))
+    assert inbound_address_accepted(verp.format("bounces.news.acme.test"))
+    assert inbound_address_accepted(verp.format("BOUNCES.News.Acme.Test"))
+    assert not inbound_address_accepted(verp.format("bounces.mail.acme.test"))
+    # The from-domain itself is the customer's own mail, never an accepted VERP domain.
+    assert not inbound_address_accepted(verp.format("news.acme.test"))
+    assert not inbound_address_accepted(verp.format("bounces.unknown.test"))
+
+    # A return path that verified once keeps receiving bounces after it drifted to failed.
+    Domain.objects.filter(domain="news.acme.test").update(return_path_status="failed")
+    assert inbound_address_accepted(verp.format("bounces.news.acme.test"))

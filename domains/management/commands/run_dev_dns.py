@@ -1,10 +1,12 @@
 import threading
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
 from domains.models import Domain
+from domains.serializers import dns_records_of
 from pufferpost.localdev.dev_dns import DevZone, domain_records
 from pufferpost.localdev.dns_server import LoopbackDnsServer
 from pufferpost.management.commands.run_mail_catcher import _wait_for_signal
@@ -12,7 +14,7 @@ from pufferpost.management.commands.run_mail_catcher import _wait_for_signal
 
 class Command(BaseCommand):
     help = (
-        "Development DNS server: DKIM, SPF, DMARC and MX records for every domain in the database "
+        "Development DNS server: every domain's dns_records exactly as the API lists them "
         "(re-read every few seconds), and the local mail catcher as the MX of every other name."
     )
 
@@ -23,7 +25,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         zone = DevZone()
-        zone.replace_all(domain_records(_domains()))
+        zone.replace_all(domain_records(_domains(), inbound_host=settings.PUFFERPOST_INBOUND_MX_HOST))
         close_old_connections()
         server = LoopbackDnsServer(zone, host=options["host"], port=options["port"]).start()
         stop = threading.Event()
@@ -38,7 +40,7 @@ class Command(BaseCommand):
     def _refresh(self, zone, interval, stop):
         while not stop.wait(interval):
             try:
-                zone.replace_all(domain_records(_domains()))
+                zone.replace_all(domain_records(_domains(), inbound_host=settings.PUFFERPOST_INBOUND_MX_HOST))
             except Exception as exc:  # the database restarting must not kill the dev server
                 self.stderr.write(f"dev DNS: could not re-read domains: {exc}")
                 time.sleep(interval)
@@ -47,4 +49,5 @@ class Command(BaseCommand):
 
 
 def _domains():
-    return Domain.objects.values_list("domain", "selector", "dkim_public_key")
+    """Every domain with its `dns_records`, as the API lists them to the customer."""
+    return [(domain.domain, dns_records_of(domain)) for domain in Domain.objects.defer("dkim_private_key")]

@@ -1,0 +1,1 @@
+from tests.delivery.conftest import smtp_relay, smtp_sink  # noqa: F401
