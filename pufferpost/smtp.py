@@ -223,6 +223,17 @@ def verified_context() -> ssl.SSLContext:
     return context
 
 
+def _pacing_step(limits: Limits, reason: str, shaper: Shaper) -> float:
+    """Seconds between two messages the budget lets through, for the reason it said no."""
+    if reason == "per_minute" and limits.per_minute:
+        return 60.0 / limits.per_minute
+    if reason == "per_hour" and limits.per_hour:
+        return 3600.0 / limits.per_hour
+    if reason in ("backoff", "backoff_recovery"):
+        return 60.0 / max(shaper.policy.backoff.per_minute, 1)
+    return 0.0
+
+
 def _connection_key(route: Route) -> str:
     """Routes to the same MX hosts share a connection (and a destination): key them by host set."""
     if route.key.startswith("relay:") or not route.hosts:
@@ -464,7 +475,11 @@ class Mailer:
         now = time.monotonic()
         waiting = self._waits.get(destination)
         if waiting is not None and waiting[0] > now:
-            return dict.fromkeys(recipients, dataclasses.replace(waiting[1], wait=waiting[0] - now))
+            deadline, result, step = waiting
+            # Each message turned away comes back one pacing step after the one before it, so a
+            # backlog returns at the rate the budget allows instead of all at once.
+            self._waits[destination] = (deadline + step, result, step)
+            return dict.fromkeys(recipients, dataclasses.replace(result, wait=deadline + step - now))
         connection = self._connections.get(key)
         if connection is not None and connection.messages >= limits.per_connection:
             self._drop(key, quit=True)
@@ -477,7 +492,8 @@ class Mailer:
             self._drop(key, quit=True)
             connection = None
         if not admission.ok:
-            return dict.fromkeys(recipients, self._wait(destination, admission.reason, admission.wait))
+            step = _pacing_step(limits, admission.reason, shaper)
+            return dict.fromkeys(recipients, self._wait(destination, admission.reason, admission.wait, step))
         if connection is None:
             skipped = {h for h in route.hosts if shaper.host_skipped(h)}
             if skipped and skipped >= set(route.hosts):
@@ -503,7 +519,7 @@ class Mailer:
         }
         return self._observe(destination, connection, results)
 
-    def _wait(self, destination: str, reason: str, wait: float) -> DeliveryResult:
+    def _wait(self, destination: str, reason: str, wait: float, step: float = 0.0) -> DeliveryResult:
         # Jitter so the messages a budget turned away do not all come back in the same instant.
         wait = max(wait, 0.2) * random.uniform(1.0, 1.25)
         result = DeliveryResult(
@@ -515,7 +531,7 @@ class Mailer:
             rule=f"shaping:{reason}",
             destination=destination,
         )
-        self._waits[destination] = (time.monotonic() + wait, result)
+        self._waits[destination] = (time.monotonic() + wait, result, step)
         return result
 
     def _observe(self, destination: str, connection: "_Connection | None", results: dict[str, DeliveryResult]):
@@ -541,6 +557,7 @@ class Mailer:
                         self._waits[destination] = (
                             time.monotonic() + pause,
                             dataclasses.replace(result, wait=pause, rule="shaping:backoff"),
+                            60.0 / max(shaper.policy.backoff.per_minute, 1),
                         )
                         if connection is not None:
                             self._drop_connection(connection)

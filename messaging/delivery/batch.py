@@ -39,6 +39,7 @@ from messaging.models import DeliveryAttempt, Message, MessageStatus, Suppressio
 from messaging.tracking.links import instrument_html, unsubscribe_url
 from pufferpost import smtp
 from pufferpost.shaping import Shaper
+from pufferpost.shaping import policy as shaping_policy
 from pufferpost.smtp import DeliveryResult, Mailer
 from senders.models import SenderState
 from templates_app.rendering import Rendered, RenderError, render_version
@@ -58,15 +59,24 @@ class Batch:
 
     def run(self) -> None:
         messages = self._load()
+        policy = shaping_policy()
+        by_pool: dict[str, list[Message]] = defaultdict(list)
+        for message in messages:
+            by_pool[policy.pool_for(message.workspace_id)].append(message)
         try:
-            with Mailer(shaper=Shaper()) as mailer:
-                # One destination (MX rollup) after another: its connections close before the next
-                # destination's open, so this batch holds few of the shared connection slots.
-                messages.sort(key=lambda m: (self._destination(mailer, m.to), domain_of(m.to), m.pk))
-                for message in messages:
-                    result = self._one(mailer, message)
-                    if result is not None:
-                        self._add(result)
+            for pool, group in by_pool.items():
+                # The connection binds to one address of the workspace's egress pool and greets
+                # with that address's name; budgets are that address's.
+                egress = policy.egress(pool)
+                source = egress.address if egress else ""
+                with Mailer(shaper=Shaper(source), source_address=source, helo=egress.helo if egress else "") as mailer:
+                    # One destination (MX rollup) after another: its connections close before the
+                    # next destination's open, so this batch holds few of the shared slots.
+                    group.sort(key=lambda m: (self._destination(mailer, m.to), domain_of(m.to), m.pk))
+                    for message in group:
+                        result = self._one(mailer, message)
+                        if result is not None:
+                            self._add(result)
         finally:
             self._flush()
 

@@ -14,6 +14,7 @@ recorded, not retried.
 
 import json
 import logging
+import math
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -207,7 +208,7 @@ def _retries_plan(deferred: list[Result], *, now: datetime) -> tuple[list[tuple[
 
 def _waits_plan(waiting: list[Result], *, now: datetime):
     """Messages over their destination's budget stay queued, due when it allows them, in one
-    retry task per destination; the retry window still ends them. Returns ((ids, delay) per task,
+    retry task per destination and second; the retry window still ends them. Returns ((ids, delay) per task,
     results that gave up, results not worth a timeline event: already waiting for the same reason)."""
     window = timedelta(seconds=settings.PUFFERPOST_DELIVERY_RETRY_WINDOW)
     groups: dict[str, tuple[list[str], float]] = {}
@@ -223,9 +224,11 @@ def _waits_plan(waiting: list[Result], *, now: datetime):
             quiet.add(message.pk)
         message.next_attempt_at = now + timedelta(seconds=delay)
         r.detail["next_attempt_at"] = message.next_attempt_at.isoformat()
-        ids, longest = groups.get(r.detail.get("destination", ""), ([], 0.0))
+        # One task per destination and second of delay: a paced backlog comes back as paced.
+        key = f"{r.detail.get('destination', '')}:{math.ceil(delay)}"
+        ids, longest = groups.get(key, ([], 0.0))
         ids.append(message.pk)
-        groups[r.detail.get("destination", "")] = (ids, max(longest, delay))
+        groups[key] = (ids, max(longest, delay))
     return list(groups.values()), gave_up, quiet
 
 
