@@ -20,7 +20,7 @@ class MessagingConfig(AppConfig):
 
         # Both listeners run inside the transaction that records the event, so webhook
         # deliveries commit with it or not at all.
-        on_events_recorded(webhooks.webhook_recorded_events_publish)
+        on_events_recorded(webhooks.webhook_recorded_events_publish, wants=webhooks.webhook_endpoints_may_want)
         for kind in webhooks.PLATFORM_EVENT_SUBJECTS:
             events.subscribe(kind)(webhooks.webhook_platform_event_received)
         from messaging import observability  # noqa: F401 - registers the scrape-time queue collectors

@@ -36,11 +36,20 @@ ALLOWED_SOURCES: dict[str, tuple[str, ...]] = {
 }
 
 _listeners: list[Callable[[list[str]], None]] = []
+_wants: dict[Callable, Callable[[list[MessageEvent]], bool]] = {}
 
 
-def on_events_recorded(listener: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
-    """Register `listener(event_ids)`, called inside the recording transaction for every batch of events."""
+def on_events_recorded(
+    listener: Callable[[list[str]], None], *, wants: Callable[[list[MessageEvent]], bool] | None = None
+) -> Callable[[list[str]], None]:
+    """Register `listener(event_ids)`, called inside the recording transaction for every batch of events.
+
+    `wants(events)`, if given, sees the recorded event objects first; the
+    listener is skipped when it answers False, so a listener can avoid a query it knows is useless.
+    """
     _listeners.append(listener)
+    if wants is not None:
+        _wants[listener] = wants
     return listener
 
 
@@ -53,7 +62,9 @@ def _notify(events: list[MessageEvent]) -> None:
         metrics.MESSAGE_EVENTS.labels(event_type).inc(count)
     event_ids = [event.pk for event in events]
     for listener in _listeners:
-        listener(list(event_ids))
+        wants = _wants.get(listener)
+        if wants is None or wants(events):
+            listener(list(event_ids))
 
 
 @transaction.atomic

@@ -35,6 +35,7 @@ from messaging.models import (
 from messaging.selectors import SendContext, send_context, sender_unavailable_reason
 from messaging.serializers import BatchSerializer, SendSerializer
 from pufferpost.errors import ApplicationError, Conflict, Forbidden, LimitExceeded, SendRefused, violations_from
+from pufferpost.formats import normalise_address
 from pufferpost.models import Workspace
 from templates_app.formatting import normalize_locale
 from templates_app.selectors import variables_missing_error
@@ -206,14 +207,17 @@ def _plan(
     return _Plan(message, attachments, body)
 
 
-def _persist(plans: list[_Plan], *, now, idempotency: IdempotencyRecord | list | None = None) -> list[str]:
+def _persist(
+    plans: list[_Plan], *, workspace: Workspace, now, idempotency: IdempotencyRecord | list | None = None
+) -> list[str]:
     """Insert messages, attachments, `accepted` events (and the idempotency record); enqueue on commit.
 
     Must run inside a transaction: the enqueue is registered with `on_commit`.
     """
     messages = [plan.message for plan in plans]
     events = [
-        MessageEvent(message=message, workspace_id=message.workspace_id, type=EventType.ACCEPTED, occurred_at=now)
+        # `workspace` is the row the API key lookup loaded: webhooks read its endpoint count from it.
+        MessageEvent(message=message, workspace=workspace, type=EventType.ACCEPTED, occurred_at=now)
         for message in messages
     ]
     Message.objects.bulk_create(messages)
@@ -250,7 +254,7 @@ def idempotency_fingerprint(payload) -> str:
     """SHA-256 over canonical JSON of the fields the guide fingerprints (emails normalised)."""
 
     def email(value):
-        return value.strip().lower() if isinstance(value, str) else value
+        return normalise_address(value) if isinstance(value, str) else value
 
     canonical = {
         "from": email(payload.get("from")),
@@ -345,7 +349,7 @@ def message_send(
         )
     try:
         with transaction.atomic():
-            _persist([plan], now=now, idempotency=record)
+            _persist([plan], workspace=workspace, now=now, idempotency=record)
     except IntegrityError as exc:
         admission.give_back(1)
         if record is None or not _is_idempotency_conflict(exc):
@@ -405,7 +409,7 @@ def message_send_batch(*, workspace: Workspace, payload, admission: Admission, l
     if plans:
         try:
             with transaction.atomic():
-                _persist([plan for _, plan in plans], now=now)
+                _persist([plan for _, plan in plans], workspace=workspace, now=now)
         except BaseException:
             admission.give_back(len(plans))
             raise
@@ -489,7 +493,7 @@ def message_submit(
     ]
     try:
         with transaction.atomic():
-            _persist(list(plans.values()), now=now, idempotency=records)
+            _persist(list(plans.values()), workspace=workspace, now=now, idempotency=records)
     except IntegrityError as exc:
         admission.give_back(taken)
         if not records or not _is_idempotency_conflict(exc):

@@ -19,6 +19,14 @@ from rest_framework.response import Response
 
 from messaging import limits, selectors, services, suppressions
 from messaging.models import MessageEvent, MessageStatus, Suppression, UnsubscribeGroup
+from messaging.presenters import (
+    content_view,
+    event_view,
+    group_view,
+    message_view,
+    suppression_view,
+    unsubscribe_view,
+)
 from messaging.serializers import (
     BatchItemResultSerializer,
     BatchRequestSerializer,
@@ -35,79 +43,10 @@ from messaging.serializers import (
     UnsubscribeViewSerializer,
 )
 from pufferpost.errors import ApiError
+from pufferpost.formats import normalise_address
 from pufferpost.openapi import PAGE_PARAMETERS, RATE_LIMIT_HEADERS, error, page_of, path_id
 from pufferpost.pagination import paginate
 from pufferpost.tenancy import WorkspaceScopedViewSet
-
-
-def _ts(value):
-    return value.astimezone(UTC).isoformat(timespec="seconds") if value else None
-
-
-def message_view(message) -> dict:
-    """The snake_case read view of the guide; attachment content is never included."""
-    return {
-        "id": message.id,
-        "status": message.status,
-        "to": message.to,
-        "from": message.from_address,
-        "reply_to": message.reply_to,
-        "cc": message.cc,
-        "attachments": [{"filename": a.filename, "content_type": a.content_type} for a in message.attachments.all()],
-        "subject": message.subject,
-        "template_id": message.template_id,
-        "template_name": message.template_name,
-        "template_version": message.template_version_number,
-        "data": message.data,
-        "metadata": message.metadata,
-        "tags": message.tags,
-        "locale": message.locale,
-        "timezone": message.timezone,
-        "unsubscribe_group": message.unsubscribe_group_id,
-        "test": not message.livemode,
-        "created_at": _ts(message.created_at),
-        "updated_at": _ts(message.updated_at),
-    }
-
-
-def event_view(event) -> dict:
-    return {
-        "id": event.id,
-        "type": event.type,
-        "occurred_at": _ts(event.occurred_at),
-        "recorded_at": _ts(event.recorded_at),
-        # What happened, in the platform's words: SMTP code and response, bounce diagnostic,
-        # deferral reason, clicked URL. Empty for accepted/queued.
-        "detail": event.detail,
-    }
-
-
-def content_view(message, content) -> dict:
-    """What the recipients got: the rendered parts as delivered; attachments by name and type only."""
-    return {
-        "id": message.id,
-        "subject": content.subject,
-        "text": content.text,
-        "html": content.html,
-        "attachments": [{"filename": a.filename, "content_type": a.content_type} for a in message.attachments.all()],
-        "built_at": _ts(content.built_at),
-    }
-
-
-def suppression_view(suppression) -> dict:
-    return {"email": suppression.email, "reason": suppression.reason, "created_at": _ts(suppression.created_at)}
-
-
-def group_view(group) -> dict:
-    return {"id": group.id, "name": group.name, "description": group.description, "created_at": _ts(group.created_at)}
-
-
-def unsubscribe_view(unsubscribe) -> dict:
-    return {"email": unsubscribe.email, "group_id": unsubscribe.group_id, "created_at": _ts(unsubscribe.created_at)}
-
-
-def _normalise_email(raw: str) -> str:
-    return raw.strip().lower()
 
 
 def _text_param(name: str, raw: str) -> str:
@@ -136,9 +75,9 @@ def _message_filters(params) -> dict:
             )
         filters["status"] = raw
     if raw := params.get("recipient"):
-        filters["to"] = _normalise_email(_text_param("recipient", raw))
+        filters["to"] = normalise_address(_text_param("recipient", raw))
     if raw := params.get("from"):
-        filters["from_address"] = _normalise_email(_text_param("from", raw))
+        filters["from_address"] = normalise_address(_text_param("from", raw))
     if raw := params.get("templateId"):
         filters["template_id"] = _text_param("templateId", raw)
     if raw := params.get("createdAfter"):
@@ -385,7 +324,7 @@ class SuppressionViewSet(WorkspaceScopedViewSet):
         return Response(suppression_view(suppression), status=201 if created else 200)
 
     def destroy(self, request, email=None):
-        if not suppressions.suppression_delete(workspace=self.workspace, email=_normalise_email(email)):
+        if not suppressions.suppression_delete(workspace=self.workspace, email=normalise_address(email)):
             raise ApiError(status_code=404, code=self.not_found_code, message=self.not_found_message)
         return Response(status=204)
 
@@ -455,6 +394,6 @@ class UnsubscribeGroupViewSet(WorkspaceScopedViewSet):
     @action(detail=True, methods=["delete"], url_path=r"unsubscribes/(?P<email>[^/]+)")
     def unsubscribe_delete(self, request, id=None, email=None):
         group = get_object_or_404(self.get_queryset(), pk=id)
-        if not suppressions.unsubscribe_delete(group=group, email=_normalise_email(email)):
+        if not suppressions.unsubscribe_delete(group=group, email=normalise_address(email)):
             raise ApiError(status_code=404, code="unsubscribe_not_found", message="No such unsubscribe in this group.")
         return Response(status=204)

@@ -44,6 +44,10 @@ class Workspace(models.Model):
     reputation_min_volume = models.PositiveIntegerField(default=100)
     open_tracking = models.BooleanField(default=False)
     click_tracking = models.BooleanField(default=False)
+    # How many enabled webhook endpoints the workspace has, kept by messaging.webhooks' services in
+    # the transaction that adds or disables one. It rides along with the API key lookup, so a send
+    # in a workspace without endpoints publishes its `accepted` events without any query.
+    enabled_webhook_endpoints = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -3,13 +3,14 @@
 import math
 import re
 from collections.abc import Mapping
-from datetime import UTC
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail, ValidationError
+
+from pufferpost.formats import normalise_address, utc_timestamp
 
 MAX_JSON_DEPTH = 32
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -96,7 +97,7 @@ class EmailField(serializers.CharField):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
-        value = super().to_internal_value(data).strip().lower()
+        value = normalise_address(super().to_internal_value(data))
         if _ADDRESS_CONTROL_RE.search(value):
             self.fail("invalid_email")
         try:
@@ -117,6 +118,4 @@ class TimestampField(serializers.DateTimeField):
     """ISO 8601 in UTC with an explicit offset, seconds precision: `2026-06-09T10:15:00+00:00`."""
 
     def to_representation(self, value):
-        if value is None:
-            return None
-        return value.astimezone(UTC).isoformat(timespec="seconds")
+        return utc_timestamp(value)

@@ -22,6 +22,7 @@ from messaging.feedback.parse import InboundReport, report_parse
 from messaging.feedback.reputation import sender_reputation_evaluate
 from messaging.lifecycle import message_event_record, message_transition
 from messaging.models import Message, MessageEvent, MessageStatus, Suppression, SuppressionReason
+from pufferpost.formats import normalise_address
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +172,7 @@ def _affected(message: Message, reported: list[str], *, strict: bool) -> tuple[s
         message.to.lower(): True,
         **{cc.lower(): False for cc in message.cc if cc.lower() != message.to.lower()},
     }
-    for address in (a.strip().lower() for a in reported if a):
+    for address in (normalise_address(a) for a in reported if a):
         if address in recipients:
             return address, recipients[address]
     return (None, False) if strict else (message.to.lower(), True)
