@@ -6,8 +6,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0004_delivery_attempts'),
-        ('pufferpost', '0002_test_mode'),
+        ('messaging', '0005_workspace_webhook_endpoints_backfill'),
+        ('pufferpost', '0003_test_mode'),
     ]
 
     operations = [

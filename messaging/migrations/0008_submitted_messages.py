@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0006_message_content'),
+        ('messaging', '0007_message_content'),
         ('templates_app', '0002_active_slug_unique'),
     ]
 

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0005_test_mode'),
+        ('messaging', '0006_test_mode'),
     ]
 
     operations = [
