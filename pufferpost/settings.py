@@ -289,6 +289,9 @@ PUFFERPOST_SMTP_RELAY = _read("str", "PUFFERPOST_SMTP_RELAY", default="")
 if PUFFERPOST_SMTP_RELAY and urlsplit(PUFFERPOST_SMTP_RELAY).scheme not in ("smtp", "smtp+starttls", "smtps"):
     raise ImproperlyConfigured("PUFFERPOST_SMTP_RELAY must be smtp://, smtp+starttls:// or smtps://")
 PUFFERPOST_SMTP_PORT = _read("int", "PUFFERPOST_SMTP_PORT", default=25)
+# Direct-to-MX delivery never connects to private or loopback addresses, except in a test world
+# (the suite, `make up`, bench and drills point every MX at loopback).
+PUFFERPOST_SMTP_ALLOW_PRIVATE = _read("bool", "PUFFERPOST_SMTP_ALLOW_PRIVATE", default=False)
 PUFFERPOST_PUBLIC_URL = _read("str", "PUFFERPOST_PUBLIC_URL", default="http://localhost:8000").rstrip("/")
 PUFFERPOST_WEBHOOKS_ALLOW_PRIVATE = _read("bool", "PUFFERPOST_WEBHOOKS_ALLOW_PRIVATE", default=False)
 PUFFERPOST_DKIM_SELECTOR = _read("str", "PUFFERPOST_DKIM_SELECTOR", default="mlr1")
@@ -351,6 +354,9 @@ PUFFERPOST_INBOUND_MX_HOST = _read("str", "PUFFERPOST_INBOUND_MX_HOST", default=
 # What the return-path host's SPF record authorises: the addresses mail leaves from (ip4:/ip6:
 # terms; an address or a network) and/or one operator include domain (`include:` term).
 PUFFERPOST_SPF_ADDRESSES = _read("list", "PUFFERPOST_SPF_ADDRESSES", default=[])
+# Seconds the old DKIM record stays listed ("keep until") after a rotation moved signing to the new key:
+# mail signed with the old key may still be verified (queued, forwarded, re-checked) meanwhile.
+PUFFERPOST_DKIM_ROTATION_GRACE = _read("int", "PUFFERPOST_DKIM_ROTATION_GRACE", default=7 * 86400, minimum=0)
 PUFFERPOST_SPF_INCLUDE = _read("str", "PUFFERPOST_SPF_INCLUDE", default="").strip().lower().rstrip(".")
 
 

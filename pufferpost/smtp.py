@@ -16,7 +16,6 @@ connections, timeouts, DNS errors — worth retrying later).
 import contextlib
 import dataclasses
 import functools
-import ipaddress
 import logging
 import random
 import re
@@ -35,7 +34,7 @@ from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 
-from pufferpost import dns
+from pufferpost import dns, http
 from pufferpost.shaping import Limits, Shaper
 
 log = logging.getLogger(__name__)
@@ -242,17 +241,32 @@ def _connection_key(route: Route) -> str:
 
 
 def _host_addresses(host: str, route: Route) -> list[str]:
-    if not route.resolve_with_dns_module:
+    """The addresses to try for an MX host: never private, loopback, link-local or reserved ones
+    (the webhook policy, `pufferpost.http.address_allowed`), since a recipient domain's owner
+    picks them; the operator's relay and a test world (PUFFERPOST_SMTP_ALLOW_PRIVATE) excepted."""
+    if not route.resolve_with_dns_module:  # the operator's relay: infrastructure, like the database
         return [host]
-    try:
-        ipaddress.ip_address(host)
-        return [host]
-    except ValueError:
-        pass
-    answer = dns.addresses(host)
-    if answer.outcome != dns.Outcome.FOUND:
-        raise _TryNextHost(classify(None, f"no address for MX host {host}: {answer.error or answer.outcome}", host))
-    return answer.records
+    literal = http.literal_address(host)
+    if literal is not None:
+        candidates = [literal]
+    else:
+        answer = dns.addresses(host)
+        if answer.outcome != dns.Outcome.FOUND:
+            raise _TryNextHost(classify(None, f"no address for MX host {host}: {answer.error or answer.outcome}", host))
+        candidates = answer.records
+    if settings.PUFFERPOST_SMTP_ALLOW_PRIVATE:
+        return candidates
+    allowed = [address for address in candidates if http.address_allowed(address)]
+    if not allowed:
+        raise _TryNextHost(
+            classify(
+                None,
+                f"MX host {host} resolves only to private or reserved addresses ({', '.join(candidates)}); "
+                "not connected",
+                host,
+            )
+        )
+    return allowed
 
 
 def _open(

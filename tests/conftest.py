@@ -20,6 +20,8 @@ SESSION_PREFIX = f"pp-test-{uuid.uuid4().hex[:10]}:"
 def pytest_configure(config):
     # Unit tests run tasks in-process; end-to-end tests start real workers of their own.
     celery_app.conf.task_always_eager = True
+    # The test world: every MX is a sink on loopback (tests of the policy switch it off).
+    settings.PUFFERPOST_SMTP_ALLOW_PRIVATE = True
     # This run's Redis keys and queues carry their own prefix: parallel runs never share a queue.
     settings.REDIS_KEY_PREFIX = SESSION_PREFIX
     # Deployed as an operator would: a return path is offered (the inbound MX host and the address
@@ -156,3 +158,5 @@ def processes(transactional_db, dns, tmp_path):
     finally:
         group.stop_all()
         celery_app.conf.task_always_eager = True
+    # The test world: every MX is a sink on loopback (tests of the policy switch it off).
+    settings.PUFFERPOST_SMTP_ALLOW_PRIVATE = True

@@ -36,7 +36,12 @@ from pufferpost.models import Workspace
 logger = logging.getLogger(__name__)
 
 # Platform events that are not about one message, and the payload key their subject goes under.
-PLATFORM_EVENT_SUBJECTS = {events.DOMAIN_VERIFICATION_LOST: "domain", events.SENDER_PAUSED: "sender"}
+PLATFORM_EVENT_SUBJECTS = {
+    events.DOMAIN_VERIFICATION_LOST: "domain",
+    events.DOMAIN_DKIM_ROTATION_STARTED: "domain",
+    events.DOMAIN_DKIM_ROTATION_COMPLETED: "domain",
+    events.SENDER_PAUSED: "sender",
+}
 EVENT_TYPES = (*EventType.values, *PLATFORM_EVENT_SUBJECTS)
 
 # Seconds to wait after the 1st, 2nd, ... failed attempt. Eleven attempts span ~31.7 hours
