@@ -102,9 +102,12 @@ class Message(models.Model):
     to = models.CharField(max_length=254)
     cc = ArrayField(models.CharField(max_length=254), default=list, blank=True)
     reply_to = models.CharField(max_length=254, null=True, blank=True)
-    template = models.ForeignKey("templates_app.Template", on_delete=models.PROTECT, related_name="messages")
+    # Both null for a message submitted with its own content (SMTP submission; see MessageBody).
+    template = models.ForeignKey(
+        "templates_app.Template", null=True, blank=True, on_delete=models.PROTECT, related_name="messages"
+    )
     template_version = models.ForeignKey(
-        "templates_app.TemplateVersion", on_delete=models.PROTECT, related_name="messages"
+        "templates_app.TemplateVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="messages"
     )
     data = models.JSONField(default=dict, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
@@ -116,6 +119,9 @@ class Message(models.Model):
     )
     status = models.CharField(max_length=16, choices=MessageStatus.choices, default=MessageStatus.ACCEPTED)
     subject = models.TextField(blank=True, default="")
+    # False for a test key's send: simulated at delivery (never connects to a server), left out of
+    # the quota and reputation rates, and read only by test keys.
+    livemode = models.BooleanField(default=True)
     # Delivery bookkeeping (owned by messaging.delivery).
     attempts = models.PositiveIntegerField(default=0)
     # While `queued`: when the delivery sweeper may next pick the message up (a retry's due time,
@@ -171,6 +177,34 @@ class MessageAttachment(models.Model):
 
     def __str__(self):
         return self.filename
+
+
+class MessageBody(models.Model):
+    """The subject, text and HTML of a message that came with its own content instead of a template
+    (SMTP submission): what delivery sends in place of rendering a template version."""
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, primary_key=True, related_name="body")
+    subject = models.TextField(blank=True, default="")
+    text = models.TextField(blank=True, default="")
+    html = models.TextField(blank=True, default="")
+
+    def __str__(self):
+        return f"body of {self.message_id}"
+
+
+class MessageContent(models.Model):
+    """What delivery built and handed to the receiving servers: the rendered subject, text and HTML
+    (links and pixel as instrumented), written with the outcome and rewritten by a later try, so
+    `GET /v1/messages/{id}/content` shows exactly what was sent for as long as the message is kept."""
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, primary_key=True, related_name="content")
+    subject = models.TextField(blank=True, default="")
+    text = models.TextField(blank=True, default="")
+    html = models.TextField(blank=True, default="")
+    built_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"content of {self.message_id}"
 
 
 class MessageEvent(models.Model):
@@ -230,6 +264,8 @@ class IdempotencyRecord(models.Model):
     """One Idempotency-Key per workspace, fingerprinted against the send body; kept ≥ 24 h."""
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    # Live and test keys of one workspace have separate key spaces: a test run never replays live mail.
+    livemode = models.BooleanField(default=True)
     key = models.CharField(max_length=255)
     fingerprint = models.CharField(max_length=64)
     message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
@@ -237,7 +273,7 @@ class IdempotencyRecord(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["workspace", "key"], name="idempotency_key_unique")]
+        constraints = [models.UniqueConstraint(fields=["workspace", "livemode", "key"], name="idempotency_key_unique")]
 
     def __str__(self):
         return self.key

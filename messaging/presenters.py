@@ -41,6 +41,7 @@ def message_view(message) -> dict:
         "locale": message.locale,
         "timezone": message.timezone,
         "unsubscribe_group": message.unsubscribe_group_id,
+        "test": not message.livemode,
         "updated_at": utc_timestamp(message.updated_at),
     }
 
@@ -84,4 +85,16 @@ def unsubscribe_view(unsubscribe) -> dict:
         "email": unsubscribe.email,
         "group_id": unsubscribe.group_id,
         "created_at": utc_timestamp(unsubscribe.created_at),
+    }
+
+
+def content_view(message, content) -> dict:
+    """What the recipients got: the rendered parts as delivered; attachments by name and type only."""
+    return {
+        "id": message.id,
+        "subject": content.subject,
+        "text": content.text,
+        "html": content.html,
+        "attachments": [{"filename": a.filename, "content_type": a.content_type} for a in message.attachments.all()],
+        "built_at": utc_timestamp(content.built_at),
     }

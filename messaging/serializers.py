@@ -334,8 +334,20 @@ class MessageViewSerializer(serializers.Serializer):
     locale = serializers.CharField()
     timezone = serializers.CharField()
     unsubscribe_group = serializers.CharField(allow_null=True, help_text="The `grp_…` id the send named, if any.")
+    test = serializers.BooleanField(
+        help_text="True when a test key (`key_test_…`) sent it: simulated, never delivered."
+    )
     created_at = TimestampField()
     updated_at = TimestampField()
+
+
+class MessageContentViewSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="The message's `msg_…` id.")
+    subject = serializers.CharField(help_text="The subject as delivered.")
+    text = serializers.CharField(help_text="The text/plain part as delivered.")
+    html = serializers.CharField(help_text="The text/html part as delivered, tracking links and pixel included.")
+    attachments = AttachmentViewSerializer(many=True, help_text="Names and types only; content is never returned.")
+    built_at = TimestampField(help_text="When delivery built the message (its latest attempt).")
 
 
 class MessageEventViewSerializer(serializers.Serializer):

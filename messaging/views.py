@@ -19,10 +19,18 @@ from rest_framework.response import Response
 
 from messaging import limits, selectors, services, suppressions, timeline
 from messaging.models import MessageStatus, Suppression, UnsubscribeGroup
-from messaging.presenters import event_view, group_view, message_view, suppression_view, unsubscribe_view
+from messaging.presenters import (
+    content_view,
+    event_view,
+    group_view,
+    message_view,
+    suppression_view,
+    unsubscribe_view,
+)
 from messaging.serializers import (
     BatchItemResultSerializer,
     BatchRequestSerializer,
+    MessageContentViewSerializer,
     MessageEventViewSerializer,
     MessageViewSerializer,
     SendAcceptedSerializer,
@@ -161,6 +169,17 @@ MESSAGE_FILTERS = [
         },
     ),
     retrieve=extend_schema(summary="Get a message", parameters=[MESSAGE_ID], responses=MessageViewSerializer),
+    content=extend_schema(
+        summary="What the message's recipients received",
+        description="The rendered subject, text and HTML exactly as delivered (tracking links and pixel "
+        "included); attachments by name and type only. Available once delivery has built the message, "
+        "for as long as the message is kept.",
+        parameters=[MESSAGE_ID],
+        responses={
+            200: MessageContentViewSerializer,
+            409: error("`content_not_available`: the message has not been built for delivery yet."),
+        },
+    ),
     events=extend_schema(
         summary="A message's event timeline",
         description="Oldest first (by occurred_at, then recorded_at). Without `limit` a page holds up to 100 "
@@ -190,11 +209,13 @@ class MessageViewSet(WorkspaceScopedViewSet):
         "list": "messages:read",
         "retrieve": "messages:read",
         "events": "messages:read",
+        "content": "messages:read",
     }
     admission = None
 
     def base_queryset(self):
-        return selectors.message_queryset()
+        # Live and test messages never mix: a key reads only the messages of its own mode.
+        return selectors.message_queryset().filter(livemode=self.request.auth.livemode)
 
     def finalize_response(self, request, response, *args, **kwargs):
         if self.admission is not None:
@@ -206,7 +227,7 @@ class MessageViewSet(WorkspaceScopedViewSet):
         workspace = self.workspace
         if workspace.sending_paused:
             raise services.sending_paused_error()
-        self.admission = limits.admit(workspace=workspace, messages=messages)
+        self.admission = limits.admit(workspace=workspace, messages=messages, livemode=self.request.auth.livemode)
         if self.admission.limited:
             raise services.rate_limited_error(self.admission)
         try:
@@ -227,6 +248,7 @@ class MessageViewSet(WorkspaceScopedViewSet):
                 payload=request.data,
                 admission=admission,
                 idempotency_key=request.headers.get("Idempotency-Key"),
+                livemode=request.auth.livemode,
             )
         finally:
             admission.release_unused()
@@ -238,7 +260,9 @@ class MessageViewSet(WorkspaceScopedViewSet):
         # Quota is reserved later, once the batch knows how many items passed their checks.
         admission = self._admit(messages=0, max_body=settings.PUFFERPOST_BATCH_MAX_BODY_BYTES)
         try:
-            results = services.message_send_batch(workspace=self.workspace, payload=request.data, admission=admission)
+            results = services.message_send_batch(
+                workspace=self.workspace, payload=request.data, admission=admission, livemode=request.auth.livemode
+            )
         finally:
             admission.release_unused()
         return Response({"data": results})
@@ -258,6 +282,19 @@ class MessageViewSet(WorkspaceScopedViewSet):
             raise ApiError(status_code=404, code=self.not_found_code, message=self.not_found_message)
         events, next_cursor = timeline.message_events_page(message_id=id, params=request.query_params)
         return Response({"data": [event_view(e) for e in events], "next_cursor": next_cursor})
+
+    @action(detail=True, methods=["get"])
+    def content(self, request, id=None):
+        message = self.get_object()
+        content = selectors.message_content(message_id=message.pk)
+        if content is None:
+            raise ApiError(
+                status_code=409,
+                code="content_not_available",
+                message=f"The message is {message.status} and has not been built for delivery yet; "
+                "its content is available once a delivery attempt has rendered it.",
+            )
+        return Response(content_view(message, content))
 
 
 @extend_schema_view(

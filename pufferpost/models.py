@@ -21,6 +21,10 @@ SCOPES = (
     "workspace:read",
 )
 KEY_PREFIX = "key_live_"
+# Test keys run every check a live send runs but their mail never leaves (messaging.delivery's
+# simulator); what they create is visible only to test keys.
+TEST_KEY_PREFIX = "key_test_"
+KEY_PREFIXES = (KEY_PREFIX, TEST_KEY_PREFIX)
 
 
 class Workspace(models.Model):
@@ -65,6 +69,9 @@ class ApiKey(models.Model):
     prefix = models.CharField(max_length=20, help_text="The first characters of the key, to recognise it.")
     key_hash = models.CharField(max_length=64, unique=True)
     scopes = ArrayField(models.CharField(max_length=40), default=list)
+    livemode = models.BooleanField(
+        default=True, help_text="False for a test key (key_test_…): its sends are simulated, never delivered."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
@@ -83,8 +90,8 @@ class ApiKey(models.Model):
         return hashlib.sha256(raw_key.encode()).hexdigest()
 
     @staticmethod
-    def generate_secret() -> str:
-        return KEY_PREFIX + secrets.token_urlsafe(32)
+    def generate_secret(*, livemode: bool = True) -> str:
+        return (KEY_PREFIX if livemode else TEST_KEY_PREFIX) + secrets.token_urlsafe(32)
 
     def has_scope(self, scope: str) -> bool:
         """A `:manage` scope includes the matching `:read`."""

@@ -44,6 +44,19 @@ def check_storable_json(value) -> None:
                 stack.extend((child, depth + 1) for child in item)
 
 
+def _unknown_field_message(name, known: set[str]) -> str:
+    """`Unknown field.`, plus the field meant when `name` is a known one in another spelling
+    (`reply_to` or `ReplyTo` for `replyTo`): request bodies are camelCase."""
+    if isinstance(name, str):
+        head, *rest = name.split("_")
+        camel = head + "".join(part[:1].upper() + part[1:] for part in rest)
+        for candidate in (camel, name.lower()):
+            match = next((field for field in known if field.lower() == candidate.lower()), None)
+            if match is not None and match != name:
+                return f'Unknown field; did you mean "{match}"? Request fields are camelCase.'
+    return "Unknown field."
+
+
 class StrictSerializer(serializers.Serializer):
     """Rejects fields it does not know (a stray `subject` on a send is an error, not ignored)."""
 
@@ -53,7 +66,7 @@ class StrictSerializer(serializers.Serializer):
             known = {field.field_name for field in self._writable_fields}
             for name in data:
                 if name not in known:
-                    errors[name] = [ErrorDetail("Unknown field.", code="unknown_field")]
+                    errors[name] = [ErrorDetail(_unknown_field_message(name, known), code="unknown_field")]
         try:
             value = super().to_internal_value(data)
         except ValidationError as exc:

@@ -307,6 +307,17 @@ PUFFERPOST_IDEMPOTENCY_TTL = _read("int", "PUFFERPOST_IDEMPOTENCY_TTL", default=
 PUFFERPOST_SEND_MAX_BODY_BYTES = _read("int", "PUFFERPOST_SEND_MAX_BODY_BYTES", default=5 * 1024 * 1024)
 # Largest request body of POST /v1/messages/batch.
 PUFFERPOST_BATCH_MAX_BODY_BYTES = _read("int", "PUFFERPOST_BATCH_MAX_BODY_BYTES", default=20 * 1024 * 1024)
+# Test keys' reserved recipient domain: delivered@, bounced@, blocked@, deferred@, complained@ and
+# unsubscribed@ at it produce those outcomes (white-label: pick a domain under your own name).
+PUFFERPOST_SIMULATOR_DOMAIN = _read("str", "PUFFERPOST_SIMULATOR_DOMAIN", default="simulator.invalid").strip().lower()
+if not PUFFERPOST_SIMULATOR_DOMAIN or "@" in PUFFERPOST_SIMULATOR_DOMAIN or "." not in PUFFERPOST_SIMULATOR_DOMAIN:
+    raise ImproperlyConfigured("PUFFERPOST_SIMULATOR_DOMAIN must be a domain name such as simulator.invalid.")
+# SMTP submission (manage.py run_submission_smtp): the operator's certificate chain and key (PEM
+# files) for STARTTLS and the implicit-TLS port. Without them the server starts only when AUTH over
+# plain text is allowed, which is for development and tests on loopback only.
+PUFFERPOST_SUBMISSION_TLS_CERT = _read("str", "PUFFERPOST_SUBMISSION_TLS_CERT", default="")
+PUFFERPOST_SUBMISSION_TLS_KEY = _read("str", "PUFFERPOST_SUBMISSION_TLS_KEY", default="")
+PUFFERPOST_SUBMISSION_ALLOW_INSECURE_AUTH = _read("bool", "PUFFERPOST_SUBMISSION_ALLOW_INSECURE_AUTH", default=False)
 # Django refuses bodies above this before any view runs; the send views enforce their own limits
 # above (413 payload_too_large), so it is raised to the larger of the two.
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(PUFFERPOST_SEND_MAX_BODY_BYTES, PUFFERPOST_BATCH_MAX_BODY_BYTES)

@@ -114,10 +114,11 @@ def other_workspace(db):
 
 @pytest.fixture
 def make_client(db):
-    """`make_client(workspace, scopes=[...])` → an APIClient carrying a fresh bearer key."""
+    """`make_client(workspace, scopes=[...], livemode=True)` → an APIClient carrying a fresh bearer key
+    (`livemode=False`: a test key, `key_test_…`)."""
 
-    def make(workspace, scopes=None):
-        _, raw = api_key_create(workspace=workspace, scopes=scopes)
+    def make(workspace, scopes=None, livemode=True):
+        _, raw = api_key_create(workspace=workspace, scopes=scopes, livemode=livemode)
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
         client.raw_key = raw
@@ -130,6 +131,12 @@ def make_client(db):
 def api(make_client, workspace):
     """A client with every scope on `workspace`."""
     return make_client(workspace)
+
+
+@pytest.fixture
+def test_api(make_client, workspace):
+    """A test-mode client (`key_test_…`, every scope) on `workspace`."""
+    return make_client(workspace, livemode=False)
 
 
 @pytest.fixture

@@ -13,6 +13,12 @@ Choices:
 - When `to` is retried, recipients that already accepted (or refused) it are left out.
 - A 5xx is classified (messaging.feedback.classes): `hard` bounces and suppresses, `block`
   bounces without suppressing, `soft` (a full mailbox answered 5.2.2) is retried like a 4xx.
+- A test message (sent with a test key) takes the same path but its transport is the simulator
+  (`messaging.delivery.simulator`): it never connects anywhere. Its sender need not be approved nor
+  its domain verified; it is signed when its from-domain has a key and left unsigned otherwise.
+- A submitted message (SMTP submission) has no template: its own subject, text and HTML
+  (`MessageBody`) stand in for the rendering.
+- What was built is kept (`MessageContent`, written with the outcome) for `GET …/content`.
 """
 
 import logging
@@ -30,6 +36,7 @@ from messaging.delivery import dkim, headers
 from messaging.delivery.commit_point import CommitPoint
 from messaging.delivery.mime import Attachment, build_message, domain_of
 from messaging.delivery.outcomes import Outcome, Result, outcomes_record
+from messaging.delivery.simulator import SimulatedTransport, simulated_feedback_record
 from messaging.feedback.classes import TERMINAL_AT_DELIVERY, bounce_classify
 from messaging.models import DeliveryAttempt, Message, MessageStatus, Suppression, Unsubscribe
 from messaging.tracking.links import instrument_html, unsubscribe_url
@@ -38,7 +45,7 @@ from pufferpost.shaping import Shaper
 from pufferpost.shaping import policy as shaping_policy
 from pufferpost.smtp import DeliveryResult, Mailer
 from senders.models import SenderState
-from templates_app.rendering import RenderError, render_version
+from templates_app.rendering import Rendered, RenderError, render_version
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +88,7 @@ class Batch:
     def _load(self) -> list[Message]:
         messages = list(
             Message.objects.filter(pk__in=self.ids, status=S.QUEUED, claimed_at=self.token)
-            .select_related("sender", "template_version", "workspace")
+            .select_related("sender", "template_version", "workspace", "body")
             .prefetch_related("attachments")
         )
         workspace_ids = {m.workspace_id for m in messages}
@@ -89,9 +96,7 @@ class Batch:
         self.domains = {
             (d.workspace_id, d.domain): d
             for d in Domain.objects.filter(
-                workspace_id__in=workspace_ids,
-                domain__in={domain_of(m.from_address) for m in messages},
-                dkim_status=DkimStatus.VERIFIED,
+                workspace_id__in=workspace_ids, domain__in={domain_of(m.from_address) for m in messages}
             )
         }
         self.suppressed = set(
@@ -157,7 +162,8 @@ class Batch:
         if held is not None:
             return Result(message, Outcome.DEFERRED, detail=held, response=held["reason"])
         domain = self.domains.get((message.workspace_id, domain_of(message.from_address)))
-        if domain is None or not (domain.dkim_private_key and domain.selector):
+        can_sign = domain is not None and bool(domain.dkim_private_key and domain.selector)
+        if message.livemode and not (can_sign and domain.dkim_status == DkimStatus.VERIFIED):
             return Result(
                 message,
                 Outcome.DEFERRED,
@@ -169,9 +175,7 @@ class Batch:
                 response="sending domain not verified",
             )
         try:
-            rendered = render_version(
-                message.template_version, data=message.data, locale=message.locale, timezone=message.timezone
-            )
+            rendered = _content_of(message)
         except RenderError as exc:
             return Result(message, Outcome.ERRORED, detail={"reason": "render_error", "message": _describe(exc)})
         except Exception as exc:  # a template failure the sandbox did not turn into a RenderError
@@ -204,10 +208,18 @@ class Batch:
                     Attachment(a.filename, a.content_type, bytes(a.content)) for a in message.attachments.all()
                 ],
                 unsubscribe_url=unsubscribe_url(message.pk),
-                envelope_domain=envelope_domain_of(domain),
+                # A test message may have no domain row yet: the from-domain then (it never leaves).
+                envelope_domain=envelope_domain_of(domain) if domain is not None else "",
             )
-            signed = dkim.sign(
-                outgoing.data, domain=domain.domain, selector=domain.selector, private_key_pem=domain.dkim_private_key
+            signed = (
+                dkim.sign(
+                    outgoing.data,
+                    domain=domain.domain,
+                    selector=domain.selector,
+                    private_key_pem=domain.dkim_private_key,
+                )
+                if can_sign
+                else outgoing.data  # only a test message gets here: it never leaves
             )
         except Exception as exc:  # a message that cannot be built must not take the batch down
             log.exception("could not build %s", message.pk)
@@ -223,15 +235,21 @@ class Batch:
             )
         fence = CommitPoint(message.pk, self.token, subject)
         started_at = timezone.now()
+        # The one place test mode forks: a test message goes to the simulator, never to a server.
+        transport = mailer if message.livemode else SimulatedTransport(attempt=message.attempts)
         try:
-            results = mailer.send(mail_from=outgoing.mail_from, recipients=recipients, data=signed, before_data=fence)
+            results = transport.send(
+                mail_from=outgoing.mail_from, recipients=recipients, data=signed, before_data=fence
+            )
         except ValueError as exc:  # addresses the transport cannot carry
             return Result(message, Outcome.ERRORED, detail={"reason": "build_error", "message": _describe(exc)})
         finished_at = timezone.now()
         if fence.lost:
             log.warning("%s: claim lost before DATA (lease expired); another worker owns it", message.pk)
             return None
-        return self._classify(message, subject, results, fence, started_at, finished_at)
+        result = self._classify(message, subject, results, fence, started_at, finished_at)
+        result.content = Rendered(subject=subject, html=_as_mime_text(html), text=_as_mime_text(rendered.text))
+        return result
 
     def _classify(self, message, subject, results: dict[str, DeliveryResult], fence, started_at, finished_at) -> Result:
         to_key = message.to if message.to in results else next(iter(results))
@@ -259,10 +277,11 @@ class Batch:
             }
             for address, r in results.items()
         }
+        # Simulated bounces never reach the (live) suppression list.
         bounced = [
             address.lower()
             for address, r in results.items()
-            if effective[address] == smtp.Outcome.BOUNCED and classes[address].suppresses
+            if effective[address] == smtp.Outcome.BOUNCED and classes[address].suppresses and message.livemode
         ]
         response = f"{to_result.code or ''} {to_result.response_text}".strip()
         detail = {
@@ -336,6 +355,23 @@ class Batch:
         pending, self.pending, self.first_pending_at = self.pending, [], None
         if pending:
             outcomes_record(results=pending, token=self.token)
+            simulated_feedback_record(
+                messages=[r.message for r in pending if r.outcome == Outcome.DELIVERED and not r.message.livemode]
+            )
+
+
+def _as_mime_text(text: str) -> str:
+    """A text part as the MIME message carries it: the email package ends every line, the last one
+    included, with a line break (CRLF on the wire), so the kept content is what recipients got."""
+    return (b"\n".join(text.encode("utf-8", "surrogatepass").splitlines()) + b"\n").decode("utf-8", "surrogatepass")
+
+
+def _content_of(message: Message) -> Rendered:
+    """The message's subject, HTML and text: its template version rendered, or its own (submitted) body."""
+    if message.template_version_id is None:
+        body = message.body
+        return Rendered(subject=" ".join(body.subject.split()), html=body.html, text=body.text)
+    return render_version(message.template_version, data=message.data, locale=message.locale, timezone=message.timezone)
 
 
 def _describe(exc: BaseException, *, kind: bool = False) -> str:
@@ -352,7 +388,8 @@ def held_reason(message: Message) -> dict | None:
     out if the pause is lifted within the retry window, else it ends `errored`."""
     if message.workspace.sending_paused:
         return {"reason": "sending_paused", "message": "Sending is paused for the workspace."}
-    if message.sender.state != SenderState.ACTIVE:
+    # A test message may come from a sender still in review (it never leaves the platform).
+    if message.livemode and message.sender.state != SenderState.ACTIVE:
         return {
             "reason": "sender_not_available",
             "message": f"The sender {message.from_address} is {message.sender.state}; held until it is active again.",

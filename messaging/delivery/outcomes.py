@@ -36,12 +36,14 @@ from messaging.models import (
     DeliveryAttempt,
     EventType,
     Message,
+    MessageContent,
     MessageEvent,
     MessageStatus,
     Suppression,
     SuppressionReason,
 )
 from pufferpost import smtp
+from templates_app.rendering import Rendered
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,8 @@ class Result:
     # Seconds until the retry when the server (greylisting, a throttle) or the budget said so.
     retry_after: float | None = None
     tls: dict | None = None
+    # What was built and handed to the transport (subject, html as instrumented, text).
+    content: Rendered | None = None
 
 
 def retry_delay(attempts: int) -> float:
@@ -125,6 +129,7 @@ def outcomes_record(*, results: list[Result], token: datetime) -> None:
         message.last_response = r.response[:2000]
         touched.append(message)
     _messages_bookkeep(touched, token=token)
+    _contents_record(results, now=now)
     bounced = _transitions_record(results, by_outcome, gave_up, now=now, quiet=quiet)
     _suppressions_record(results, bounced=set(bounced))
     for message_id, delay in retries:
@@ -134,6 +139,24 @@ def outcomes_record(*, results: list[Result], token: datetime) -> None:
         if delay <= settings.PUFFERPOST_DELIVERY_COUNTDOWN_MAX:
             transaction.on_commit(partial(_enqueue_retry, message_ids, delay))
     observability.delivery_outcomes_observe(results)
+
+
+def _contents_record(results: list[Result], *, now: datetime) -> None:
+    """Keep what each message's try built (one upsert per flush): the latest try's content wins."""
+    contents = [
+        MessageContent(
+            message_id=r.message.pk, subject=r.content.subject, text=r.content.text, html=r.content.html, built_at=now
+        )
+        for r in results
+        if r.content is not None
+    ]
+    if contents:
+        MessageContent.objects.bulk_create(
+            contents,
+            update_conflicts=True,
+            unique_fields=["message"],
+            update_fields=["subject", "text", "html", "built_at"],
+        )
 
 
 def _attempts_write(results: list[Result], *, now: datetime) -> None:

@@ -46,7 +46,10 @@ class ReputationStats:
 
 def sender_reputation_stats(*, sender_id: str, since: datetime) -> ReputationStats:
     """One aggregate query: messages counted, bounced and complained since `since`."""
-    row = Message.objects.filter(sender_id=sender_id, created_at__gte=since, status__in=COUNTED_STATUSES).aggregate(
+    # Test messages never left the platform: they say nothing about the list's quality.
+    row = Message.objects.filter(
+        sender_id=sender_id, livemode=True, created_at__gte=since, status__in=COUNTED_STATUSES
+    ).aggregate(
         volume=Count("pk"),
         bounced=Count("pk", filter=Q(status="bounced") & ~Q(bounce_class="block")),
         complained=Count("pk", filter=Q(status="complained")),

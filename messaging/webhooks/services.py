@@ -122,6 +122,7 @@ def webhook_events_publish(*, event_ids: list[str]) -> list[int]:
                 "recorded_at": utc_timestamp(event.recorded_at),
                 # What happened, as the timeline shows it (a bounce's class, codes, diagnostic, MTAs).
                 "detail": event.detail,
+                "test": not event.message.livemode,
                 "message": message_summary(event.message),
             }
         )

@@ -6,8 +6,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0005_workspace_webhook_endpoints_backfill'),
-        ('pufferpost', '0003_bounce_classes'),
+        ('messaging', '0008_submitted_messages'),
+        ('pufferpost', '0004_bounce_classes'),
         ('senders', '0001_initial'),
         ('templates_app', '0002_active_slug_unique'),
     ]

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('pufferpost', '0002_workspace_webhook_endpoints'),
+        ('pufferpost', '0003_test_mode'),
     ]
 
     operations = [
