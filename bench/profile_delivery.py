@@ -92,6 +92,7 @@ def main(argv=None) -> int:
         settings.PUFFERPOST_DNS_NAMESERVERS = [("127.0.0.1", dns_port)]
         settings.PUFFERPOST_DNS_TIMEOUT = 2.0
         settings.PUFFERPOST_SMTP_PORT = mx_port
+        settings.PUFFERPOST_SMTP_ALLOW_PRIVATE = True  # the MX is on loopback
         settings.PUFFERPOST_SMTP_TIMEOUT = 10.0
 
         from unittest import mock

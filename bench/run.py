@@ -1,4 +1,4 @@
-"""`make bench`: `python -m bench.run [--quick] [--only send,batch,delivery,reads,drift]`.
+"""`make bench`: `python -m bench.run [--quick] [--only send,batch,delivery,reads,drift,world]`.
 
 Creates its own database (`pufferpost_bench`, dropped and re-created) and Redis key prefix,
 starts gunicorn, Celery workers, a loopback DNS server and a loopback MX as it needs them,
@@ -19,7 +19,7 @@ from pathlib import Path
 from bench.common import REPO, Children, background_cpu, database_url, isolated_env, loopback_only, write_json
 
 BUSY_WARNING = 0.15
-WORKLOADS = ("send", "batch", "delivery", "reads", "drift")
+WORKLOADS = ("send", "batch", "delivery", "reads", "drift", "world")
 FULL = {
     "send_count": 5000,
     "warmup": 500,
@@ -29,6 +29,7 @@ FULL = {
     "delivery_count": 5000,
     "ceiling_count": 4000,
     "domains": 10_000,
+    "world_count": 20_000,
 }
 QUICK = {
     "send_count": 300,
@@ -39,6 +40,7 @@ QUICK = {
     "delivery_count": 300,
     "ceiling_count": 300,
     "domains": 300,
+    "world_count": 2000,
 }
 
 
@@ -159,13 +161,14 @@ def main(argv=None) -> int:
         seed.clean_redis(args.redis_prefix)
         seed.migrate()
         ctx.fixture = seed.seed()
-        from bench.workloads import delivery, drift, reads, send
+        from bench.workloads import delivery, drift, reads, send, world
 
         plan = [
             ("send", send.run if "send" in args.only or "batch" in args.only else None),
             ("delivery", delivery.run if "delivery" in args.only else None),
             ("reads", reads.run if "reads" in args.only else None),
             ("drift", drift.run if "drift" in args.only else None),
+            ("world", world.run if "world" in args.only else None),
         ]
         for name, fn in plan:
             if fn is None:

@@ -21,7 +21,7 @@ class DomainAdmin(admin.ModelAdmin):
     search_fields = ["domain", "workspace__name", "workspace__id"]
     list_select_related = ["workspace"]
     # The private key never reaches a staff page: not shown, not editable, not even read.
-    exclude = ["dkim_private_key", "record_checks", "dmarc_policy"]
+    exclude = ["dkim_private_key", "next_dkim_private_key", "record_checks", "dmarc_policy"]
     readonly_fields = [
         "id",
         "workspace",
@@ -36,6 +36,11 @@ class DomainAdmin(admin.ModelAdmin):
         "return_path_error",
         "return_path_verified_at",
         "dns_doctor",
+        "next_selector",
+        "next_dkim_public_key",
+        "rotation_started_at",
+        "retired_selector",
+        "retired_keep_until",
         "verified_at",
         "verification_lost_at",
         "last_checked_at",
@@ -43,10 +48,10 @@ class DomainAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     ]
-    actions = ["recheck_now"]
+    actions = ["recheck_now", "rotate_dkim_key"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).defer("dkim_private_key")
+        return super().get_queryset(request).defer("dkim_private_key", "next_dkim_private_key")
 
     def has_add_permission(self, request):
         # Domains are added through the API, which issues their signing key.
@@ -92,4 +97,11 @@ class DomainAdmin(admin.ModelAdmin):
         self.message_user(
             request,
             f"Re-checked {services.domains_recheck(domain_ids=queryset.values_list('pk', flat=True))} domain(s).",
+        )
+
+    @admin.action(description="Rotate DKIM key (new selector; signing switches once its record verifies)")
+    def rotate_dkim_key(self, request, queryset):
+        self.message_user(
+            request,
+            f"Started a DKIM rotation for {services.domains_dkim_rotate(domain_ids=queryset.values_list('pk', flat=True))} domain(s).",
         )

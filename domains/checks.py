@@ -86,6 +86,8 @@ class Target:
     domain: str
     selector: str
     public_key: str
+    next_selector: str = ""  # a rotation's new key, pending until its record verifies
+    next_public_key: str = ""
 
     @property
     def dkim_host(self) -> str:
@@ -110,6 +112,8 @@ class Findings:
     return_path_error: str = ""
     verdicts: tuple[Verdict, ...] = ()
     dmarc_policy: dict = field(default_factory=dict)
+    next_dkim: DkimFinding | None = None  # the rotation's new key, when one is pending
+    next_public_key: str = ""
 
 
 class InvalidTagList(ValueError):
@@ -600,6 +604,11 @@ def inspect(target: Target, res=None, *, thorough: bool = True) -> Findings:
     dkim, dkim_error, dkim_verdict = check_dkim(target, res, thorough=thorough)
     dmarc, dmarc_error, dmarc_verdict, policy = check_dmarc(target, res, thorough=thorough)
     return_path, return_path_error, return_path_verdicts = check_return_path(target, res, thorough=thorough)
+    next_dkim, next_verdicts = None, ()
+    if target.next_public_key:
+        pending = Target(target.id, target.domain, target.next_selector, target.next_public_key)
+        next_dkim, _, next_verdict = check_dkim(pending, res, thorough=thorough)
+        next_verdicts = (next_verdict,)
     spf_verdicts = [v for v in return_path_verdicts if v.purpose == "SPF"]
     mx_verdicts = [v for v in return_path_verdicts if v.purpose == "RETURN_PATH"]
     return Findings(
@@ -610,6 +619,8 @@ def inspect(target: Target, res=None, *, thorough: bool = True) -> Findings:
         return_path=return_path,
         return_path_error=return_path_error,
         # The order of `dns_records`: DKIM, SPF, DMARC, the return-path MX.
-        verdicts=(dkim_verdict, *spf_verdicts, dmarc_verdict, *mx_verdicts),
+        verdicts=(dkim_verdict, *next_verdicts, *spf_verdicts, dmarc_verdict, *mx_verdicts),
         dmarc_policy=policy,
+        next_dkim=next_dkim,
+        next_public_key=target.next_public_key,
     )

@@ -63,6 +63,16 @@ class Domain(models.Model):
     record_checks = models.JSONField(default=list, blank=True)
     # The DMARC record as last parsed (p, sp, pct, rua, adkim, aspf); {} when none was found.
     dmarc_policy = models.JSONField(default=dict, blank=True)
+    # DKIM key rotation: a new key under a new selector waits here until its record verifies; then it
+    # becomes the signing key, and the old record stays listed ("keep until") for a grace period.
+    next_selector = models.CharField(max_length=63, blank=True, default="")
+    # PEM like dkim_private_key: never rendered by the API, the admin or a log line.
+    next_dkim_private_key = models.TextField(blank=True, default="")
+    next_dkim_public_key = models.TextField(blank=True, default="")
+    rotation_started_at = models.DateTimeField(null=True, blank=True)
+    retired_selector = models.CharField(max_length=63, blank=True, default="")
+    retired_dkim_public_key = models.TextField(blank=True, default="")
+    retired_keep_until = models.DateTimeField(null=True, blank=True)
     # When DKIM last became verified; set at least once means a later absence is drift, not "pending".
     verified_at = models.DateTimeField(null=True, blank=True)
     # When a verified domain last lost DKIM through drift (the `domain.verification_lost` event).
@@ -91,6 +101,18 @@ class Domain(models.Model):
     @property
     def dkim_host(self) -> str:
         return f"{self.selector}._domainkey.{self.domain}" if self.selector else ""
+
+    @property
+    def rotating(self) -> bool:
+        return bool(self.next_dkim_public_key)
+
+    @property
+    def next_dkim_host(self) -> str:
+        return f"{self.next_selector}._domainkey.{self.domain}" if self.next_selector else ""
+
+    @property
+    def retired_dkim_host(self) -> str:
+        return f"{self.retired_selector}._domainkey.{self.domain}" if self.retired_selector else ""
 
     @property
     def dmarc_host(self) -> str:

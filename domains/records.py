@@ -7,6 +7,7 @@ value names only the customer's domain or the operator's own hosts (from setting
 """
 
 import ipaddress
+from datetime import UTC, datetime
 
 from django.conf import settings
 
@@ -43,7 +44,18 @@ def return_path_offered() -> bool:
     return bool(settings.PUFFERPOST_INBOUND_MX_HOST and spf_value())
 
 
-def records_of(*, domain: str, dkim_host: str, public_key: str, return_path_host: str) -> list[dict]:
+def records_of(
+    *,
+    domain: str,
+    dkim_host: str,
+    public_key: str,
+    return_path_host: str,
+    next_dkim_host: str = "",
+    next_public_key: str = "",
+    retired_dkim_host: str = "",
+    retired_public_key: str = "",
+    retired_keep_until: datetime | None = None,
+) -> list[dict]:
     """The to-do list for the customer's DNS provider, in the guide's shape (purpose, type, host, value).
 
     DKIM (once a key is issued), SPF at the return-path host, DMARC, then the return-path MX. When
@@ -52,7 +64,33 @@ def records_of(*, domain: str, dkim_host: str, public_key: str, return_path_host
     """
     records = []
     if public_key:
-        records.append({"purpose": "DKIM", "type": "TXT", "host": dkim_host, "value": dkim_value(public_key)})
+        active = {"purpose": "DKIM", "type": "TXT", "host": dkim_host, "value": dkim_value(public_key)}
+        records.append(active)
+        # A rotation lists the new key (pending until it verifies) and, after it, the old one for
+        # the grace period; `state` tells the three apart only while there is more than one.
+        if next_public_key:
+            active["state"] = "active"
+            records.append(
+                {
+                    "purpose": "DKIM",
+                    "type": "TXT",
+                    "host": next_dkim_host,
+                    "value": dkim_value(next_public_key),
+                    "state": "pending",
+                }
+            )
+        if retired_public_key and retired_keep_until and retired_keep_until > datetime.now(UTC):
+            active["state"] = "active"
+            records.append(
+                {
+                    "purpose": "DKIM",
+                    "type": "TXT",
+                    "host": retired_dkim_host,
+                    "value": dkim_value(retired_public_key),
+                    "state": "retiring",
+                    "keep_until": retired_keep_until.astimezone(UTC).isoformat(timespec="seconds"),
+                }
+            )
     offered = return_path_offered() and return_path_host
     if offered:
         records.append({"purpose": "SPF", "type": "TXT", "host": return_path_host, "value": spf_value()})

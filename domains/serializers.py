@@ -42,6 +42,11 @@ def dns_records_of(domain: Domain) -> list[dict]:
         dkim_host=domain.dkim_host,
         public_key=domain.dkim_public_key,
         return_path_host=domain.return_path_host,
+        next_dkim_host=domain.next_dkim_host,
+        next_public_key=domain.next_dkim_public_key,
+        retired_dkim_host=domain.retired_dkim_host,
+        retired_public_key=domain.retired_dkim_public_key,
+        retired_keep_until=domain.retired_keep_until,
     )
     for record in found:
         if record["purpose"] == "DKIM" and len(record["value"]) > 255:
@@ -57,6 +62,15 @@ class DnsRecordSerializer(serializers.Serializer):
     host = serializers.CharField()
     value = serializers.CharField()
     priority = serializers.IntegerField(required=False, help_text="MX records only: the preference to enter.")
+    state = serializers.ChoiceField(
+        choices=["active", "pending", "retiring"],
+        required=False,
+        help_text=(
+            "DKIM during a key rotation only: `active` signs now; `pending` is the new key (signing moves "
+            "to it once it verifies); `retiring` is the old key, to keep published until `keep_until`."
+        ),
+    )
+    keep_until = serializers.CharField(required=False, help_text="`retiring` records: delete the record after this.")
     note = serializers.CharField(required=False, help_text="Present when the value exceeds 255 characters.")
 
 

@@ -1,9 +1,11 @@
 """Every write to a domain: create, delete, DKIM key issuance, verification and drift re-checks."""
 
 import base64
+import dataclasses
 import functools
 import json
 import logging
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -12,13 +14,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from domains import checks
+from domains import checks, records
 from domains.checks import DkimFinding, DmarcFinding, ReturnPathFinding
 from domains.models import DkimStatus, DmarcStatus, Domain, ReturnPathStatus
 from domains.tasks import issue_dkim_key as issue_dkim_key_task
 from pufferpost import dns, events, metrics
+from pufferpost.errors import Conflict
 from pufferpost.models import Workspace
 from pufferpost.services import workspace_capacity_check
 
@@ -40,6 +44,9 @@ _RESULT_COLUMNS = {
     "return_path_verified_at": "timestamptz",
     "record_checks": "jsonb",
     "dmarc_policy": "jsonb",
+    "retired_selector": "text",
+    "retired_dkim_public_key": "text",
+    "retired_keep_until": "timestamptz",
     "verified_at": "timestamptz",
     "verification_lost_at": "timestamptz",
     "last_checked_at": "timestamptz",
@@ -150,17 +157,38 @@ def domain_verification_lost(*, domain: Domain) -> None:
 
 def _target(domain: Domain) -> checks.Target:
     return checks.Target(
-        id=domain.pk, domain=domain.domain, selector=domain.selector, public_key=domain.dkim_public_key
+        id=domain.pk,
+        domain=domain.domain,
+        selector=domain.selector,
+        public_key=domain.dkim_public_key,
+        next_selector=domain.next_selector,
+        next_public_key=domain.next_dkim_public_key,
     )
 
 
-def _apply(domain: Domain, findings: checks.Findings, now) -> bool:
-    """Move one domain's state according to what DNS said; True when it just lost verification.
+def _apply(domain: Domain, findings: checks.Findings, now) -> tuple[bool, bool]:
+    """Move one domain's state according to what DNS said: (just lost verification, rotation completes).
 
-    A lookup the resolver could not answer changes no status: it only records the reason.
+    A lookup the resolver could not answer changes no status: it only records the reason. While a
+    rotation is pending the active key's record still drives `verified`; once the new key's record
+    verifies, that record is the active one and `_rotation_complete` swaps the keys.
     """
     was = _state(domain)
     lost = False
+    completes = bool(
+        findings.next_dkim == DkimFinding.VALID
+        and domain.next_dkim_public_key
+        and domain.next_dkim_public_key == findings.next_public_key
+    )
+    if completes:
+        findings = dataclasses.replace(
+            findings,
+            dkim=DkimFinding.VALID,
+            dkim_error="",
+            verdicts=tuple(v for v in findings.verdicts if not (v.purpose == "DKIM" and v.host == domain.dkim_host)),
+        )
+    if domain.retired_keep_until is not None and domain.retired_keep_until <= now:
+        domain.retired_selector, domain.retired_dkim_public_key, domain.retired_keep_until = "", "", None
     if findings.dkim == DkimFinding.VALID:
         if domain.dkim_status != DkimStatus.VERIFIED:
             domain.verified_at = now
@@ -194,13 +222,13 @@ def _apply(domain: Domain, findings: checks.Findings, now) -> bool:
     )
     if findings.dkim == DkimFinding.UNKNOWN or findings.dmarc == DmarcFinding.UNKNOWN:
         interval = min(interval, settings.PUFFERPOST_DOMAIN_RECHECK_PENDING)
-    if findings.return_path == ReturnPathFinding.UNKNOWN:
+    if findings.return_path == ReturnPathFinding.UNKNOWN or (domain.rotating and not completes):
         interval = min(interval, settings.PUFFERPOST_DOMAIN_RECHECK_PENDING)
     domain.last_checked_at = now
     domain.next_check_at = now + timedelta(seconds=interval)
     if _state(domain) != was:
         domain.updated_at = now
-    return lost
+    return lost, completes
 
 
 _PLAIN_MISSING = {"nxdomain", "no_record"}
@@ -288,14 +316,17 @@ def _record(findings_by_id: dict[str, checks.Findings]) -> list[Domain]:
     with transaction.atomic():
         rows = list(
             Domain.objects.select_for_update()
-            .defer("dkim_private_key")
+            .defer("dkim_private_key", "next_dkim_private_key")
             .filter(pk__in=list(findings_by_id))
             .order_by("pk")
         )
-        lost = [row for row in rows if _apply(row, findings_by_id[row.pk], now)]
+        outcomes = [(row, *_apply(row, findings_by_id[row.pk], now)) for row in rows]
         _write_results(rows)
-        for row in lost:
-            domain_verification_lost(domain=row)
+        for row, lost, completes in outcomes:
+            if lost:
+                domain_verification_lost(domain=row)
+            if completes:
+                _rotation_complete(domain=row, now=now)
     for row in rows:
         if findings_by_id[row.pk].dkim == DkimFinding.NO_KEY:
             _enqueue_key_issue(row.pk)
@@ -325,7 +356,10 @@ def _check(targets: list[checks.Target], pool: ThreadPoolExecutor, *, thorough: 
 
 def domains_recheck(*, domain_ids) -> int:
     """Re-check the given domains now (the admin's "Re-check now"); returns how many were checked."""
-    targets = [_target(d) for d in Domain.objects.defer("dkim_private_key").filter(pk__in=list(domain_ids))]
+    targets = [
+        _target(d)
+        for d in Domain.objects.defer("dkim_private_key", "next_dkim_private_key").filter(pk__in=list(domain_ids))
+    ]
     if not targets:
         return 0
     with ThreadPoolExecutor(max_workers=settings.PUFFERPOST_DOMAIN_RECHECK_CONCURRENCY) as pool:
@@ -348,12 +382,12 @@ def _claim_due(*, limit: int) -> list[checks.Target]:
                 SELECT id FROM {table} WHERE next_check_at <= %s
                 ORDER BY next_check_at LIMIT %s FOR UPDATE SKIP LOCKED
             )
-            RETURNING id, domain, selector, dkim_public_key
+            RETURNING id, domain, selector, dkim_public_key, next_selector, next_dkim_public_key
             """,
             [now + CLAIM_LEASE, now, limit],
         )
         rows = cursor.fetchall()
-    return [checks.Target(id=r[0], domain=r[1], selector=r[2], public_key=r[3]) for r in rows]
+    return [checks.Target(*r) for r in rows]
 
 
 def domains_recheck_due(*, batch_size: int | None = None) -> int:
@@ -374,3 +408,116 @@ def domains_recheck_due(*, batch_size: int | None = None) -> int:
     if checked:
         logger.info("Re-checked %d domains", checked)
     return checked
+
+
+# --- DKIM key rotation --------------------------------------------------------------------------
+
+
+def next_selector_after(selector: str, *, taken=()) -> str:
+    """`mlr1` → `mlr2`, `s` → `s2`: a new selector, never one in use or still listed."""
+    match = re.fullmatch(r"(.*?)(\d+)", selector)
+    base, number = (match.group(1), int(match.group(2))) if match else (selector, 1)
+    while True:
+        number += 1
+        candidate = f"{base}{number}"
+        if candidate != selector and candidate not in taken:
+            return candidate
+
+
+def _subject(domain: Domain, **extra) -> dict:
+    return {"id": domain.pk, "domain": domain.domain, **extra}
+
+
+def domain_dkim_rotate(*, domain: Domain) -> Domain:
+    """Issue a new signing key under a new selector. Signing keeps the active key until the new
+    key's record verifies (a refresh or the re-check); the old record is then listed "keep until"
+    for PUFFERPOST_DKIM_ROTATION_GRACE and retired. One rotation at a time."""
+    if not domain.key_issued:
+        raise Conflict("dkim_key_not_issued", "The domain's first signing key has not been issued yet; retry shortly.")
+    private_pem, public_b64 = new_dkim_key_pair()  # outside the lock: generating a key takes a while
+    now = timezone.now()
+    with transaction.atomic():
+        row = Domain.objects.select_for_update().defer("dkim_private_key", "next_dkim_private_key").get(pk=domain.pk)
+        if row.rotating:
+            raise Conflict(
+                "dkim_rotation_in_progress",
+                f"A rotation to selector {row.next_selector} is waiting for its DNS record; publish it and refresh.",
+            )
+        selector = next_selector_after(row.selector, taken={row.retired_selector})
+        Domain.objects.filter(pk=row.pk).update(
+            next_selector=selector,
+            next_dkim_private_key=private_pem,
+            next_dkim_public_key=public_b64,
+            rotation_started_at=now,
+            next_check_at=now,
+            updated_at=now,
+        )
+        events.publish(
+            events.DOMAIN_DKIM_ROTATION_STARTED,
+            workspace_id=row.workspace_id,
+            occurred_at=now,
+            subject=_subject(
+                row,
+                active_selector=row.selector,
+                selector=selector,
+                record={
+                    "purpose": "DKIM",
+                    "type": "TXT",
+                    "host": f"{selector}._domainkey.{row.domain}",
+                    "value": records.dkim_value(public_b64),
+                },
+            ),
+        )
+    logger.info("DKIM rotation of domain %s started: %s → %s", row.pk, row.selector, selector)
+    domain.refresh_from_db()
+    return domain
+
+
+def domains_dkim_rotate(*, domain_ids) -> int:
+    """The admin's "Rotate DKIM key": how many of the domains started a rotation (the others are
+    already rotating or have no key yet)."""
+    started = 0
+    for domain in Domain.objects.defer("dkim_private_key", "next_dkim_private_key").filter(pk__in=list(domain_ids)):
+        try:
+            domain_dkim_rotate(domain=domain)
+        except Conflict:
+            continue
+        started += 1
+    return started
+
+
+def _rotation_complete(*, domain: Domain, now) -> None:
+    """The new key's record verified: sign with it from now on, keep listing the old one for the grace.
+
+    Runs inside the transaction that recorded the check. The keys move by column (F), so no private
+    key is read into this process.
+    """
+    keep_until = now + timedelta(seconds=settings.PUFFERPOST_DKIM_ROTATION_GRACE)
+    old_selector, new_selector = domain.selector, domain.next_selector
+    moved = Domain.objects.filter(pk=domain.pk, next_dkim_public_key=domain.next_dkim_public_key).update(
+        retired_selector=old_selector,
+        retired_dkim_public_key=domain.dkim_public_key,
+        retired_keep_until=keep_until,
+        selector=F("next_selector"),
+        dkim_private_key=F("next_dkim_private_key"),
+        dkim_public_key=F("next_dkim_public_key"),
+        next_selector="",
+        next_dkim_private_key="",
+        next_dkim_public_key="",
+        rotation_started_at=None,
+        updated_at=now,
+    )
+    if not moved:
+        return
+    logger.info("DKIM rotation of domain %s completed: signing with %s", domain.pk, new_selector)
+    events.publish(
+        events.DOMAIN_DKIM_ROTATION_COMPLETED,
+        workspace_id=domain.workspace_id,
+        occurred_at=now,
+        subject=_subject(
+            domain,
+            selector=new_selector,
+            retired_selector=old_selector,
+            keep_until=keep_until.isoformat(timespec="seconds"),
+        ),
+    )

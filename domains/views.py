@@ -33,6 +33,21 @@ DOMAIN_ID = path_id("The domain's `dom_…` id.")
     ),
     retrieve=extend_schema(summary="Get a domain", parameters=[DOMAIN_ID]),
     destroy=extend_schema(summary="Delete a domain", parameters=[DOMAIN_ID], responses={204: None}),
+    rotate_dkim=extend_schema(
+        summary="Rotate the DKIM key",
+        description=(
+            "Issues a new signing key under a new selector. `dns_records` lists its record as `pending` beside "
+            "the `active` one; signing switches to the new key only once its record verifies (refresh), and the "
+            "old record is then listed as `retiring` until `keep_until`. Webhook events "
+            "`domain.dkim_rotation_started` and `domain.dkim_rotation_completed` mark both steps."
+        ),
+        parameters=[DOMAIN_ID],
+        request=EMPTY_BODY,
+        responses={
+            200: DomainSerializer,
+            409: error("`dkim_rotation_in_progress` (one rotation at a time) or `dkim_key_not_issued`."),
+        },
+    ),
     refresh=extend_schema(
         summary="Re-check DKIM and DMARC",
         parameters=[DOMAIN_ID],
@@ -50,6 +65,7 @@ class DomainViewSet(mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
         "create": "domains:manage",
         "destroy": "domains:manage",
         "refresh": "domains:manage",
+        "rotate_dkim": "domains:manage",
     }
 
     def base_queryset(self):
@@ -79,3 +95,9 @@ class DomainViewSet(mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
         domain = self.get_object()
         RefreshSerializer(data=request.data).is_valid(raise_exception=True)
         return Response(DomainSerializer(services.domain_refresh(domain=domain)).data)
+
+    @action(detail=True, methods=["post"], url_path="dkim/rotate")
+    def rotate_dkim(self, request, id=None):
+        domain = self.get_object()
+        RefreshSerializer(data=request.data).is_valid(raise_exception=True)
+        return Response(DomainSerializer(services.domain_dkim_rotate(domain=domain)).data)

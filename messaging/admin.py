@@ -1,7 +1,17 @@
 from django.contrib import admin
+from django.http import Http404, HttpResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 
-from messaging.models import Message, MessageEvent, Suppression, Unsubscribe, UnsubscribeGroup
+from messaging.feedback.explain import suppression_why
+from messaging.feedback.reputation import sender_reputation_summary
+from messaging.models import Message, MessageEvent, SenderReputation, Suppression, Unsubscribe, UnsubscribeGroup
+from messaging.selectors import message_content
 from pufferpost.admin_mixins import ReadOnlyAdminMixin
+
+# The delivered HTML is customer content: shown in a sandboxed frame (no scripts, no forms, its own
+# origin) and served with a policy that forbids scripts and every remote load (images, fonts, CSS).
+CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
 
 
 class MessageEventInline(admin.TabularInline):
@@ -19,20 +29,64 @@ class MessageEventInline(admin.TabularInline):
 class MessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: messages change only through the send API and delivery."""
 
-    list_display = ("id", "workspace", "to", "from_address", "status", "created_at")
-    list_filter = ("status",)
+    list_display = ("id", "workspace", "to", "from_address", "status", "livemode", "created_at")
+    list_filter = ("status", "livemode")
     search_fields = ("=id", "=to")
     list_select_related = ("workspace",)
     show_full_result_count = False
+    readonly_fields = ("delivered_content",)
     inlines = [MessageEventInline]
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.content_html_view)
+        return [path("<str:object_id>/content.html", view, name="messaging_message_content"), *super().get_urls()]
+
+    def content_html_view(self, request, object_id):
+        if not self.has_view_permission(request):
+            raise Http404
+        content = message_content(message_id=object_id)
+        if content is None:
+            raise Http404
+        response = HttpResponse(content.html, content_type="text/html; charset=utf-8")
+        response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response["X-Content-Type-Options"] = "nosniff"
+        response["X-Frame-Options"] = "SAMEORIGIN"
+        response["Referrer-Policy"] = "no-referrer"
+        return response
+
+    @admin.display(description="Content as delivered")
+    def delivered_content(self, message):
+        content = message_content(message_id=message.pk)
+        if content is None:
+            return "Not built yet: the content appears once a delivery attempt has rendered the message."
+        url = reverse("admin:messaging_message_content", args=[message.pk])
+        return format_html(
+            '<p><strong>Subject:</strong> {}</p><pre style="white-space: pre-wrap">{}</pre>'
+            '<iframe sandbox src="{}" title="HTML part" referrerpolicy="no-referrer" '
+            'style="width: 100%; height: 480px; border: 1px solid #ccc"></iframe>',
+            content.subject,
+            content.text,
+            url,
+        )
 
 
 @admin.register(Suppression)
 class SuppressionAdmin(admin.ModelAdmin):
-    list_display = ("email", "workspace", "reason", "created_at")
+    """Deleting a suppression here (or DELETE /v1/suppressions/{email}) lets the address receive mail again."""
+
+    list_display = ("email", "workspace", "reason", "bounce_class", "created_at")
     list_filter = ("reason",)
     search_fields = ("=email",)
     raw_id_fields = ("workspace", "source_message")
+    readonly_fields = ("why", "detail")
+
+    @admin.display(description="bounce class")
+    def bounce_class(self, obj):
+        return (obj.detail or {}).get("bounce_class", "")
+
+    @admin.display(description="why, and how to remove it")
+    def why(self, obj):
+        return suppression_why(obj)
 
 
 class UnsubscribeInline(admin.TabularInline):
@@ -46,3 +100,21 @@ class UnsubscribeGroupAdmin(admin.ModelAdmin):
     search_fields = ("=id", "name")
     raw_id_fields = ("workspace",)
     inlines = [UnsubscribeInline]
+
+
+@admin.register(SenderReputation)
+class SenderReputationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Each sender's bounce, complaint and block rates over the reputation window; staff pause and
+    resume on the sender's own page, and set the thresholds on the workspace."""
+
+    list_display = ("from_address", "workspace", "state", "rates")
+    list_filter = ("state",)
+    search_fields = ("from_address", "=id")
+    list_select_related = ("workspace",)
+    list_per_page = 50
+    fields = ("from_address", "workspace", "state", "state_reason", "rates")
+    readonly_fields = fields
+
+    @admin.display(description="bounce · complaint · block rates (thresholds)")
+    def rates(self, sender):
+        return sender_reputation_summary(sender=sender)

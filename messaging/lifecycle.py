@@ -36,11 +36,20 @@ ALLOWED_SOURCES: dict[str, tuple[str, ...]] = {
 }
 
 _listeners: list[Callable[[list[str]], None]] = []
+_wants: dict[Callable, Callable[[list[MessageEvent]], bool]] = {}
 
 
-def on_events_recorded(listener: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
-    """Register `listener(event_ids)`, called inside the recording transaction for every batch of events."""
+def on_events_recorded(
+    listener: Callable[[list[str]], None], *, wants: Callable[[list[MessageEvent]], bool] | None = None
+) -> Callable[[list[str]], None]:
+    """Register `listener(event_ids)`, called inside the recording transaction for every batch of events.
+
+    `wants(events)`, if given, sees the recorded event objects first; the
+    listener is skipped when it answers False, so a listener can avoid a query it knows is useless.
+    """
     _listeners.append(listener)
+    if wants is not None:
+        _wants[listener] = wants
     return listener
 
 
@@ -53,7 +62,15 @@ def _notify(events: list[MessageEvent]) -> None:
         metrics.MESSAGE_EVENTS.labels(event_type).inc(count)
     event_ids = [event.pk for event in events]
     for listener in _listeners:
-        listener(list(event_ids))
+        wants = _wants.get(listener)
+        if wants is None or wants(events):
+            listener(list(event_ids))
+
+
+def _not_before(occurred_at: datetime, accepted_at: datetime) -> datetime:
+    """A reported time (a DSN's whole-second Date, a skewed clock) never puts an event before the
+    message was accepted; the timeline then orders ties by recorded_at."""
+    return max(occurred_at, accepted_at)
 
 
 @transaction.atomic
@@ -78,12 +95,12 @@ def message_transition(
     )
     if not changed:
         return False
-    workspace_id = Message.objects.filter(pk=message_id).values_list("workspace_id", flat=True).get()
+    workspace_id, accepted_at = Message.objects.filter(pk=message_id).values_list("workspace_id", "created_at").get()
     event = MessageEvent.objects.create(
         message_id=message_id,
         workspace_id=workspace_id,
         type=event_type or to_status,
-        occurred_at=occurred_at or now,
+        occurred_at=_not_before(occurred_at or now, accepted_at),
         detail=detail or {},
     )
     _notify([event])
@@ -97,11 +114,13 @@ def message_event_record(
     """Record an event that does not change the status (deferred, opened, clicked, unsubscribed)."""
     if type not in EventType.values:
         raise ValueError(f"unknown event type {type!r}")
+    accepted_at = message.__dict__.get("created_at")  # loaded by every caller that passes a time of its own
+    occurred_at = occurred_at or timezone.now()
     event = MessageEvent.objects.create(
         message=message,
         workspace_id=message.workspace_id,
         type=type,
-        occurred_at=occurred_at or timezone.now(),
+        occurred_at=_not_before(occurred_at, accepted_at) if accepted_at else occurred_at,
         detail=detail or {},
     )
     _notify([event])

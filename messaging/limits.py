@@ -80,6 +80,8 @@ class Admission:
     granted: int = 0
     used: int = 0
     quota_key: str | None = field(default=None, repr=False)
+    # False for test keys: their messages never count toward the monthly quota.
+    metered: bool = True
 
     @property
     def retry_after(self) -> int:
@@ -94,6 +96,8 @@ class Admission:
 
     def take(self) -> bool:
         """Use one reserved quota unit for a message about to be accepted; False when none is left."""
+        if not self.metered:
+            return True
         if self.used >= self.granted:
             return False
         self.used += 1
@@ -114,8 +118,11 @@ class Admission:
                 logger.warning("Could not release %s quota units for %s", unused, self.workspace_id)
 
 
-def admit(*, workspace, messages: int) -> Admission:
+def admit(*, workspace, messages: int, livemode: bool = True) -> Admission:
     """Count one request against the workspace's rate limit and reserve up to `messages` quota units.
+
+    Test keys (`livemode=False`) have a rate window of their own, with the same limit, so a CI run
+    can never throttle production sends, and reserve no quota.
 
     Redis being unreachable fails open: the request goes on without a limit and without quota
     accounting (logged), because refusing every send is worse than a brief lapse in metering.
@@ -124,10 +131,18 @@ def admit(*, workspace, messages: int) -> Admission:
     window = int(now.timestamp()) // WINDOW_SECONDS
     limit = workspace.rate_limit_per_minute
     admission = Admission(
-        workspace.id, limit, limit, (window + 1) * WINDOW_SECONDS, quota_key=month_key(workspace.id, now)
+        workspace.id,
+        limit,
+        limit,
+        (window + 1) * WINDOW_SECONDS,
+        quota_key=month_key(workspace.id, now) if livemode else None,
+        metered=livemode,
     )
+    if not livemode:
+        messages = 0
+    rate_key = pp_redis.key("rl" if livemode else "rl-test", workspace.id, str(window))
     try:
-        count, granted = _run(workspace, now, messages, rate_key=pp_redis.key("rl", workspace.id, str(window)))
+        count, granted = _run(workspace, now, messages, rate_key=rate_key)
     except redis.RedisError:
         logger.exception("Rate limiter unavailable; admitting %s without limits", workspace.id)
         admission.quota_key = None
@@ -143,7 +158,7 @@ def admit(*, workspace, messages: int) -> Admission:
 
 def reserve(*, workspace, admission: Admission, messages: int) -> int:
     """Reserve `messages` more quota units for an admitted request (a batch, once it knows its size)."""
-    if messages <= 0:
+    if messages <= 0 or not admission.metered:
         return 0
     if admission.quota_key is None:
         admission.granted += messages
@@ -179,7 +194,8 @@ def _script():
 
 def monthly_quota_used_from_db(*, workspace_id: str, now: datetime | None = None) -> int:
     """The month's count from the source of truth, which re-seeds a counter Redis lost."""
-    return Message.objects.filter(workspace_id=workspace_id, created_at__gte=month_start(now)).count()
+    # Test messages never count toward the quota.
+    return Message.objects.filter(workspace_id=workspace_id, livemode=True, created_at__gte=month_start(now)).count()
 
 
 def quota_used(*, workspace_id: str) -> int | None:

@@ -4,6 +4,7 @@ from django.db.models import Q
 
 from pufferpost.ids import PrefixedIdField
 from pufferpost.models import Workspace
+from senders.models import Sender
 
 
 class MessageStatus(models.TextChoices):
@@ -79,6 +80,8 @@ class Suppression(models.Model):
     email = models.CharField(max_length=254)
     reason = models.CharField(max_length=16, choices=SuppressionReason.choices)
     source_message = models.ForeignKey("Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Why: for a bounce, its class, codes, diagnostic and the MTAs (shown in the API and the admin).
+    detail = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -99,9 +102,12 @@ class Message(models.Model):
     to = models.CharField(max_length=254)
     cc = ArrayField(models.CharField(max_length=254), default=list, blank=True)
     reply_to = models.CharField(max_length=254, null=True, blank=True)
-    template = models.ForeignKey("templates_app.Template", on_delete=models.PROTECT, related_name="messages")
+    # Both null for a message submitted with its own content (SMTP submission; see MessageBody).
+    template = models.ForeignKey(
+        "templates_app.Template", null=True, blank=True, on_delete=models.PROTECT, related_name="messages"
+    )
     template_version = models.ForeignKey(
-        "templates_app.TemplateVersion", on_delete=models.PROTECT, related_name="messages"
+        "templates_app.TemplateVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="messages"
     )
     data = models.JSONField(default=dict, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
@@ -113,6 +119,9 @@ class Message(models.Model):
     )
     status = models.CharField(max_length=16, choices=MessageStatus.choices, default=MessageStatus.ACCEPTED)
     subject = models.TextField(blank=True, default="")
+    # False for a test key's send: simulated at delivery (never connects to a server), left out of
+    # the quota and reputation rates, and read only by test keys.
+    livemode = models.BooleanField(default=True)
     # Delivery bookkeeping (owned by messaging.delivery).
     attempts = models.PositiveIntegerField(default=0)
     # While `queued`: when the delivery sweeper may next pick the message up (a retry's due time,
@@ -121,6 +130,9 @@ class Message(models.Model):
     # The claim a worker holds (set by every claim); a worker sends only while it is unchanged.
     claimed_at = models.DateTimeField(null=True, blank=True)
     last_response = models.TextField(blank=True, default="")
+    # Why a bounced (or errored-on-expiry) message failed: hard, block, soft or expired
+    # (messaging.feedback.classes). Blank for every other outcome. The block rate counts `block`.
+    bounce_class = models.CharField(max_length=8, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -133,7 +145,9 @@ class Message(models.Model):
             models.Index(fields=["workspace", "from_address", "-created_at", "-id"], name="message_from_page_idx"),
             models.Index(fields=["workspace", "template", "-created_at", "-id"], name="message_template_page_idx"),
             # Sender auto-pause (messaging.feedback.reputation): one sender's recent messages, read from the index alone.
-            models.Index(fields=["sender", "created_at"], include=["status"], name="message_sender_recent_idx"),
+            models.Index(
+                fields=["sender", "created_at"], include=["status", "bounce_class"], name="message_sender_recent_idx"
+            ),
             # The outbox sweeper only ever looks at messages not yet handed to delivery.
             models.Index(
                 fields=["updated_at"],
@@ -165,6 +179,34 @@ class MessageAttachment(models.Model):
         return self.filename
 
 
+class MessageBody(models.Model):
+    """The subject, text and HTML of a message that came with its own content instead of a template
+    (SMTP submission): what delivery sends in place of rendering a template version."""
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, primary_key=True, related_name="body")
+    subject = models.TextField(blank=True, default="")
+    text = models.TextField(blank=True, default="")
+    html = models.TextField(blank=True, default="")
+
+    def __str__(self):
+        return f"body of {self.message_id}"
+
+
+class MessageContent(models.Model):
+    """What delivery built and handed to the receiving servers: the rendered subject, text and HTML
+    (links and pixel as instrumented), written with the outcome and rewritten by a later try, so
+    `GET /v1/messages/{id}/content` shows exactly what was sent for as long as the message is kept."""
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, primary_key=True, related_name="content")
+    subject = models.TextField(blank=True, default="")
+    text = models.TextField(blank=True, default="")
+    html = models.TextField(blank=True, default="")
+    built_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"content of {self.message_id}"
+
+
 class MessageEvent(models.Model):
     id = PrefixedIdField(prefix="evt")
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
@@ -175,8 +217,9 @@ class MessageEvent(models.Model):
     detail = models.JSONField(default=dict, blank=True)
 
     class Meta:
-        ordering = ["occurred_at", "id"]
-        indexes = [models.Index(fields=["message", "occurred_at", "id"], name="event_timeline_idx")]
+        # When it happened, then when we learnt it (a DSN's whole-second Date ties with delivery's events).
+        ordering = ["occurred_at", "recorded_at", "id"]
+        indexes = [models.Index(fields=["message", "occurred_at", "recorded_at", "id"], name="event_timeline_idx")]
 
     def __str__(self):
         return f"{self.type} {self.message_id}"
@@ -221,6 +264,8 @@ class IdempotencyRecord(models.Model):
     """One Idempotency-Key per workspace, fingerprinted against the send body; kept ≥ 24 h."""
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    # Live and test keys of one workspace have separate key spaces: a test run never replays live mail.
+    livemode = models.BooleanField(default=True)
     key = models.CharField(max_length=255)
     fingerprint = models.CharField(max_length=64)
     message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
@@ -228,7 +273,17 @@ class IdempotencyRecord(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["workspace", "key"], name="idempotency_key_unique")]
+        constraints = [models.UniqueConstraint(fields=["workspace", "livemode", "key"], name="idempotency_key_unique")]
 
     def __str__(self):
         return self.key
+
+
+class SenderReputation(Sender):
+    """The senders again, as the admin's "Sender reputation" page: bounce, complaint and block
+    rates against their workspace's thresholds (senders/ cannot read messages; messaging can)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "sender reputation"
+        verbose_name_plural = "sender reputation"

@@ -17,7 +17,21 @@ from templates_app.models import Template, TemplateVersion
 
 SendContextRow = namedtuple(
     "SendContextRow",
-    ["kind", "template_id", "slug", "name", "version_id", "version", "from_address", "sender_id", "email", "group_id"],
+    [
+        "kind",
+        "template_id",
+        "slug",
+        "name",
+        "version_id",
+        "version",
+        "strict_variables",
+        "from_address",
+        "sender_id",
+        "email",
+        "suppression_reason",
+        "suppressed_at",
+        "group_id",
+    ],
 )
 
 
@@ -29,7 +43,8 @@ def _send_context_sql() -> str:
     # Each kind fills its own named columns and leaves the others NULL.
     return f"""
         SELECT 'template' AS kind, t.id AS template_id, t.slug, t.name, v.id AS version_id, v.version,
-               NULL AS from_address, NULL AS sender_id, NULL AS email, NULL AS group_id
+               t.strict_variables, NULL AS from_address, NULL AS sender_id, NULL AS email,
+               NULL AS suppression_reason, NULL::timestamptz AS suppressed_at, NULL AS group_id
           FROM {_table(Template)} t
           LEFT JOIN LATERAL (
               SELECT tv.id, tv.version FROM {_table(TemplateVersion)} tv
@@ -38,24 +53,24 @@ def _send_context_sql() -> str:
          WHERE t.workspace_id = %(ws)s AND t.archived_at IS NULL
            AND (t.id = ANY(%(template_ids)s::text[]) OR t.slug = ANY(%(slugs)s::text[]))
         UNION ALL
-        SELECT 'sender', NULL, NULL, NULL, NULL, NULL, s.from_address, s.id, NULL, NULL
+        SELECT 'sender', NULL, NULL, NULL, NULL, NULL, NULL, s.from_address, s.id, NULL, NULL, NULL, NULL
           FROM {_table(Sender)} s
-         WHERE s.workspace_id = %(ws)s AND s.from_address = ANY(%(froms)s::text[]) AND s.state = %(active)s
-           AND EXISTS (
+         WHERE s.workspace_id = %(ws)s AND s.from_address = ANY(%(froms)s::text[])
+           AND (%(test)s OR (s.state = %(active)s AND EXISTS (
                SELECT 1 FROM {_table(Domain)} d
                 WHERE d.workspace_id = s.workspace_id AND d.dkim_status = %(verified)s
                   AND d.domain = regexp_replace(s.from_address, '^.*@', '')
-           )
+           )))
         UNION ALL
-        SELECT 'suppressed', NULL, NULL, NULL, NULL, NULL, NULL, NULL, x.email, NULL
+        SELECT 'suppressed', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, x.email, x.reason, x.created_at, NULL
           FROM {_table(Suppression)} x
          WHERE x.workspace_id = %(ws)s AND x.email = ANY(%(tos)s::text[])
         UNION ALL
-        SELECT 'group', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, g.id
+        SELECT 'group', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, g.id
           FROM {_table(UnsubscribeGroup)} g
          WHERE g.workspace_id = %(ws)s AND g.id = ANY(%(groups)s::text[])
         UNION ALL
-        SELECT 'unsubscribed', NULL, NULL, NULL, NULL, NULL, NULL, NULL, u.email, u.group_id
+        SELECT 'unsubscribed', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, u.email, NULL, NULL, u.group_id
           FROM {_table(Unsubscribe)} u
           JOIN {_table(UnsubscribeGroup)} ug ON ug.id = u.group_id
          WHERE ug.workspace_id = %(ws)s AND u.group_id = ANY(%(groups)s::text[]) AND u.email = ANY(%(tos)s::text[])
@@ -70,12 +85,14 @@ def send_context_rows(
     froms: Iterable[str],
     tos: Iterable[str],
     groups: Iterable[str],
+    livemode: bool = True,
 ) -> list[SendContextRow]:
     """What the send checks read, for a single send and a 100-item batch alike, in one round trip.
 
     - `template`: the active templates named by id or slug, with their latest version (or NULL);
-    - `sender`: the active senders of `froms` whose exact from-domain is DKIM-verified;
-    - `suppressed`: the suppressed addresses among `tos`;
+    - `sender`: the active senders of `froms` whose exact from-domain is DKIM-verified (for a test
+      key, `livemode=False`: every registered sender of `froms`);
+    - `suppressed`: the suppressed addresses among `tos`, with reason and since when;
     - `group`: the workspace's groups among `groups`;
     - `unsubscribed`: the opt-outs of `tos` from `groups`.
 
@@ -91,6 +108,7 @@ def send_context_rows(
         "groups": sorted(groups),
         "active": SenderState.ACTIVE,
         "verified": DkimStatus.VERIFIED,
+        "test": not livemode,
     }
     with connection.cursor() as cursor:
         cursor.execute(_send_context_sql(), params)

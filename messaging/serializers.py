@@ -327,8 +327,20 @@ class MessageViewSerializer(serializers.Serializer):
     locale = serializers.CharField()
     timezone = serializers.CharField()
     unsubscribe_group = serializers.CharField(allow_null=True, help_text="The `grp_…` id the send named, if any.")
+    test = serializers.BooleanField(
+        help_text="True when a test key (`key_test_…`) sent it: simulated, never delivered."
+    )
     created_at = TimestampField()
     updated_at = TimestampField()
+
+
+class MessageContentViewSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="The message's `msg_…` id.")
+    subject = serializers.CharField(help_text="The subject as delivered.")
+    text = serializers.CharField(help_text="The text/plain part as delivered.")
+    html = serializers.CharField(help_text="The text/html part as delivered, tracking links and pixel included.")
+    attachments = AttachmentViewSerializer(many=True, help_text="Names and types only; content is never returned.")
+    built_at = TimestampField(help_text="When delivery built the message (its latest attempt).")
 
 
 class MessageEventViewSerializer(serializers.Serializer):
@@ -346,6 +358,14 @@ class SuppressionViewSerializer(serializers.Serializer):
     email = serializers.CharField()
     reason = serializers.ChoiceField(choices=SuppressionReason.choices)
     created_at = TimestampField()
+    source_message_id = serializers.CharField(
+        allow_null=True, help_text="The message whose bounce or complaint added it."
+    )
+    detail = serializers.DictField(
+        help_text="For a bounce: bounce_class, basic_code, enhanced_code, diagnostic, remote_mta, reporting_mta."
+    )
+    why = serializers.CharField(help_text="Why the address is suppressed and how to remove it, in one sentence.")
+    remove = serializers.CharField(help_text="The request that removes this suppression.")
 
 
 class UnsubscribeGroupViewSerializer(serializers.Serializer):

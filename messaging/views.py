@@ -17,11 +17,20 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ErrorDetail, ValidationError
 from rest_framework.response import Response
 
-from messaging import limits, selectors, services, suppressions
-from messaging.models import MessageEvent, MessageStatus, Suppression, UnsubscribeGroup
+from messaging import limits, selectors, services, suppressions, timeline
+from messaging.models import MessageStatus, Suppression, UnsubscribeGroup
+from messaging.presenters import (
+    content_view,
+    event_view,
+    group_view,
+    message_view,
+    suppression_view,
+    unsubscribe_view,
+)
 from messaging.serializers import (
     BatchItemResultSerializer,
     BatchRequestSerializer,
+    MessageContentViewSerializer,
     MessageEventViewSerializer,
     MessageViewSerializer,
     SendAcceptedSerializer,
@@ -34,66 +43,10 @@ from messaging.serializers import (
     UnsubscribeViewSerializer,
 )
 from pufferpost.errors import ApiError
-from pufferpost.openapi import PAGE_PARAMETERS, RATE_LIMIT_HEADERS, error, page_of, path_id
+from pufferpost.formats import normalise_address
+from pufferpost.openapi import CURSOR, PAGE_PARAMETERS, RATE_LIMIT_HEADERS, error, page_of, path_id
 from pufferpost.pagination import paginate
 from pufferpost.tenancy import WorkspaceScopedViewSet
-
-
-def _ts(value):
-    return value.astimezone(UTC).isoformat(timespec="seconds") if value else None
-
-
-def message_view(message) -> dict:
-    """The snake_case read view of the guide; attachment content is never included."""
-    return {
-        "id": message.id,
-        "status": message.status,
-        "to": message.to,
-        "from": message.from_address,
-        "reply_to": message.reply_to,
-        "cc": message.cc,
-        "attachments": [{"filename": a.filename, "content_type": a.content_type} for a in message.attachments.all()],
-        "subject": message.subject,
-        "template_id": message.template_id,
-        "template_name": message.template_name,
-        "template_version": message.template_version_number,
-        "data": message.data,
-        "metadata": message.metadata,
-        "tags": message.tags,
-        "locale": message.locale,
-        "timezone": message.timezone,
-        "unsubscribe_group": message.unsubscribe_group_id,
-        "created_at": _ts(message.created_at),
-        "updated_at": _ts(message.updated_at),
-    }
-
-
-def event_view(event) -> dict:
-    return {
-        "id": event.id,
-        "type": event.type,
-        "occurred_at": _ts(event.occurred_at),
-        "recorded_at": _ts(event.recorded_at),
-        # What happened, in the platform's words: SMTP code and response, bounce diagnostic,
-        # deferral reason, clicked URL. Empty for accepted/queued.
-        "detail": event.detail,
-    }
-
-
-def suppression_view(suppression) -> dict:
-    return {"email": suppression.email, "reason": suppression.reason, "created_at": _ts(suppression.created_at)}
-
-
-def group_view(group) -> dict:
-    return {"id": group.id, "name": group.name, "description": group.description, "created_at": _ts(group.created_at)}
-
-
-def unsubscribe_view(unsubscribe) -> dict:
-    return {"email": unsubscribe.email, "group_id": unsubscribe.group_id, "created_at": _ts(unsubscribe.created_at)}
-
-
-def _normalise_email(raw: str) -> str:
-    return raw.strip().lower()
 
 
 def _text_param(name: str, raw: str) -> str:
@@ -122,9 +75,9 @@ def _message_filters(params) -> dict:
             )
         filters["status"] = raw
     if raw := params.get("recipient"):
-        filters["to"] = _normalise_email(_text_param("recipient", raw))
+        filters["to"] = normalise_address(_text_param("recipient", raw))
     if raw := params.get("from"):
-        filters["from_address"] = _normalise_email(_text_param("from", raw))
+        filters["from_address"] = normalise_address(_text_param("from", raw))
     if raw := params.get("templateId"):
         filters["template_id"] = _text_param("templateId", raw)
     if raw := params.get("createdAfter"):
@@ -216,11 +169,35 @@ MESSAGE_FILTERS = [
         },
     ),
     retrieve=extend_schema(summary="Get a message", parameters=[MESSAGE_ID], responses=MessageViewSerializer),
+    content=extend_schema(
+        summary="What the message's recipients received",
+        description="The rendered subject, text and HTML exactly as delivered (tracking links and pixel "
+        "included); attachments by name and type only. Available once delivery has built the message, "
+        "for as long as the message is kept.",
+        parameters=[MESSAGE_ID],
+        responses={
+            200: MessageContentViewSerializer,
+            409: error("`content_not_available`: the message has not been built for delivery yet."),
+        },
+    ),
     events=extend_schema(
         summary="A message's event timeline",
-        description="Oldest first.",
-        parameters=[MESSAGE_ID],
-        responses=page_of(MessageEventViewSerializer, name="MessageEventList", paginated=False),
+        description="Oldest first (by occurred_at, then recorded_at). Without `limit` a page holds up to 100 "
+        "events; follow `next_cursor` for more.",
+        parameters=[
+            MESSAGE_ID,
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 100, "default": 100},
+                OpenApiParameter.QUERY,
+                description="Page size, 1 to 100 (default 100).",
+            ),
+            CURSOR,
+        ],
+        responses={
+            200: page_of(MessageEventViewSerializer, name="MessageEventList"),
+            422: error("`validation_failed`: a bad `limit` or `cursor`."),
+        },
     ),
 )
 class MessageViewSet(WorkspaceScopedViewSet):
@@ -232,13 +209,15 @@ class MessageViewSet(WorkspaceScopedViewSet):
         "list": "messages:read",
         "retrieve": "messages:read",
         "events": "messages:read",
+        "content": "messages:read",
     }
     # Sends have the workspace's own limiter and quota (messaging.limits), not the write limit.
     own_rate_limit_actions = {"create", "batch"}
     admission = None
 
     def base_queryset(self):
-        return selectors.message_queryset()
+        # Live and test messages never mix: a key reads only the messages of its own mode.
+        return selectors.message_queryset().filter(livemode=self.request.auth.livemode)
 
     def finalize_response(self, request, response, *args, **kwargs):
         if self.admission is not None:
@@ -250,7 +229,7 @@ class MessageViewSet(WorkspaceScopedViewSet):
         workspace = self.workspace
         if workspace.sending_paused:
             raise services.sending_paused_error()
-        self.admission = limits.admit(workspace=workspace, messages=messages)
+        self.admission = limits.admit(workspace=workspace, messages=messages, livemode=self.request.auth.livemode)
         if self.admission.limited:
             raise services.rate_limited_error(self.admission)
         try:
@@ -271,6 +250,7 @@ class MessageViewSet(WorkspaceScopedViewSet):
                 payload=request.data,
                 admission=admission,
                 idempotency_key=request.headers.get("Idempotency-Key"),
+                livemode=request.auth.livemode,
             )
         finally:
             admission.release_unused()
@@ -282,7 +262,9 @@ class MessageViewSet(WorkspaceScopedViewSet):
         # Quota is reserved later, once the batch knows how many items passed their checks.
         admission = self._admit(messages=0, max_body=settings.PUFFERPOST_BATCH_MAX_BODY_BYTES)
         try:
-            results = services.message_send_batch(workspace=self.workspace, payload=request.data, admission=admission)
+            results = services.message_send_batch(
+                workspace=self.workspace, payload=request.data, admission=admission, livemode=request.auth.livemode
+            )
         finally:
             admission.release_unused()
         return Response({"data": results})
@@ -300,8 +282,21 @@ class MessageViewSet(WorkspaceScopedViewSet):
     def events(self, request, id=None):
         if not self.get_queryset().filter(pk=id).exists():
             raise ApiError(status_code=404, code=self.not_found_code, message=self.not_found_message)
-        events = MessageEvent.objects.filter(message_id=id).order_by("occurred_at", "id")
-        return Response({"data": [event_view(e) for e in events]})
+        events, next_cursor = timeline.message_events_page(message_id=id, params=request.query_params)
+        return Response({"data": [event_view(e) for e in events], "next_cursor": next_cursor})
+
+    @action(detail=True, methods=["get"])
+    def content(self, request, id=None):
+        message = self.get_object()
+        content = selectors.message_content(message_id=message.pk)
+        if content is None:
+            raise ApiError(
+                status_code=409,
+                code="content_not_available",
+                message=f"The message is {message.status} and has not been built for delivery yet; "
+                "its content is available once a delivery attempt has rendered it.",
+            )
+        return Response(content_view(message, content))
 
 
 @extend_schema_view(
@@ -344,7 +339,7 @@ class SuppressionViewSet(WorkspaceScopedViewSet):
         return Response(suppression_view(suppression), status=201 if created else 200)
 
     def destroy(self, request, email=None):
-        if not suppressions.suppression_delete(workspace=self.workspace, email=_normalise_email(email)):
+        if not suppressions.suppression_delete(workspace=self.workspace, email=normalise_address(email)):
             raise ApiError(status_code=404, code=self.not_found_code, message=self.not_found_message)
         return Response(status=204)
 
@@ -414,6 +409,6 @@ class UnsubscribeGroupViewSet(WorkspaceScopedViewSet):
     @action(detail=True, methods=["delete"], url_path=r"unsubscribes/(?P<email>[^/]+)")
     def unsubscribe_delete(self, request, id=None, email=None):
         group = get_object_or_404(self.get_queryset(), pk=id)
-        if not suppressions.unsubscribe_delete(group=group, email=_normalise_email(email)):
+        if not suppressions.unsubscribe_delete(group=group, email=normalise_address(email)):
             raise ApiError(status_code=404, code="unsubscribe_not_found", message="No such unsubscribe in this group.")
         return Response(status=204)

@@ -23,6 +23,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
         "max_senders",
         "bounce_rate_threshold",
         "complaint_rate_threshold",
+        "block_rate_threshold",
         "reputation_min_volume",
         "open_tracking",
         "click_tracking",
@@ -54,17 +55,21 @@ class WorkspaceAdmin(admin.ModelAdmin):
 class ApiKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Keys are created by `create_api_key`, which shows the secret once; here they are only listed and revoked."""
 
-    list_display = ("visible_prefix", "name", "workspace", "scopes", "created_at", "revoked_at")
-    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    list_display = ("visible_prefix", "name", "workspace", "mode", "scopes", "created_at", "revoked_at")
+    list_filter = ("livemode", ("revoked_at", admin.EmptyFieldListFilter))
     list_select_related = ("workspace",)
     search_fields = ("prefix", "name", "=id", "=workspace__id", "workspace__name")
-    fields = ("id", "visible_prefix", "name", "workspace", "scopes", "created_at", "revoked_at")
+    fields = ("id", "visible_prefix", "name", "workspace", "mode", "scopes", "created_at", "revoked_at")
     readonly_fields = fields
     actions = ("revoke",)
 
     @admin.display(description="Key", ordering="prefix")
     def visible_prefix(self, key):
         return f"{key.prefix}…"
+
+    @admin.display(description="Mode", ordering="livemode")
+    def mode(self, key):
+        return "live" if key.livemode else "test"
 
     def has_revoke_permission(self, request):
         return request.user.has_perm("pufferpost.change_apikey")

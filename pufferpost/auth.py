@@ -1,13 +1,13 @@
 """Bearer API keys and scopes.
 
-`Authorization: Bearer key_live_<secret>`: one indexed lookup on the key's SHA-256, with its
+`Authorization: Bearer key_live_<secret>` (or `key_test_<secret>`, a test key): one indexed lookup on the key's SHA-256, with its
 workspace in the same query. Views name the scope each action needs in `required_scopes`.
 """
 
 from rest_framework import authentication, exceptions, permissions
 
 from pufferpost import queries
-from pufferpost.models import KEY_PREFIX, ApiKey
+from pufferpost.models import KEY_PREFIXES, ApiKey
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -17,7 +17,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         scheme, _, raw = header.partition(" ")
         raw = raw.strip()
-        if scheme.lower() != "bearer" or not raw.startswith(KEY_PREFIX) or len(raw) > 200:
+        if scheme.lower() != "bearer" or not raw.startswith(KEY_PREFIXES) or len(raw) > 200:
             raise exceptions.AuthenticationFailed()
         # Looked up on every request, so a revoked key fails on the very next one.
         key = queries.api_key_with_workspace(key_hash=ApiKey.hash(raw))

@@ -13,6 +13,8 @@ from datetime import datetime
 
 DOMAIN_VERIFICATION_LOST = "domain.verification_lost"
 SENDER_PAUSED = "sender.paused"
+DOMAIN_DKIM_ROTATION_STARTED = "domain.dkim_rotation_started"
+DOMAIN_DKIM_ROTATION_COMPLETED = "domain.dkim_rotation_completed"
 
 Subscriber = Callable[..., object]
 

@@ -21,6 +21,10 @@ SCOPES = (
     "workspace:read",
 )
 KEY_PREFIX = "key_live_"
+# Test keys run every check a live send runs but their mail never leaves (messaging.delivery's
+# simulator); what they create is visible only to test keys.
+TEST_KEY_PREFIX = "key_test_"
+KEY_PREFIXES = (KEY_PREFIX, TEST_KEY_PREFIX)
 
 
 class Workspace(models.Model):
@@ -41,9 +45,15 @@ class Workspace(models.Model):
     max_senders = models.PositiveIntegerField(default=500, help_text="Senders the workspace may register.")
     bounce_rate_threshold = models.DecimalField(max_digits=5, decimal_places=4, default="0.0500")
     complaint_rate_threshold = models.DecimalField(max_digits=5, decimal_places=4, default="0.0010")
+    # Policy/reputation refusals (bounce class `block`): the recipients are fine, the sender is not.
+    block_rate_threshold = models.DecimalField(max_digits=5, decimal_places=4, default="0.1000")
     reputation_min_volume = models.PositiveIntegerField(default=100)
     open_tracking = models.BooleanField(default=False)
     click_tracking = models.BooleanField(default=False)
+    # How many enabled webhook endpoints the workspace has, kept by messaging.webhooks' services in
+    # the transaction that adds or disables one. It rides along with the API key lookup, so a send
+    # in a workspace without endpoints publishes its `accepted` events without any query.
+    enabled_webhook_endpoints = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -63,6 +73,9 @@ class ApiKey(models.Model):
     prefix = models.CharField(max_length=20, help_text="The first characters of the key, to recognise it.")
     key_hash = models.CharField(max_length=64, unique=True)
     scopes = ArrayField(models.CharField(max_length=40), default=list)
+    livemode = models.BooleanField(
+        default=True, help_text="False for a test key (key_test_…): its sends are simulated, never delivered."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
@@ -81,8 +94,8 @@ class ApiKey(models.Model):
         return hashlib.sha256(raw_key.encode()).hexdigest()
 
     @staticmethod
-    def generate_secret() -> str:
-        return KEY_PREFIX + secrets.token_urlsafe(32)
+    def generate_secret(*, livemode: bool = True) -> str:
+        return (KEY_PREFIX if livemode else TEST_KEY_PREFIX) + secrets.token_urlsafe(32)
 
     def has_scope(self, scope: str) -> bool:
         """A `:manage` scope includes the matching `:read`."""

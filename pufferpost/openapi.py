@@ -40,6 +40,17 @@ class ErrorBodySerializer(serializers.Serializer):
     message = serializers.CharField(help_text="Human-readable explanation.")
     request_id = serializers.CharField(help_text="`req_…`, the same as the `X-Request-Id` response header.")
     violations = ViolationSerializer(many=True, required=False, help_text="Present on 422 validation failures.")
+    reason = serializers.CharField(
+        required=False,
+        help_text="Why, when the code alone does not say: e.g. `sender_under_review` on `sender_not_available`, "
+        "`bounce` on `recipient_suppressed`.",
+    )
+    detail = serializers.CharField(required=False, help_text="What to do about it, in a sentence.")
+    missing_variables = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="On `template_variables_missing`: the variables the strict template needs that `data` lacks.",
+    )
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -3,13 +3,14 @@
 import math
 import re
 from collections.abc import Mapping
-from datetime import UTC
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail, ValidationError
+
+from pufferpost.formats import normalise_address, utc_timestamp
 
 MAX_JSON_DEPTH = 32
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -43,6 +44,19 @@ def check_storable_json(value) -> None:
                 stack.extend((child, depth + 1) for child in item)
 
 
+def _unknown_field_message(name, known: set[str]) -> str:
+    """`Unknown field.`, plus the field meant when `name` is a known one in another spelling
+    (`reply_to` or `ReplyTo` for `replyTo`): request bodies are camelCase."""
+    if isinstance(name, str):
+        head, *rest = name.split("_")
+        camel = head + "".join(part[:1].upper() + part[1:] for part in rest)
+        for candidate in (camel, name.lower()):
+            match = next((field for field in known if field.lower() == candidate.lower()), None)
+            if match is not None and match != name:
+                return f'Unknown field; did you mean "{match}"? Request fields are camelCase.'
+    return "Unknown field."
+
+
 class StrictSerializer(serializers.Serializer):
     """Rejects fields it does not know (a stray `subject` on a send is an error, not ignored)."""
 
@@ -52,7 +66,7 @@ class StrictSerializer(serializers.Serializer):
             known = {field.field_name for field in self._writable_fields}
             for name in data:
                 if name not in known:
-                    errors[name] = [ErrorDetail("Unknown field.", code="unknown_field")]
+                    errors[name] = [ErrorDetail(_unknown_field_message(name, known), code="unknown_field")]
         try:
             value = super().to_internal_value(data)
         except ValidationError as exc:
@@ -83,7 +97,7 @@ class EmailField(serializers.CharField):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
-        value = super().to_internal_value(data).strip().lower()
+        value = normalise_address(super().to_internal_value(data))
         if _ADDRESS_CONTROL_RE.search(value):
             self.fail("invalid_email")
         try:
@@ -104,6 +118,4 @@ class TimestampField(serializers.DateTimeField):
     """ISO 8601 in UTC with an explicit offset, seconds precision: `2026-06-09T10:15:00+00:00`."""
 
     def to_representation(self, value):
-        if value is None:
-            return None
-        return value.astimezone(UTC).isoformat(timespec="seconds")
+        return utc_timestamp(value)

@@ -9,15 +9,18 @@ def workspace_create(*, name: str, default_locale: str = "en") -> Workspace:
     return Workspace.objects.create(name=name, default_locale=default_locale)
 
 
-def api_key_create(*, workspace: Workspace, scopes=None, name: str = "") -> tuple[ApiKey, str]:
-    """Create a key and return it with its secret, which is never stored and cannot be shown again."""
+def api_key_create(*, workspace: Workspace, scopes=None, name: str = "", livemode: bool = True) -> tuple[ApiKey, str]:
+    """Create a key and return it with its secret, which is never stored and cannot be shown again.
+
+    `livemode=False` makes a test key (`key_test_…`): same scopes and checks, simulated delivery.
+    """
     scopes = list(SCOPES) if not scopes else list(dict.fromkeys(scopes))
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
         raise ValueError(f"Unknown scope(s): {', '.join(unknown)}")
-    raw = ApiKey.generate_secret()
+    raw = ApiKey.generate_secret(livemode=livemode)
     key = ApiKey.objects.create(
-        workspace=workspace, name=name, prefix=raw[:16], key_hash=ApiKey.hash(raw), scopes=scopes
+        workspace=workspace, name=name, prefix=raw[:16], key_hash=ApiKey.hash(raw), scopes=scopes, livemode=livemode
     )
     return key, raw
 

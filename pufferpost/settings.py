@@ -315,6 +315,9 @@ PUFFERPOST_SMTP_RELAY = _read("str", "PUFFERPOST_SMTP_RELAY", default="")
 if PUFFERPOST_SMTP_RELAY and urlsplit(PUFFERPOST_SMTP_RELAY).scheme not in ("smtp", "smtp+starttls", "smtps"):
     raise ImproperlyConfigured("PUFFERPOST_SMTP_RELAY must be smtp://, smtp+starttls:// or smtps://")
 PUFFERPOST_SMTP_PORT = _read("int", "PUFFERPOST_SMTP_PORT", default=25)
+# Direct-to-MX delivery never connects to private or loopback addresses, except in a test world
+# (the suite, `make up`, bench and drills point every MX at loopback).
+PUFFERPOST_SMTP_ALLOW_PRIVATE = _read("bool", "PUFFERPOST_SMTP_ALLOW_PRIVATE", default=False)
 PUFFERPOST_PUBLIC_URL = _read("str", "PUFFERPOST_PUBLIC_URL", default="http://localhost:8000").rstrip("/")
 PUFFERPOST_WEBHOOKS_ALLOW_PRIVATE = _read("bool", "PUFFERPOST_WEBHOOKS_ALLOW_PRIVATE", default=False)
 PUFFERPOST_DKIM_SELECTOR = _read("str", "PUFFERPOST_DKIM_SELECTOR", default="mlr1")
@@ -336,6 +339,17 @@ PUFFERPOST_DOMAIN_REFRESH_DEADLINE = _read(
 PUFFERPOST_SEND_MAX_BODY_BYTES = _read("int", "PUFFERPOST_SEND_MAX_BODY_BYTES", default=5 * 1024 * 1024)
 # Largest request body of POST /v1/messages/batch.
 PUFFERPOST_BATCH_MAX_BODY_BYTES = _read("int", "PUFFERPOST_BATCH_MAX_BODY_BYTES", default=20 * 1024 * 1024)
+# Test keys' reserved recipient domain: delivered@, bounced@, blocked@, deferred@, complained@ and
+# unsubscribed@ at it produce those outcomes (white-label: pick a domain under your own name).
+PUFFERPOST_SIMULATOR_DOMAIN = _read("str", "PUFFERPOST_SIMULATOR_DOMAIN", default="simulator.invalid").strip().lower()
+if not PUFFERPOST_SIMULATOR_DOMAIN or "@" in PUFFERPOST_SIMULATOR_DOMAIN or "." not in PUFFERPOST_SIMULATOR_DOMAIN:
+    raise ImproperlyConfigured("PUFFERPOST_SIMULATOR_DOMAIN must be a domain name such as simulator.invalid.")
+# SMTP submission (manage.py run_submission_smtp): the operator's certificate chain and key (PEM
+# files) for STARTTLS and the implicit-TLS port. Without them the server starts only when AUTH over
+# plain text is allowed, which is for development and tests on loopback only.
+PUFFERPOST_SUBMISSION_TLS_CERT = _read("str", "PUFFERPOST_SUBMISSION_TLS_CERT", default="")
+PUFFERPOST_SUBMISSION_TLS_KEY = _read("str", "PUFFERPOST_SUBMISSION_TLS_KEY", default="")
+PUFFERPOST_SUBMISSION_ALLOW_INSECURE_AUTH = _read("bool", "PUFFERPOST_SUBMISSION_ALLOW_INSECURE_AUTH", default=False)
 # Django refuses bodies above this before any view runs; the send views enforce their own limits
 # above (413 payload_too_large), so it is raised to the larger of the two.
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(PUFFERPOST_SEND_MAX_BODY_BYTES, PUFFERPOST_BATCH_MAX_BODY_BYTES)
@@ -372,6 +386,9 @@ PUFFERPOST_INBOUND_MX_HOST = _read("str", "PUFFERPOST_INBOUND_MX_HOST", default=
 # What the return-path host's SPF record authorises: the addresses mail leaves from (ip4:/ip6:
 # terms; an address or a network) and/or one operator include domain (`include:` term).
 PUFFERPOST_SPF_ADDRESSES = _read("list", "PUFFERPOST_SPF_ADDRESSES", default=[])
+# Seconds the old DKIM record stays listed ("keep until") after a rotation moved signing to the new key:
+# mail signed with the old key may still be verified (queued, forwarded, re-checked) meanwhile.
+PUFFERPOST_DKIM_ROTATION_GRACE = _read("int", "PUFFERPOST_DKIM_ROTATION_GRACE", default=7 * 86400, minimum=0)
 PUFFERPOST_SPF_INCLUDE = _read("str", "PUFFERPOST_SPF_INCLUDE", default="").strip().lower().rstrip(".")
 
 
@@ -397,6 +414,10 @@ PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES = [
     address.lower() for address in _read("list", "PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES", default=[])
 ]
 PUFFERPOST_REPUTATION_WINDOW_DAYS = _read("int", "PUFFERPOST_REPUTATION_WINDOW_DAYS", default=7, minimum=1)
+# Extra bounce-class rules (messaging/feedback/bounce_rules.toml's format), tried before the built-in ones.
+PUFFERPOST_BOUNCE_RULES_FILE = _read("str", "PUFFERPOST_BOUNCE_RULES_FILE", default="")
+if PUFFERPOST_BOUNCE_RULES_FILE and not Path(PUFFERPOST_BOUNCE_RULES_FILE).is_file():
+    raise ImproperlyConfigured(f"PUFFERPOST_BOUNCE_RULES_FILE {PUFFERPOST_BOUNCE_RULES_FILE!r} is not a file.")
 
 # --- delivery ---
 # Seconds for each SMTP connect and each command reply; a server slower than this defers the message.

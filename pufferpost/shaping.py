@@ -29,9 +29,11 @@ that refuses connections or times out is skipped for PUFFERPOST_SHAPING_HOST_SKI
 """
 
 import contextlib
+import ipaddress
 import json
 import logging
 import os
+import random
 import re
 import threading
 import uuid
@@ -112,12 +114,32 @@ _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 
 @dataclass(frozen=True)
+class Egress:
+    """One source address of a pool and the name it greets with (its PTR name, ideally)."""
+
+    address: str
+    helo: str = ""
+
+
+@dataclass(frozen=True)
 class Policy:
     rules: tuple[Rule, ...] = PRESETS
     default: Limits = DEFAULT_LIMITS
     throttle: tuple[str, ...] = THROTTLE_PATTERNS
     greylist: tuple[str, ...] = GREYLIST_PATTERNS
     backoff: Backoff = field(default_factory=Backoff)
+    # Egress pools: name → addresses; workspace id → pool name; the pool of everyone else.
+    pools: dict = field(default_factory=dict)
+    workspaces: dict = field(default_factory=dict)
+    default_pool: str = ""
+
+    def pool_for(self, workspace_id: str) -> str:
+        return self.workspaces.get(workspace_id, self.default_pool)
+
+    def egress(self, pool: str) -> Egress | None:
+        """An address of `pool` (spread at random over its addresses), None for the host's default."""
+        addresses = self.pools.get(pool) or ()
+        return random.choice(addresses) if addresses else None
 
     def destination(self, hosts) -> tuple[str, Limits]:
         hosts = [h.lower().rstrip(".") for h in hosts]
@@ -178,7 +200,20 @@ def policy_parse(data: dict) -> Policy:
     for pattern in throttle + greylist:
         re.compile(pattern)
     backoff = Backoff(**(data.get("backoff") or {}))
-    return Policy(tuple(rules.values()), default, throttle, greylist, backoff)
+    pools = {}
+    for name, addresses in (data.get("pools") or {}).items():
+        entries = []
+        for entry in addresses:
+            entry = {"address": entry} if isinstance(entry, str) else entry
+            ipaddress.ip_address(entry["address"])  # a malformed address is a loud error
+            entries.append(Egress(entry["address"], entry.get("helo", "")))
+        pools[name] = tuple(entries)
+    workspaces = dict(data.get("workspaces") or {})
+    default_pool = data.get("default_pool", "")
+    for pool in [*workspaces.values(), default_pool]:
+        if pool and pool not in pools:
+            raise ImproperlyConfigured(f"shaping file: unknown egress pool {pool!r}")
+    return Policy(tuple(rules.values()), default, throttle, greylist, backoff, pools, workspaces, default_pool)
 
 
 _cache: dict[str, tuple[float, Policy]] = {}

@@ -16,7 +16,6 @@ connections, timeouts, DNS errors — worth retrying later).
 import contextlib
 import dataclasses
 import functools
-import ipaddress
 import logging
 import random
 import re
@@ -35,7 +34,7 @@ from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 
-from pufferpost import dns
+from pufferpost import dns, http
 from pufferpost.shaping import Limits, Shaper
 
 log = logging.getLogger(__name__)
@@ -223,6 +222,17 @@ def verified_context() -> ssl.SSLContext:
     return context
 
 
+def _pacing_step(limits: Limits, reason: str, shaper: Shaper) -> float:
+    """Seconds between two messages the budget lets through, for the reason it said no."""
+    if reason == "per_minute" and limits.per_minute:
+        return 60.0 / limits.per_minute
+    if reason == "per_hour" and limits.per_hour:
+        return 3600.0 / limits.per_hour
+    if reason in ("backoff", "backoff_recovery"):
+        return 60.0 / max(shaper.policy.backoff.per_minute, 1)
+    return 0.0
+
+
 def _connection_key(route: Route) -> str:
     """Routes to the same MX hosts share a connection (and a destination): key them by host set."""
     if route.key.startswith("relay:") or not route.hosts:
@@ -231,17 +241,32 @@ def _connection_key(route: Route) -> str:
 
 
 def _host_addresses(host: str, route: Route) -> list[str]:
-    if not route.resolve_with_dns_module:
+    """The addresses to try for an MX host: never private, loopback, link-local or reserved ones
+    (the webhook policy, `pufferpost.http.address_allowed`), since a recipient domain's owner
+    picks them; the operator's relay and a test world (PUFFERPOST_SMTP_ALLOW_PRIVATE) excepted."""
+    if not route.resolve_with_dns_module:  # the operator's relay: infrastructure, like the database
         return [host]
-    try:
-        ipaddress.ip_address(host)
-        return [host]
-    except ValueError:
-        pass
-    answer = dns.addresses(host)
-    if answer.outcome != dns.Outcome.FOUND:
-        raise _TryNextHost(classify(None, f"no address for MX host {host}: {answer.error or answer.outcome}", host))
-    return answer.records
+    literal = http.literal_address(host)
+    if literal is not None:
+        candidates = [literal]
+    else:
+        answer = dns.addresses(host)
+        if answer.outcome != dns.Outcome.FOUND:
+            raise _TryNextHost(classify(None, f"no address for MX host {host}: {answer.error or answer.outcome}", host))
+        candidates = answer.records
+    if settings.PUFFERPOST_SMTP_ALLOW_PRIVATE:
+        return candidates
+    allowed = [address for address in candidates if http.address_allowed(address)]
+    if not allowed:
+        raise _TryNextHost(
+            classify(
+                None,
+                f"MX host {host} resolves only to private or reserved addresses ({', '.join(candidates)}); "
+                "not connected",
+                host,
+            )
+        )
+    return allowed
 
 
 def _open(
@@ -464,7 +489,11 @@ class Mailer:
         now = time.monotonic()
         waiting = self._waits.get(destination)
         if waiting is not None and waiting[0] > now:
-            return dict.fromkeys(recipients, dataclasses.replace(waiting[1], wait=waiting[0] - now))
+            deadline, result, step = waiting
+            # Each message turned away comes back one pacing step after the one before it, so a
+            # backlog returns at the rate the budget allows instead of all at once.
+            self._waits[destination] = (deadline + step, result, step)
+            return dict.fromkeys(recipients, dataclasses.replace(result, wait=deadline + step - now))
         connection = self._connections.get(key)
         if connection is not None and connection.messages >= limits.per_connection:
             self._drop(key, quit=True)
@@ -477,7 +506,8 @@ class Mailer:
             self._drop(key, quit=True)
             connection = None
         if not admission.ok:
-            return dict.fromkeys(recipients, self._wait(destination, admission.reason, admission.wait))
+            step = _pacing_step(limits, admission.reason, shaper)
+            return dict.fromkeys(recipients, self._wait(destination, admission.reason, admission.wait, step))
         if connection is None:
             skipped = {h for h in route.hosts if shaper.host_skipped(h)}
             if skipped and skipped >= set(route.hosts):
@@ -503,7 +533,7 @@ class Mailer:
         }
         return self._observe(destination, connection, results)
 
-    def _wait(self, destination: str, reason: str, wait: float) -> DeliveryResult:
+    def _wait(self, destination: str, reason: str, wait: float, step: float = 0.0) -> DeliveryResult:
         # Jitter so the messages a budget turned away do not all come back in the same instant.
         wait = max(wait, 0.2) * random.uniform(1.0, 1.25)
         result = DeliveryResult(
@@ -515,7 +545,7 @@ class Mailer:
             rule=f"shaping:{reason}",
             destination=destination,
         )
-        self._waits[destination] = (time.monotonic() + wait, result)
+        self._waits[destination] = (time.monotonic() + wait, result, step)
         return result
 
     def _observe(self, destination: str, connection: "_Connection | None", results: dict[str, DeliveryResult]):
@@ -541,6 +571,7 @@ class Mailer:
                         self._waits[destination] = (
                             time.monotonic() + pause,
                             dataclasses.replace(result, wait=pause, rule="shaping:backoff"),
+                            60.0 / max(shaper.policy.backoff.per_minute, 1),
                         )
                         if connection is not None:
                             self._drop_connection(connection)

@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from pufferpost import events
 from pufferpost.errors import Conflict
+from pufferpost.formats import normalise_address, utc_timestamp
 from pufferpost.models import Workspace
 from pufferpost.services import workspace_capacity_check
 from senders.models import Sender, SenderState, SenderStateChange
@@ -27,10 +28,6 @@ class IllegalTransition(Exception):
         self.sender = sender
         self.to_state = to_state
         super().__init__(f"Sender {sender.pk} cannot move from {sender.state} to {to_state}.")
-
-
-def normalise_address(address: str) -> str:
-    return address.strip().lower()
 
 
 def sender_create(*, workspace: Workspace, from_address: str, display_name: str | None = None) -> Sender:
@@ -96,7 +93,7 @@ def sender_transition(*, sender: Sender, to_state: str, reason: str = "", actor=
                 "from_address": locked.from_address,
                 "state": locked.state,
                 "state_reason": locked.state_reason,
-                "updated_at": locked.updated_at.isoformat(timespec="seconds"),
+                "updated_at": utc_timestamp(locked.updated_at),
             },
         )
     return sender

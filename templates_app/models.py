@@ -18,6 +18,9 @@ class Template(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=200)
     latest_version = models.PositiveIntegerField(null=True, blank=True)
+    # Strict: a send or preview whose data lacks a variable the template uses is refused (422)
+    # instead of rendering it as empty text.
+    strict_variables = models.BooleanField(default=False)
     archived_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -11,6 +11,7 @@ from pufferpost import ids
 from pufferpost.errors import Invalid
 from templates_app.models import Template, TemplateVersion
 from templates_app.rendering import Rendered, RenderError, render_version
+from templates_app.variables import missing_variables
 
 
 def template_from_ref(queryset: QuerySet, ref: str) -> Template | None:
@@ -31,9 +32,22 @@ def template_version_get(*, template: Template, version: int | None = None) -> T
     return found
 
 
-def template_preview(*, version: TemplateVersion, data: dict, locale: str, timezone: str) -> Rendered:
-    """What a send would render, without sending; a render failure is a 422 `template_render_failed`."""
+def variables_missing_error(missing: list[str]) -> Invalid:
+    return Invalid(
+        "template_variables_missing",
+        f"The template uses strict variables and data lacks: {', '.join(missing)}.",
+        missing_variables=missing,
+    )
+
+
+def template_preview(*, version: TemplateVersion, data: dict, locale: str, timezone: str) -> tuple[Rendered, list[str]]:
+    """What a send would render, without sending, and the variables `data` lacks. A render failure
+    is a 422 `template_render_failed`; a strict template with variables missing is a 422
+    `template_variables_missing`, as its sends would be."""
+    missing = missing_variables(version, data=data, locale=locale)
+    if missing and version.template.strict_variables:
+        raise variables_missing_error(missing)
     try:
-        return render_version(version, data=data, locale=locale, timezone=timezone)
+        return render_version(version, data=data, locale=locale, timezone=timezone), missing
     except RenderError as exc:
         raise Invalid("template_render_failed", str(exc)) from None

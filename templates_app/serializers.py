@@ -34,14 +34,25 @@ class SlugField(serializers.CharField):
         return value
 
 
+def _strict_field():
+    return serializers.BooleanField(
+        source="strict_variables",
+        required=False,
+        help_text="Refuse (422 `template_variables_missing`) a send or preview whose `data` lacks a variable "
+        "the template uses, instead of rendering it empty.",
+    )
+
+
 class TemplateCreateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=200)
     slug = SlugField(required=False)
+    strictVariables = _strict_field()  # request bodies are camelCase
 
 
 class TemplateUpdateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=200, required=False)
     slug = SlugField(required=False)
+    strictVariables = _strict_field()
 
 
 class TemplateSerializer(serializers.Serializer):
@@ -49,6 +60,7 @@ class TemplateSerializer(serializers.Serializer):
     name = serializers.CharField()
     slug = serializers.CharField()
     latest_version = serializers.IntegerField(allow_null=True)
+    strict_variables = serializers.BooleanField()
     archived = serializers.SerializerMethodField()
     created_at = TimestampField()
     updated_at = TimestampField()
@@ -149,3 +161,7 @@ class RenderedSerializer(serializers.Serializer):
     text = serializers.CharField()
     version = serializers.IntegerField()
     locale = serializers.CharField()
+    missing_variables = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Variables the template uses that `data` does not give (they render as empty text).",
+    )

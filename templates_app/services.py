@@ -24,7 +24,9 @@ def slug_from_name(name: str) -> str:
     return slugify(name)[:SLUG_MAX].strip("-_")
 
 
-def template_create(*, workspace: Workspace, name: str, slug: str | None = None) -> Template:
+def template_create(
+    *, workspace: Workspace, name: str, slug: str | None = None, strict_variables: bool = False
+) -> Template:
     """Create a template; without a slug, derive one from the name. 409 `template_exists` on a clash
     with another active template of the workspace."""
     slug = slug or slug_from_name(name)
@@ -38,19 +40,23 @@ def template_create(*, workspace: Workspace, name: str, slug: str | None = None)
         )
     try:
         with transaction.atomic():
-            return Template.objects.create(workspace=workspace, name=name, slug=slug)
+            return Template.objects.create(workspace=workspace, name=name, slug=slug, strict_variables=strict_variables)
     except IntegrityError:
         raise _exists(slug) from None
 
 
-def template_update(*, template: Template, name: str | None = None, slug: str | None = None) -> Template:
+def template_update(
+    *, template: Template, name: str | None = None, slug: str | None = None, strict_variables: bool | None = None
+) -> Template:
+    if strict_variables is not None:
+        template.strict_variables = strict_variables
     if name is not None:
         template.name = name
     if slug is not None:
         template.slug = slug
     try:
         with transaction.atomic():
-            template.save(update_fields=["name", "slug", "updated_at"])
+            template.save(update_fields=["name", "slug", "strict_variables", "updated_at"])
     except IntegrityError:
         raise _exists(template.slug) from None
     return template

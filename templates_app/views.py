@@ -92,8 +92,9 @@ def _parse(serializer_class, request):
         responses={
             200: RenderedSerializer,
             422: error(
-                "`validation_failed`, `template_has_no_version`, `template_version_not_found` or "
-                "`template_render_failed`."
+                "`validation_failed`, `template_has_no_version`, `template_version_not_found`, "
+                "`template_render_failed` or `template_variables_missing` (a strict template; the envelope "
+                "lists `missing_variables`)."
             ),
         },
     ),
@@ -191,8 +192,8 @@ class TemplateViewSet(WorkspaceScopedViewSet):
                 status_code=422, code="template_version_not_found", message="The template has no such version."
             )
         locale = body.get("locale") or normalize_locale(self.workspace.default_locale) or "en"
-        rendered = selectors.template_preview(
+        rendered, missing = selectors.template_preview(
             version=version, data=body["data"], locale=locale, timezone=body.get("timezone") or "UTC"
         )
-        payload = {**asdict(rendered), "version": version.version, "locale": locale}
+        payload = {**asdict(rendered), "version": version.version, "locale": locale, "missing_variables": missing}
         return Response(RenderedSerializer(payload).data)

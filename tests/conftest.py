@@ -20,6 +20,8 @@ SESSION_PREFIX = f"pp-test-{uuid.uuid4().hex[:10]}:"
 def pytest_configure(config):
     # Unit tests run tasks in-process; end-to-end tests start real workers of their own.
     celery_app.conf.task_always_eager = True
+    # The test world: every MX is a sink on loopback (tests of the policy switch it off).
+    settings.PUFFERPOST_SMTP_ALLOW_PRIVATE = True
     # This run's Redis keys and queues carry their own prefix: parallel runs never share a queue.
     settings.REDIS_KEY_PREFIX = SESSION_PREFIX
     # Deployed as an operator would: a return path is offered (the inbound MX host and the address
@@ -112,10 +114,11 @@ def other_workspace(db):
 
 @pytest.fixture
 def make_client(db):
-    """`make_client(workspace, scopes=[...])` → an APIClient carrying a fresh bearer key."""
+    """`make_client(workspace, scopes=[...], livemode=True)` → an APIClient carrying a fresh bearer key
+    (`livemode=False`: a test key, `key_test_…`)."""
 
-    def make(workspace, scopes=None):
-        _, raw = api_key_create(workspace=workspace, scopes=scopes)
+    def make(workspace, scopes=None, livemode=True):
+        _, raw = api_key_create(workspace=workspace, scopes=scopes, livemode=livemode)
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
         client.raw_key = raw
@@ -128,6 +131,12 @@ def make_client(db):
 def api(make_client, workspace):
     """A client with every scope on `workspace`."""
     return make_client(workspace)
+
+
+@pytest.fixture
+def test_api(make_client, workspace):
+    """A test-mode client (`key_test_…`, every scope) on `workspace`."""
+    return make_client(workspace, livemode=False)
 
 
 @pytest.fixture
@@ -149,3 +158,5 @@ def processes(transactional_db, dns, tmp_path):
     finally:
         group.stop_all()
         celery_app.conf.task_always_eager = True
+    # The test world: every MX is a sink on loopback (tests of the policy switch it off).
+    settings.PUFFERPOST_SMTP_ALLOW_PRIVATE = True

@@ -11,6 +11,14 @@ Choices:
   `errored` when the retry window closes. Nothing is ever sent unsigned.
 - A suppression or group opt-out added after acceptance: `to` → `suppressed`, cc → left out.
 - When `to` is retried, recipients that already accepted (or refused) it are left out.
+- A 5xx is classified (messaging.feedback.classes): `hard` bounces and suppresses, `block`
+  bounces without suppressing, `soft` (a full mailbox answered 5.2.2) is retried like a 4xx.
+- A test message (sent with a test key) takes the same path but its transport is the simulator
+  (`messaging.delivery.simulator`): it never connects anywhere. Its sender need not be approved nor
+  its domain verified; it is signed when its from-domain has a key and left unsigned otherwise.
+- A submitted message (SMTP submission) has no template: its own subject, text and HTML
+  (`MessageBody`) stand in for the rendering.
+- What was built is kept (`MessageContent`, written with the outcome) for `GET …/content`.
 """
 
 import logging
@@ -28,13 +36,16 @@ from messaging.delivery import dkim, headers
 from messaging.delivery.commit_point import CommitPoint
 from messaging.delivery.mime import Attachment, build_message, domain_of
 from messaging.delivery.outcomes import Outcome, Result, outcomes_record
+from messaging.delivery.simulator import SimulatedTransport, simulated_feedback_record
+from messaging.feedback.classes import TERMINAL_AT_DELIVERY, bounce_classify
 from messaging.models import DeliveryAttempt, Message, MessageStatus, Suppression, Unsubscribe
 from messaging.tracking.links import instrument_html, unsubscribe_url
 from pufferpost import smtp
 from pufferpost.shaping import Shaper
+from pufferpost.shaping import policy as shaping_policy
 from pufferpost.smtp import DeliveryResult, Mailer
 from senders.models import SenderState
-from templates_app.rendering import RenderError, render_version
+from templates_app.rendering import Rendered, RenderError, render_version
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +62,24 @@ class Batch:
 
     def run(self) -> None:
         messages = self._load()
+        policy = shaping_policy()
+        by_pool: dict[str, list[Message]] = defaultdict(list)
+        for message in messages:
+            by_pool[policy.pool_for(message.workspace_id)].append(message)
         try:
-            with Mailer(shaper=Shaper()) as mailer:
-                # One destination (MX rollup) after another: its connections close before the next
-                # destination's open, so this batch holds few of the shared connection slots.
-                messages.sort(key=lambda m: (self._destination(mailer, m.to), domain_of(m.to), m.pk))
-                for message in messages:
-                    result = self._one(mailer, message)
-                    if result is not None:
-                        self._add(result)
+            for pool, group in by_pool.items():
+                # The connection binds to one address of the workspace's egress pool and greets
+                # with that address's name; budgets are that address's.
+                egress = policy.egress(pool)
+                source = egress.address if egress else ""
+                with Mailer(shaper=Shaper(source), source_address=source, helo=egress.helo if egress else "") as mailer:
+                    # One destination (MX rollup) after another: its connections close before the
+                    # next destination's open, so this batch holds few of the shared slots.
+                    group.sort(key=lambda m: (self._destination(mailer, m.to), domain_of(m.to), m.pk))
+                    for message in group:
+                        result = self._one(mailer, message)
+                        if result is not None:
+                            self._add(result)
         finally:
             self._flush()
 
@@ -68,7 +88,7 @@ class Batch:
     def _load(self) -> list[Message]:
         messages = list(
             Message.objects.filter(pk__in=self.ids, status=S.QUEUED, claimed_at=self.token)
-            .select_related("sender", "template_version", "workspace")
+            .select_related("sender", "template_version", "workspace", "body")
             .prefetch_related("attachments")
         )
         workspace_ids = {m.workspace_id for m in messages}
@@ -76,9 +96,7 @@ class Batch:
         self.domains = {
             (d.workspace_id, d.domain): d
             for d in Domain.objects.filter(
-                workspace_id__in=workspace_ids,
-                domain__in={domain_of(m.from_address) for m in messages},
-                dkim_status=DkimStatus.VERIFIED,
+                workspace_id__in=workspace_ids, domain__in={domain_of(m.from_address) for m in messages}
             )
         }
         self.suppressed = set(
@@ -144,7 +162,8 @@ class Batch:
         if held is not None:
             return Result(message, Outcome.DEFERRED, detail=held, response=held["reason"])
         domain = self.domains.get((message.workspace_id, domain_of(message.from_address)))
-        if domain is None or not (domain.dkim_private_key and domain.selector):
+        can_sign = domain is not None and bool(domain.dkim_private_key and domain.selector)
+        if message.livemode and not (can_sign and domain.dkim_status == DkimStatus.VERIFIED):
             return Result(
                 message,
                 Outcome.DEFERRED,
@@ -156,9 +175,7 @@ class Batch:
                 response="sending domain not verified",
             )
         try:
-            rendered = render_version(
-                message.template_version, data=message.data, locale=message.locale, timezone=message.timezone
-            )
+            rendered = _content_of(message)
         except RenderError as exc:
             return Result(message, Outcome.ERRORED, detail={"reason": "render_error", "message": _describe(exc)})
         except Exception as exc:  # a template failure the sandbox did not turn into a RenderError
@@ -191,10 +208,18 @@ class Batch:
                     Attachment(a.filename, a.content_type, bytes(a.content)) for a in message.attachments.all()
                 ],
                 unsubscribe_url=unsubscribe_url(message.pk),
-                envelope_domain=envelope_domain_of(domain),
+                # A test message may have no domain row yet: the from-domain then (it never leaves).
+                envelope_domain=envelope_domain_of(domain) if domain is not None else "",
             )
-            signed = dkim.sign(
-                outgoing.data, domain=domain.domain, selector=domain.selector, private_key_pem=domain.dkim_private_key
+            signed = (
+                dkim.sign(
+                    outgoing.data,
+                    domain=domain.domain,
+                    selector=domain.selector,
+                    private_key_pem=domain.dkim_private_key,
+                )
+                if can_sign
+                else outgoing.data  # only a test message gets here: it never leaves
             )
         except Exception as exc:  # a message that cannot be built must not take the batch down
             log.exception("could not build %s", message.pk)
@@ -210,23 +235,54 @@ class Batch:
             )
         fence = CommitPoint(message.pk, self.token, subject)
         started_at = timezone.now()
+        # The one place test mode forks: a test message goes to the simulator, never to a server.
+        transport = mailer if message.livemode else SimulatedTransport(attempt=message.attempts)
         try:
-            results = mailer.send(mail_from=outgoing.mail_from, recipients=recipients, data=signed, before_data=fence)
+            results = transport.send(
+                mail_from=outgoing.mail_from, recipients=recipients, data=signed, before_data=fence
+            )
         except ValueError as exc:  # addresses the transport cannot carry
             return Result(message, Outcome.ERRORED, detail={"reason": "build_error", "message": _describe(exc)})
         finished_at = timezone.now()
         if fence.lost:
             log.warning("%s: claim lost before DATA (lease expired); another worker owns it", message.pk)
             return None
-        return self._classify(message, subject, results, fence, started_at, finished_at)
+        result = self._classify(message, subject, results, fence, started_at, finished_at)
+        result.content = Rendered(subject=subject, html=_as_mime_text(html), text=_as_mime_text(rendered.text))
+        return result
 
     def _classify(self, message, subject, results: dict[str, DeliveryResult], fence, started_at, finished_at) -> Result:
-        to_result = results.get(message.to) or next(iter(results.values()))
-        recipients = {
-            address: {"outcome": r.outcome.value, "code": r.code, "response": r.response_text, "mx_host": r.mx_host}
+        to_key = message.to if message.to in results else next(iter(results))
+        to_result = results[to_key]
+        # Each refusal's class (messaging.feedback.classes): a `soft` 5xx (a full mailbox) is
+        # retried like a 4xx, and only a `hard` one suppresses the address.
+        classes = {
+            address: bounce_classify(text=r.response_text, basic_code=r.code)
+            for address, r in results.items()
+            if r.outcome != smtp.Outcome.DELIVERED and r.code is not None
+        }
+        effective = {
+            address: smtp.Outcome.DEFERRED
+            if r.outcome == smtp.Outcome.BOUNCED and classes[address].bounce_class not in TERMINAL_AT_DELIVERY
+            else r.outcome
             for address, r in results.items()
         }
-        bounced = [address.lower() for address, r in results.items() if r.outcome == smtp.Outcome.BOUNCED]
+        recipients = {
+            address: {
+                "outcome": effective[address].value,
+                "code": r.code,
+                "response": r.response_text,
+                "mx_host": r.mx_host,
+                **({"bounce_class": classes[address].bounce_class.value} if address in classes else {}),
+            }
+            for address, r in results.items()
+        }
+        # Simulated bounces never reach the (live) suppression list.
+        bounced = [
+            address.lower()
+            for address, r in results.items()
+            if effective[address] == smtp.Outcome.BOUNCED and classes[address].suppresses and message.livemode
+        ]
         response = f"{to_result.code or ''} {to_result.response_text}".strip()
         detail = {
             "recipient": message.to,
@@ -234,13 +290,20 @@ class Batch:
             "response": to_result.response_text,
             "mx_host": to_result.mx_host,
         }
+        if to_key in classes:
+            detail |= {
+                **classes[to_key].as_detail(),
+                "diagnostic": to_result.response_text,
+                "remote_mta": to_result.mx_host,
+                "reporting_mta": settings.PUFFERPOST_SMTP_HELO_NAME,
+            }
         if len(recipients) > 1:
             detail["recipients"] = recipients
         if to_result.rule:
             detail["rule"] = to_result.rule
         if to_result.destination:
             detail["destination"] = to_result.destination
-        outcome = Outcome(to_result.outcome)
+        outcome = Outcome(effective[to_key])
         retry_after = to_result.retry_after
         if to_result.wait is not None:
             retry_after = to_result.wait
@@ -270,6 +333,7 @@ class Batch:
             started_at=started_at,
             finished_at=finished_at,
             bounced_addresses=bounced,
+            bounce_class=classes[to_key].bounce_class.value if outcome == Outcome.BOUNCED else "",
             retry_after=retry_after,
             tls=to_result.tls,
         )
@@ -291,6 +355,23 @@ class Batch:
         pending, self.pending, self.first_pending_at = self.pending, [], None
         if pending:
             outcomes_record(results=pending, token=self.token)
+            simulated_feedback_record(
+                messages=[r.message for r in pending if r.outcome == Outcome.DELIVERED and not r.message.livemode]
+            )
+
+
+def _as_mime_text(text: str) -> str:
+    """A text part as the MIME message carries it: the email package ends every line, the last one
+    included, with a line break (CRLF on the wire), so the kept content is what recipients got."""
+    return (b"\n".join(text.encode("utf-8", "surrogatepass").splitlines()) + b"\n").decode("utf-8", "surrogatepass")
+
+
+def _content_of(message: Message) -> Rendered:
+    """The message's subject, HTML and text: its template version rendered, or its own (submitted) body."""
+    if message.template_version_id is None:
+        body = message.body
+        return Rendered(subject=" ".join(body.subject.split()), html=body.html, text=body.text)
+    return render_version(message.template_version, data=message.data, locale=message.locale, timezone=message.timezone)
 
 
 def _describe(exc: BaseException, *, kind: bool = False) -> str:
@@ -307,7 +388,8 @@ def held_reason(message: Message) -> dict | None:
     out if the pause is lifted within the retry window, else it ends `errored`."""
     if message.workspace.sending_paused:
         return {"reason": "sending_paused", "message": "Sending is paused for the workspace."}
-    if message.sender.state != SenderState.ACTIVE:
+    # A test message may come from a sender still in review (it never leaves the platform).
+    if message.livemode and message.sender.state != SenderState.ACTIVE:
         return {
             "reason": "sender_not_available",
             "message": f"The sender {message.from_address} is {message.sender.state}; held until it is active again.",

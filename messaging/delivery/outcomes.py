@@ -14,6 +14,7 @@ recorded, not retried.
 
 import json
 import logging
+import math
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from django.utils import timezone
 
 from messaging import observability
 from messaging.delivery.tasks import deliver_due_messages as deliver_due_messages_task
+from messaging.feedback.classes import enhanced_code_find, suppression_detail
 from messaging.feedback.reputation import sender_reputation_evaluate
 from messaging.lifecycle import message_events_bulk_record, messages_transition_bulk
 from messaging.models import (
@@ -34,12 +36,14 @@ from messaging.models import (
     DeliveryAttempt,
     EventType,
     Message,
+    MessageContent,
     MessageEvent,
     MessageStatus,
     Suppression,
     SuppressionReason,
 )
 from pufferpost import smtp
+from templates_app.rendering import Rendered
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +88,12 @@ class Result:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     bounced_addresses: list[str] = field(default_factory=list)
+    bounce_class: str = ""  # for `bounced`: hard or block (messaging.feedback.classes)
     # Seconds until the retry when the server (greylisting, a throttle) or the budget said so.
     retry_after: float | None = None
     tls: dict | None = None
+    # What was built and handed to the transport (subject, html as instrumented, text).
+    content: Rendered | None = None
 
 
 def retry_delay(attempts: int) -> float:
@@ -122,6 +129,7 @@ def outcomes_record(*, results: list[Result], token: datetime) -> None:
         message.last_response = r.response[:2000]
         touched.append(message)
     _messages_bookkeep(touched, token=token)
+    _contents_record(results, now=now)
     bounced = _transitions_record(results, by_outcome, gave_up, now=now, quiet=quiet)
     _suppressions_record(results, bounced=set(bounced))
     for message_id, delay in retries:
@@ -131,6 +139,24 @@ def outcomes_record(*, results: list[Result], token: datetime) -> None:
         if delay <= settings.PUFFERPOST_DELIVERY_COUNTDOWN_MAX:
             transaction.on_commit(partial(_enqueue_retry, message_ids, delay))
     observability.delivery_outcomes_observe(results)
+
+
+def _contents_record(results: list[Result], *, now: datetime) -> None:
+    """Keep what each message's try built (one upsert per flush): the latest try's content wins."""
+    contents = [
+        MessageContent(
+            message_id=r.message.pk, subject=r.content.subject, text=r.content.text, html=r.content.html, built_at=now
+        )
+        for r in results
+        if r.content is not None
+    ]
+    if contents:
+        MessageContent.objects.bulk_create(
+            contents,
+            update_conflicts=True,
+            unique_fields=["message"],
+            update_fields=["subject", "text", "html", "built_at"],
+        )
 
 
 def _attempts_write(results: list[Result], *, now: datetime) -> None:
@@ -184,7 +210,7 @@ def _retries_plan(deferred: list[Result], *, now: datetime) -> tuple[list[tuple[
 
 def _waits_plan(waiting: list[Result], *, now: datetime):
     """Messages over their destination's budget stay queued, due when it allows them, in one
-    retry task per destination; the retry window still ends them. Returns ((ids, delay) per task,
+    retry task per destination and second; the retry window still ends them. Returns ((ids, delay) per task,
     results that gave up, results not worth a timeline event: already waiting for the same reason)."""
     window = timedelta(seconds=settings.PUFFERPOST_DELIVERY_RETRY_WINDOW)
     groups: dict[str, tuple[list[str], float]] = {}
@@ -200,9 +226,11 @@ def _waits_plan(waiting: list[Result], *, now: datetime):
             quiet.add(message.pk)
         message.next_attempt_at = now + timedelta(seconds=delay)
         r.detail["next_attempt_at"] = message.next_attempt_at.isoformat()
-        ids, longest = groups.get(r.detail.get("destination", ""), ([], 0.0))
+        # One task per destination and second of delay: a paced backlog comes back as paced.
+        key = f"{r.detail.get('destination', '')}:{math.ceil(delay)}"
+        ids, longest = groups.get(key, ([], 0.0))
         ids.append(message.pk)
-        groups[r.detail.get("destination", "")] = (ids, max(longest, delay))
+        groups[key] = (ids, max(longest, delay))
     return list(groups.values()), gave_up, quiet
 
 
@@ -238,23 +266,36 @@ def _transitions_record(
             for pk in unknown
         }
         messages_transition_bulk(message_ids=unknown, to_status=S.SENT, details=unknown_details, occurred_at=started)
-    bounced = messages_transition_bulk(
-        message_ids=[r.message.pk for r in by_outcome.get(Outcome.BOUNCED, [])],
-        to_status=S.BOUNCED,
-        details=details,
-        occurred_at=ended,
-    )
-    errored_details = {
-        **details,
-        **{
-            r.message.pk: {**r.detail, "reason": "retry_window_exhausted", "last_response": r.response} for r in gave_up
-        },
-    }
+    bounced = []
+    for bounce_class in sorted({r.bounce_class for r in by_outcome.get(Outcome.BOUNCED, [])}):
+        bounced += messages_transition_bulk(
+            message_ids=[r.message.pk for r in by_outcome[Outcome.BOUNCED] if r.bounce_class == bounce_class],
+            to_status=S.BOUNCED,
+            details=details,
+            occurred_at=ended,
+            bounce_class=bounce_class,
+        )
     messages_transition_bulk(
-        message_ids=[r.message.pk for r in by_outcome.get(Outcome.ERRORED, []) + gave_up],
+        message_ids=[r.message.pk for r in by_outcome.get(Outcome.ERRORED, [])],
         to_status=S.ERRORED,
-        details=errored_details,
+        details=details,
         occurred_at=now,
+    )
+    # Our own retry window closed: class `expired` (messaging.feedback.classes), not suppressed.
+    messages_transition_bulk(
+        message_ids=[r.message.pk for r in gave_up],
+        to_status=S.ERRORED,
+        details={
+            r.message.pk: {
+                **r.detail,
+                "reason": "retry_window_exhausted",
+                "last_response": r.response,
+                "bounce_class": "expired",
+            }
+            for r in gave_up
+        },
+        occurred_at=now,
+        bounce_class="expired",
     )
     messages_transition_bulk(
         message_ids=[r.message.pk for r in by_outcome.get(Outcome.SUPPRESSED, [])],
@@ -278,14 +319,33 @@ def _transitions_record(
     return bounced
 
 
+def _suppression_detail(r: Result, address: str) -> dict:
+    """Why `address` is suppressed: the event's detail for `to`, its own SMTP answer for a cc."""
+    if address == r.message.to.lower():
+        return suppression_detail({**r.detail, "source": "smtp"})
+    entry = next((v for k, v in r.recipients.items() if k.lower() == address), {})
+    response = entry.get("response", "")
+    return suppression_detail(
+        {
+            "bounce_class": entry.get("bounce_class"),
+            "basic_code": entry.get("code"),
+            "enhanced_code": enhanced_code_find(response, first_digit="5"),
+            "diagnostic": response,
+            "remote_mta": entry.get("mx_host"),
+            "source": "smtp",
+        }
+    )
+
+
 def _suppressions_record(results: list[Result], *, bounced: set[str]) -> None:
-    """Suppress every address that answered 5xx: `to` when the message bounced, cc addresses always."""
+    """Suppress every address that bounced hard: `to` when the message bounced, cc addresses always."""
     suppressions = [
         Suppression(
             workspace_id=r.message.workspace_id,
             email=address,
             reason=SuppressionReason.BOUNCE,
             source_message_id=r.message.pk,
+            detail=_suppression_detail(r, address),
         )
         for r in results
         for address in r.bounced_addresses

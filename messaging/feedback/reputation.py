@@ -1,4 +1,9 @@
-"""Automatic pause: a sender whose recent bounce or complaint rate crosses its workspace's threshold.
+"""Automatic pause: a sender whose recent bounce, complaint or block rate crosses its workspace's threshold.
+
+Three rates, three thresholds: bounces that say the list is bad (every bounce class but `block`),
+complaints, and blocks (policy, reputation and authentication refusals: the receivers distrust the
+sender, its recipients are fine). A block pauses on its own threshold because a sender that Gmail
+refuses for reputation should stop before it digs deeper, without suppressing anyone.
 
 The window is time-based: the sender's messages created in the last
 `PUFFERPOST_REPUTATION_WINDOW_DAYS` days (default 7) that actually left the platform (sent,
@@ -34,16 +39,21 @@ COUNTED_STATUSES = ("sent", "delivered", "bounced", "complained")
 @dataclass(frozen=True)
 class ReputationStats:
     volume: int
-    bounced: int
+    bounced: int  # bounces that say something about the list (every class but `block`)
     complained: int
+    blocked: int = 0  # policy/reputation refusals (class `block`): about the sender, not the list
 
 
 def sender_reputation_stats(*, sender_id: str, since: datetime) -> ReputationStats:
     """One aggregate query: messages counted, bounced and complained since `since`."""
-    row = Message.objects.filter(sender_id=sender_id, created_at__gte=since, status__in=COUNTED_STATUSES).aggregate(
+    # Test messages never left the platform: they say nothing about the list's quality.
+    row = Message.objects.filter(
+        sender_id=sender_id, livemode=True, created_at__gte=since, status__in=COUNTED_STATUSES
+    ).aggregate(
         volume=Count("pk"),
-        bounced=Count("pk", filter=Q(status="bounced")),
+        bounced=Count("pk", filter=Q(status="bounced") & ~Q(bounce_class="block")),
         complained=Count("pk", filter=Q(status="complained")),
+        blocked=Count("pk", filter=Q(status="bounced", bounce_class="block")),
     )
     return ReputationStats(**row)
 
@@ -68,9 +78,29 @@ def sender_reputation_evaluate(*, sender_id: str, now: datetime | None = None) -
         reason = _reason("bounce", stats.bounced, stats.volume, days, workspace.bounce_rate_threshold)
     elif stats.complained > workspace.complaint_rate_threshold * stats.volume:
         reason = _reason("complaint", stats.complained, stats.volume, days, workspace.complaint_rate_threshold)
+    elif stats.blocked > workspace.block_rate_threshold * stats.volume:
+        reason = _reason("block", stats.blocked, stats.volume, days, workspace.block_rate_threshold)
     if reason is None:
         return False
     return _sender_pause(sender=sender, reason=reason)
+
+
+def sender_reputation_summary(*, sender: Sender, now: datetime | None = None) -> str:
+    """The three rates against their thresholds, for the admin: "bounce 1.0% (pauses above 5.0%) · …"."""
+    workspace = sender.workspace
+    days = settings.PUFFERPOST_REPUTATION_WINDOW_DAYS
+    stats = sender_reputation_stats(sender_id=sender.pk, since=(now or timezone.now()) - timedelta(days=days))
+    if not stats.volume:
+        return f"no messages sent in the last {days} days"
+    rates = " · ".join(
+        f"{kind} {_percent(Decimal(count) / stats.volume)} (pauses above {_percent(threshold)})"
+        for kind, count, threshold in (
+            ("bounce", stats.bounced, workspace.bounce_rate_threshold),
+            ("complaint", stats.complained, workspace.complaint_rate_threshold),
+            ("block", stats.blocked, workspace.block_rate_threshold),
+        )
+    )
+    return f"{rates} over {stats.volume} messages ({days} days; judged from {workspace.reputation_min_volume})"
 
 
 def _reason(kind: str, count: int, volume: int, days: int, threshold: Decimal) -> str:

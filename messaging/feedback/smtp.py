@@ -1,11 +1,12 @@
 """The inbound SMTP server for bounces and complaints (served by `manage.py run_inbound_smtp`).
 
-It accepts mail only for VERP return paths (`bounces+msg_…@…`) at an accepted return-path domain
-(`domains.selectors.return_path_domain_accepted`: PUFFERPOST_RETURN_PATH_DOMAIN and every
-return-path host that has verified) and the configured feedback-loop addresses, answers 550 for
-anything else, and refuses mail over
+It accepts mail only for VERP return paths whose tag verifies (`bounces+msg_…+tag@…`, see
+messaging.return_path) at an accepted return-path domain (`domains.selectors.return_path_domain_accepted`:
+PUFFERPOST_RETURN_PATH_DOMAIN and every return-path host that has verified) and the configured
+feedback-loop addresses, answers 550 for anything else (a forged or un-tagged return path
+included), and refuses mail over
 `PUFFERPOST_INBOUND_SMTP_MAX_BYTES` (552, aiosmtpd's data size limit). Each accepted mail is
-parsed and recorded in a worker thread (`asyncio.to_thread`): the ORM is synchronous and must not
+parsed and recorded in a worker thread (a small pool of its own): the ORM is synchronous and must not
 run on the event loop, and each thread keeps its own database connection, checked with
 `close_old_connections()` before and after every mail as Django does around a request. Only a
 recorded mail is answered 250; a database failure answers 451 so the sending MTA tries again
@@ -34,17 +35,26 @@ WORKER_THREADS = 4
 
 
 def inbound_address_accepted(address: str) -> bool:
-    """A VERP return path at an accepted return-path domain, or one of
-    `PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES` (full or local part). Reads the database."""
+    """RCPT filter: the local part (ours: the VERP tag) and the domain (the domains app's) are
+    judged apart, or one of `PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES`. Reads the database."""
+    if inbound_local_part_accepted(address):
+        return inbound_domain_accepted(address)
     address = address.strip().strip("<>").lower()
-    if message_id_from_return_path(address):
-        # The local part is the VERP token; which domains may carry it is the domains app's call.
-        return return_path_domain_accepted(address.rpartition("@")[2])
     local_part = address.rpartition("@")[0]
     return any(
         entry == address if "@" in entry else entry == local_part
         for entry in settings.PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES
     )
+
+
+def inbound_local_part_accepted(address: str) -> bool:
+    """A VERP return path whose tag verifies (the domain is not judged here)."""
+    return message_id_from_return_path(address) is not None
+
+
+def inbound_domain_accepted(address: str) -> bool:
+    """Which domains may carry a VERP return path: the domains app's call."""
+    return return_path_domain_accepted(address.strip().strip("<>").lower().rpartition("@")[2])
 
 
 def _accepted(address: str) -> bool:
@@ -73,8 +83,10 @@ def _process(raw: bytes, envelope_recipients: list[str]) -> None:
 class FeedbackHandler:
     """aiosmtpd handler: RCPT filtering, and DATA recorded through the feedback services."""
 
-    def __init__(self):
+    def __init__(self, executor: ThreadPoolExecutor | None = None):
         self.in_flight: set[asyncio.Future] = set()
+        # Its own pool, not the loop's default one, which asyncio.run() joins without a time limit.
+        self.executor = executor
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         try:
@@ -91,7 +103,8 @@ class FeedbackHandler:
         raw = envelope.original_content or envelope.content
         if isinstance(raw, str):
             raw = raw.encode("utf-8", errors="surrogateescape")
-        work = asyncio.ensure_future(asyncio.to_thread(_process, raw, list(envelope.rcpt_tos)))
+        loop = asyncio.get_running_loop()
+        work = asyncio.ensure_future(loop.run_in_executor(self.executor, _process, raw, list(envelope.rcpt_tos)))
         self.in_flight.add(work)
         work.add_done_callback(self.in_flight.discard)
         try:
@@ -107,15 +120,18 @@ class FeedbackHandler:
             await asyncio.wait(set(self.in_flight), timeout=timeout)
 
 
-async def inbound_smtp_serve(*, host: str, port: int, on_ready: Callable[[str, int], None] | None = None) -> None:
-    """Serve until SIGTERM or SIGINT, then stop accepting and let mails being recorded finish."""
+async def inbound_smtp_serve(*, host: str, port: int, on_ready: Callable[[str, int], None] | None = None) -> int:
+    """Serve until SIGTERM or SIGINT, then stop accepting and let mails being recorded finish.
+
+    Returns how many recordings were still running after SHUTDOWN_GRACE_SECONDS (their senders got
+    no 250 and will retry), so the caller can exit without waiting for them."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     # Each worker thread keeps its own database connection: a small pool bounds them.
-    loop.set_default_executor(ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="feedback"))
-    handler = FeedbackHandler()
+    executor = ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="feedback")
+    handler = FeedbackHandler(executor)
     hostname = socket.gethostname()  # not getfqdn(): that would make a DNS query at start-up
 
     def protocol():
@@ -137,3 +153,7 @@ async def inbound_smtp_serve(*, host: str, port: int, on_ready: Callable[[str, i
         server.close()
         await handler.drain(SHUTDOWN_GRACE_SECONDS)
         log.info("inbound SMTP server stopped")
+    executor.shutdown(wait=False, cancel_futures=True)
+    if handler.in_flight:
+        log.error("%d inbound mail(s) still being recorded after the grace period; abandoned", len(handler.in_flight))
+    return len(handler.in_flight)

@@ -15,25 +15,33 @@ import random
 import secrets
 import time
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from messaging import observability
-from messaging.models import EventType, Message, MessageEvent
+from messaging.models import EventType, MessageEvent
+from messaging.presenters import message_summary
 from messaging.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from messaging.webhooks.tasks import deliver_webhooks as deliver_webhooks_task
 from pufferpost import events, http
+from pufferpost.formats import utc_timestamp
 from pufferpost.ids import new_id
+from pufferpost.models import Workspace
 
 logger = logging.getLogger(__name__)
 
 # Platform events that are not about one message, and the payload key their subject goes under.
-PLATFORM_EVENT_SUBJECTS = {events.DOMAIN_VERIFICATION_LOST: "domain", events.SENDER_PAUSED: "sender"}
+PLATFORM_EVENT_SUBJECTS = {
+    events.DOMAIN_VERIFICATION_LOST: "domain",
+    events.DOMAIN_DKIM_ROTATION_STARTED: "domain",
+    events.DOMAIN_DKIM_ROTATION_COMPLETED: "domain",
+    events.SENDER_PAUSED: "sender",
+}
 EVENT_TYPES = (*EventType.values, *PLATFORM_EVENT_SUBJECTS)
 
 # Seconds to wait after the 1st, 2nd, ... failed attempt. Eleven attempts span ~31.7 hours
@@ -49,21 +57,32 @@ SWEEP_BATCH = 1000
 TASK_CHUNK = 100
 
 
+@transaction.atomic
 def webhook_endpoint_create(*, workspace, url: str, events: list[str]) -> WebhookEndpoint:
     """Create an endpoint with a fresh signing secret. The caller validated `url` and `events`."""
-    return WebhookEndpoint.objects.create(
+    endpoint = WebhookEndpoint.objects.create(
         workspace=workspace,
         url=url,
         events=list(dict.fromkeys(events)),
         secret=f"whsec_{secrets.token_urlsafe(32)}",
     )
+    Workspace.objects.filter(pk=endpoint.workspace_id).update(
+        enabled_webhook_endpoints=F("enabled_webhook_endpoints") + 1
+    )
+    return endpoint
 
 
 @transaction.atomic
 def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
     """Disable the endpoint (its log stays), forget its secret and give up its pending deliveries."""
     now = timezone.now()
-    WebhookEndpoint.objects.filter(pk=endpoint.pk, disabled_at__isnull=True).update(disabled_at=now, secret="")
+    disabled = WebhookEndpoint.objects.filter(pk=endpoint.pk, disabled_at__isnull=True).update(
+        disabled_at=now, secret=""
+    )
+    if disabled:
+        Workspace.objects.filter(pk=endpoint.workspace_id, enabled_webhook_endpoints__gt=0).update(
+            enabled_webhook_endpoints=F("enabled_webhook_endpoints") - 1
+        )
     WebhookDelivery.objects.filter(endpoint_id=endpoint.pk, status=DeliveryStatus.PENDING).update(
         status=DeliveryStatus.FAILED, next_attempt_at=None, last_error="The endpoint was deleted.", updated_at=now
     )
@@ -99,9 +118,12 @@ def webhook_events_publish(*, event_ids: list[str]) -> list[int]:
             {
                 "id": event.pk,
                 "type": event.type,
-                "occurred_at": _timestamp(event.occurred_at),
-                "recorded_at": _timestamp(event.recorded_at),
-                "message": _message_payload(event.message),
+                "occurred_at": utc_timestamp(event.occurred_at),
+                "recorded_at": utc_timestamp(event.recorded_at),
+                # What happened, as the timeline shows it (a bounce's class, codes, diagnostic, MTAs).
+                "detail": event.detail,
+                "test": not event.message.livemode,
+                "message": message_summary(event.message),
             }
         )
         deliveries += [
@@ -128,8 +150,8 @@ def webhook_platform_event_publish(*, workspace, type: str, occurred_at: datetim
         {
             "id": event_id,
             "type": type,
-            "occurred_at": _timestamp(occurred_at),
-            "recorded_at": _timestamp(timezone.now()),
+            "occurred_at": utc_timestamp(occurred_at),
+            "recorded_at": utc_timestamp(timezone.now()),
             PLATFORM_EVENT_SUBJECTS[type]: subject,
         }
     )
@@ -308,24 +330,6 @@ def _enqueue(ids: list[int]) -> None:
         transaction.on_commit(lambda chunk=chunk: deliver_webhooks_task.delay(chunk), robust=True)
 
 
-def _message_payload(message: Message) -> dict:
-    return {
-        "id": message.pk,
-        "status": message.status,
-        "from": message.from_address,
-        "to": message.to,
-        "subject": message.subject,
-        "template_id": message.template_id,
-        "metadata": message.metadata,
-        "tags": message.tags,
-        "created_at": _timestamp(message.created_at),
-    }
-
-
-def _timestamp(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="seconds")
-
-
 def _json(payload: dict) -> str:
     return json.dumps(payload, cls=DjangoJSONEncoder, separators=(",", ":"), ensure_ascii=False)
 
@@ -333,6 +337,13 @@ def _json(payload: dict) -> str:
 def _excerpt(text: str) -> str:
     # PostgreSQL text cannot hold NUL; receivers' bodies are arbitrary.
     return text.replace("\x00", "")[:EXCERPT]
+
+
+def webhook_endpoints_may_want(events) -> bool:
+    """The lifecycle's filter: False only when every event carries its workspace (loaded with it,
+    as the send path's are) and none of those workspaces has an enabled endpoint. Then publishing
+    is skipped without a query; anything else is looked up as usual."""
+    return any(not MessageEvent.workspace.is_cached(e) or e.workspace.enabled_webhook_endpoints for e in events)
 
 
 def webhook_recorded_events_publish(event_ids: list[str]) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dnslib import MX, QTYPE, RR
 
 from pufferpost.localdev.dns_server import Zone
+from pufferpost.localdev.world import for_make_up, records_for
 
 CATCHER_HOST = "mail-catcher.localdev"
 CATCHER_ADDRESS = "127.0.0.1"
@@ -27,7 +28,8 @@ def domain_records(
 
     `inbound_host` (the operator's inbound host the return-path MX names) gets the loopback address.
     """
-    records = [(CATCHER_HOST, "A", CATCHER_ADDRESS)]
+    # The receiving world's provider-like domains (gmail.test, outlook.test, …; `run_world`).
+    records = [(CATCHER_HOST, "A", CATCHER_ADDRESS), *records_for(for_make_up())]
     if inbound_host:
         records.append((inbound_host, "A", CATCHER_ADDRESS))
     for domain, published in domains:

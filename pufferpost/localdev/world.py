@@ -98,6 +98,7 @@ class Connection:
     tls: bool = False
     tls_version: str = ""
     messages: int = 0
+    helo: str = ""
 
 
 @dataclass
@@ -280,6 +281,7 @@ class _Handler:
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         provider, client, now = self.state.provider, self._client(session), time.monotonic()
         record = server.record
+        record.helo = session.host_name or ""
         if provider.max_messages_per_connection is not None and record.messages >= provider.max_messages_per_connection:
             return TOO_MANY_MESSAGES
         throttled = self._penalised(client, now)
@@ -401,6 +403,25 @@ def long_tail(count: int = 20, **overrides) -> list[Provider]:
 def realistic(*, tail: int = 20, **overrides) -> list[Provider]:
     """The weighted-mix world: Google-, Microsoft- and Yahoo-like providers and a long tail."""
     return [google(**overrides), microsoft(**overrides), yahoo(**overrides), *long_tail(tail)]
+
+
+def for_make_up() -> list[Provider]:
+    """The `make up` world: mail to gmail.test / workspace0.test greylists for 30 s and throttles
+    past 30 a minute; outlook.test and yahoo.test push back like theirs; everything else goes to the
+    mail catcher as before. Deterministic, so the dev DNS publishes its records without asking it."""
+    return [
+        google(domains=1, greylist_seconds=30, rate_per_minute=30, penalty_seconds=120),
+        microsoft(domains=0, rate_per_minute=20, penalty_seconds=120),
+        yahoo(rate_per_minute=20, penalty_seconds=120),
+    ]
+
+
+def records_for(providers: list[Provider], address_base: str = "127.0.20.") -> list[tuple[str, str, object]]:
+    """The DNS records a world of `providers` would publish (addresses assigned as `World` does)."""
+    world = World(providers, address_base=address_base)
+    for index, provider in enumerate(world.providers.values(), start=1):
+        provider.address = f"{address_base}{index}"
+    return world.records()
 
 
 # The load mix (KumoMTA's published test method): share of recipients per provider kind.

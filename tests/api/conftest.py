@@ -10,6 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from messaging import services as messaging_services
+from messaging.models import MessageContent
 from messaging.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from pufferpost.models import ApiKey
 from pufferpost.services import api_key_revoke
@@ -59,6 +60,14 @@ def seeded(workspace, make_client, dns):
         reply_to="support@acme.com",
         metadata={"order_id": "o_9"},
         unsubscribe_group=group,
+    )
+    # What delivery keeps once it has built the message (GET /v1/messages/{id}/content).
+    MessageContent.objects.create(
+        message=message,
+        subject="Hello Jane",
+        text="Hello Jane\n",
+        html="<p>Hello Jane</p>\n",
+        built_at=message.created_at,
     )
     webhook = WebhookEndpoint.objects.create(
         workspace=workspace, url="https://hooks.acme.com/pufferpost", events=["delivered"], secret="whsec_test"

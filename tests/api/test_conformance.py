@@ -32,6 +32,7 @@ CASES = [
     ("domain-get", "GET", "/v1/domains/{dom}", None, 200),
     ("domain-get-unknown", "GET", "/v1/domains/dom_01J9Z3K7Q2N8M4V6XB0R5T9AHC", None, 404),
     ("domain-refresh", "POST", "/v1/domains/{dom}/refresh", {}, 200),
+    ("domain-dkim-rotate", "POST", "/v1/domains/{dom}/dkim/rotate", {}, 200),
     ("domain-delete", "DELETE", "/v1/domains/{dom}", None, 204),
     ("sender-create", "POST", "/v1/senders", {"fromAddress": "news@mail.acme.com", "displayName": "Acme"}, 201),
     ("sender-create-existing", "POST", "/v1/senders", {"fromAddress": FROM}, 409),

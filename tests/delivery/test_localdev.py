@@ -134,3 +134,20 @@ def test_make_up_path_direct_to_mx_through_dev_dns_into_the_catcher(dev_dns, cat
     }
     (eml,) = wait_for_files(mail_dir, "*.eml", 1)
     assert eml.read_bytes() == MESSAGE
+
+
+def test_make_up_world_greylists_and_requires_tls_for_the_google_like_domain(dev_dns, processes, settings, tmp_path):
+    """`make up` also runs the receiving world: gmail.test answers like Gmail would."""
+    dev_dns()
+    world = processes.command("world", "run_world", "--port", "0", "--ca-dir", str(tmp_path / "ca"))
+    port = started_port(world, r"receiving world listening on port (\d+)")
+    assert pdns.mx("gmail.test").records[0] == (10, "aspmx.l.google.com")
+    settings.PUFFERPOST_SMTP_RELAY = ""
+    settings.PUFFERPOST_SMTP_PORT = port
+    settings.PUFFERPOST_SMTP_HELO_NAME = "localhost"
+    settings.PUFFERPOST_TLS_CA_FILE = str(tmp_path / "ca" / "ca.pem")
+    (result,) = smtp.send_message(
+        mail_from="bounces+x@mail.acme.test", recipients=["jane@gmail.test"], data=MESSAGE
+    ).values()
+    assert (result.outcome, result.code) == (smtp.Outcome.DEFERRED, 451)
+    assert "Greylisted" in result.response_text and result.mx_host == "aspmx.l.google.com"

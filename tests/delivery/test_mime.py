@@ -13,7 +13,7 @@ from messaging.delivery import dkim
 from messaging.delivery.headers import HeaderError, check_header_block
 from messaging.delivery.mime import Attachment, message_id_header
 from messaging.return_path import message_id_from_return_path as parse_return_path
-from messaging.return_path import return_path_for
+from messaging.return_path import return_path_for, verp_local_part
 from tests.delivery.conftest import MESSAGE_ID
 
 EXPECTED_HEADERS = [
@@ -56,7 +56,7 @@ def test_every_header_is_there_and_nothing_else(built_message):
 
 def test_envelope_uses_a_verp_return_path_and_every_recipient(built_message):
     out = built_message(cc=["a@example.org", "b@example.net"])
-    assert out.mail_from == f"bounces+{MESSAGE_ID}@mail.acme.test"
+    assert out.mail_from == f"{verp_local_part(message_id=MESSAGE_ID)}@mail.acme.test"
     assert out.recipients == ["jane@example.com", "a@example.org", "b@example.net"]
     assert out.message_id == f"<{MESSAGE_ID}@mail.acme.test>"
 
@@ -148,13 +148,13 @@ def test_message_id_is_stable_and_under_the_from_domain(built_message):
 def test_return_path_round_trips_through_its_parser(settings):
     settings.PUFFERPOST_RETURN_PATH_DOMAIN = ""
     address = return_path_for(message_id=MESSAGE_ID, from_address="no-reply@mail.acme.test")
-    assert address == f"bounces+{MESSAGE_ID}@mail.acme.test"
+    assert address == f"{verp_local_part(message_id=MESSAGE_ID)}@mail.acme.test"
     assert parse_return_path(address) == MESSAGE_ID
     assert parse_return_path(f"<{address.lower()}>") == MESSAGE_ID
     settings.PUFFERPOST_RETURN_PATH_DOMAIN = "bounces.example.net"
     assert (
         return_path_for(message_id=MESSAGE_ID, from_address="no-reply@mail.acme.test")
-        == f"bounces+{MESSAGE_ID}@bounces.example.net"
+        == f"{verp_local_part(message_id=MESSAGE_ID)}@bounces.example.net"
     )
 
 

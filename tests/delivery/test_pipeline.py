@@ -14,6 +14,7 @@ from messaging.delivery import commit_point, services, tasks
 from messaging.delivery.outcomes import retry_delay
 from messaging.delivery.services import deliver_due_messages, deliver_messages, delivery_sweep
 from messaging.models import AttemptState, DeliveryAttempt, Message, MessageAttachment, MessageEvent, Suppression
+from messaging.return_path import verp_local_part
 from messaging.tracking.links import unsubscribe_url
 from pufferpost.localdev.smtp_server import LoopbackSmtpServer, RecordingHandler
 from pufferpost.models import Workspace
@@ -51,7 +52,7 @@ def test_delivers_a_rendered_signed_message_with_every_header(setup, smtp_sink, 
     deliver_messages(message_ids=[message.pk])
 
     (received,) = smtp_sink.received
-    assert received.mail_from == f"bounces+{message.pk}@mail.acme.test"
+    assert received.mail_from == f"{verp_local_part(message_id=message.pk)}@mail.acme.test"
     assert received.rcpt_tos == ["jane@example.com", "audit@example.com"]
     mail = parse(received.content)
     assert mail["From"] == f"Acme Shop <{FROM}>"

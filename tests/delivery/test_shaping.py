@@ -291,3 +291,53 @@ def test_the_admin_shows_each_destinations_limits_and_state(admin_client, client
     assert '"connections": 3' in row and '"tls": "required"' in row
     assert "<td>1</td>" in row and '"paused_until": "20' in row
     assert client.get("/admin/shaping/").status_code == 302  # staff only
+
+
+def test_egress_pools_bind_the_source_address_and_helo_and_budget_per_address(
+    db, sendable, receiving_world, shaping_file, other_workspace
+):
+    world = receiving_world(w.google(domains=1, max_connections=1))
+    shaping_file(
+        {
+            "destinations": {"google": {"connections": 1}},
+            "pools": {
+                "transactional": [
+                    {"address": "127.0.0.2", "helo": "mta2.acme.test"},
+                    {"address": "127.0.0.3", "helo": "mta3.acme.test"},
+                ]
+            },
+            "workspaces": {sendable.workspace.id: "transactional"},
+        }
+    )
+    messages = [sendable.message(to=f"g{i}@gmail.test") for i in range(12)]
+    for message in messages:  # one batch each, as single sends arrive
+        deliver_messages(message_ids=[message.pk])
+    deliver_until_settled(messages)
+    assert statuses(messages) == ["delivered"] * 12
+    helo = {c.client: c.helo for c in world.log.connections if not c.refused}
+    assert helo == {"127.0.0.2": "mta2.acme.test", "127.0.0.3": "mta3.acme.test"}
+    assert {t.client for t in world.log.accepted("google")} == {"127.0.0.2", "127.0.0.3"}
+    # Budgets are per source address: each address may hold Google's one connection.
+    assert Shaper("127.0.0.2").admit("google", Limits(connections=1), "x", new_connection=True).ok
+    assert Shaper("127.0.0.3").admit("google", Limits(connections=1), "y", new_connection=True).ok
+    assert not Shaper("127.0.0.3").admit("google", Limits(connections=1), "z", new_connection=True).ok
+
+
+def test_a_workspace_outside_every_pool_uses_the_hosts_default_address(db, sendable, receiving_world, shaping_file):
+    world = receiving_world(*w.long_tail(1))
+    shaping_file({"pools": {"p": ["127.0.0.4"]}, "workspaces": {"wsp_someone_else": "p"}})
+    message = sendable.message(to="a@tail0.test")
+    deliver_messages(message_ids=[message.pk])
+    assert statuses([message]) == ["delivered"]
+    assert [c.client for c in world.log.connections] == ["127.0.0.1"]
+
+
+def test_a_paced_backlog_is_rescheduled_one_step_apart(db, sendable, receiving_world, shaping_file):
+    receiving_world(*w.long_tail(1))
+    shaping_file({"destinations": {"small": {"mx_suffixes": ["tail0.test"], "per_minute": 60}}})
+    messages = [sendable.message(to=f"u{i}@tail0.test") for i in range(5)]
+    deliver_messages(message_ids=[m.pk for m in messages])
+    assert statuses(messages[:1]) == ["delivered"]
+    due = sorted(Message.objects.get(pk=m.pk).next_attempt_at for m in messages[1:])
+    gaps = [(b - a).total_seconds() for a, b in zip(due, due[1:], strict=False)]
+    assert all(0.9 <= g <= 1.6 for g in gaps), gaps  # 60/min: a second apart (plus jitter), not all at once

@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings
 
 from messaging.models import AttemptState, DeliveryAttempt, Message, MessageEvent, Suppression
+from messaging.return_path import verp_local_part
 from tests.delivery.conftest import RELAY_PASSWORD, RELAY_USER
 from tests.delivery.pipeline import FROM, dkimpy_verifies, make_sendable, parse, perl_verifies, timeline
 from tests.helpers import assert_envelope
@@ -73,7 +74,7 @@ def test_a_send_is_delivered_signed_and_a_550_bounces_and_suppresses(processes, 
     assert timeline(delivered_id) == ["accepted", "queued", "sent", "delivered"]
     (received,) = [r for r in smtp_sink.received if "jane@example.com" in r.rcpt_tos]
     assert received.rcpt_tos == ["jane@example.com", "audit@example.com"]
-    assert received.mail_from == f"bounces+{delivered_id}@mail.acme.test"
+    assert received.mail_from == f"{verp_local_part(message_id=delivered_id)}@mail.acme.test"
     mail = parse(received.content)
     assert mail["From"] == f"Acme Shop <{FROM}>" and mail["Subject"] == "Order o_9 confirmed"
     assert mail["Reply-To"] == "support@acme.test" and mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

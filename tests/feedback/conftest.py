@@ -1,6 +1,7 @@
 import pytest
 
 from messaging.models import Message
+from tests.delivery.conftest import smtp_sink  # noqa: F401 (a real MX on loopback for delivered messages)
 from tests.factories import SenderFactory, TemplateVersionFactory
 
 

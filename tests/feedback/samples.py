@@ -8,11 +8,14 @@ from email.utils import format_datetime
 
 from django.utils import timezone
 
+from messaging.return_path import verp_local_part
+
 FROM_DOMAIN = "mail.acme.test"
 
 
 def verp(message_id: str) -> str:
-    return f"bounces+{message_id}@{FROM_DOMAIN}"
+    """The message's real (tagged) return path, as delivery writes it."""
+    return f"{verp_local_part(message_id=message_id)}@{FROM_DOMAIN}"
 
 
 def _now() -> str:
@@ -42,8 +45,20 @@ def _original_headers(message_id: str, *, to: str = "jane@example.org", return_p
     return "\n".join(lines)
 
 
-def postfix_dsn(message_id: str, *, to: str = "jane@example.org", return_path: bool = True) -> bytes:
-    """Postfix's hard bounce: notification, message/delivery-status, text/rfc822-headers."""
+def postfix_dsn(
+    message_id: str,
+    *,
+    to: str = "jane@example.org",
+    return_path: bool = True,
+    action: str = "failed",
+    status: str = "5.1.1",
+    diagnostic: str | None = None,
+) -> bytes:
+    """Postfix's hard bounce: notification, message/delivery-status, text/rfc822-headers.
+
+    `status` and `diagnostic` (the reply text after `smtp; `) make the other classes' reports."""
+    if diagnostic is None:
+        diagnostic = f"550 5.1.1 <{to}>: Recipient address rejected: User\n    unknown in local recipient table"
     boundary = "3F1C21A0.1717928141/mx.example.org"
     return _crlf(f"""
 Return-Path: <>
@@ -87,11 +102,10 @@ Arrival-Date: Tue,  9 Jun 2026 10:15:40 +0000 (UTC)
 
 Final-Recipient: rfc822; {to}
 Original-Recipient: rfc822;{to}
-Action: failed
-Status: 5.1.1
+Action: {action}
+Status: {status}
 Remote-MTA: dns; mx.example.org
-Diagnostic-Code: smtp; 550 5.1.1 <{to}>: Recipient address rejected: User
-    unknown in local recipient table
+Diagnostic-Code: smtp; {diagnostic}
 
 --{boundary}
 Content-Description: Undelivered Message Headers
@@ -104,9 +118,24 @@ Content-Transfer-Encoding: 8bit
 """)
 
 
-def postfix_delayed_dsn(message_id: str, *, to: str = "jane@example.org") -> bytes:
-    """Postfix's "delayed mail" warning: Action delayed, Status 4.4.1."""
+def postfix_delayed_dsn(
+    message_id: str, *, to: str = "jane@example.org", recipients=None, report_id: str | None = None
+) -> bytes:
+    """Postfix's "delayed mail" warning: Action delayed, Status 4.4.1.
+
+    `recipients` lists every per-recipient block's address (default: just `to`)."""
     boundary = "9B2E11C0.1717942541/mx.example.org"
+    report_id = report_id or "<20260609141541.9B2E11C0@mx.example.org>"
+    blocks = "\n".join(
+        f"""Final-Recipient: rfc822; {address}
+Action: delayed
+Status: 4.4.1
+Diagnostic-Code: X-Postfix; connect to mx2.example.org[192.0.2.2]:25: Connection
+    timed out
+Will-Retry-Until: Sun, 14 Jun 2026 10:15:40 +0000 (UTC)
+"""
+        for address in (recipients if recipients is not None else [to])
+    )
     return _crlf(f"""
 Return-Path: <>
 Date: {_now()}
@@ -117,7 +146,7 @@ Auto-Submitted: auto-replied
 MIME-Version: 1.0
 Content-Type: multipart/report; report-type=delivery-status;
 \tboundary="{boundary}"
-Message-Id: <20260609141541.9B2E11C0@mx.example.org>
+Message-Id: {report_id}
 
 --{boundary}
 Content-Description: Notification
@@ -139,13 +168,7 @@ Content-Type: message/delivery-status
 Reporting-MTA: dns; mx.example.org
 Arrival-Date: Tue,  9 Jun 2026 10:15:40 +0000 (UTC)
 
-Final-Recipient: rfc822; {to}
-Action: delayed
-Status: 4.4.1
-Diagnostic-Code: X-Postfix; connect to mx2.example.org[192.0.2.2]:25: Connection
-    timed out
-Will-Retry-Until: Sun, 14 Jun 2026 10:15:40 +0000 (UTC)
-
+{blocks}
 --{boundary}
 Content-Description: Undelivered Message Headers
 Content-Type: text/rfc822-headers

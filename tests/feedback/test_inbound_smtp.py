@@ -4,16 +4,21 @@ import signal
 import smtplib
 import socket
 import time
+from types import SimpleNamespace
 
 import pytest
 from django.utils import timezone
 
 from domains.models import Domain
+from messaging.delivery.services import deliver_messages
 from messaging.feedback.smtp import inbound_address_accepted
 from messaging.models import Message, Suppression
+from messaging.return_path import verp_local_part
 from senders.models import Sender
+from tests.delivery.pipeline import make_sendable
 from tests.factories import DomainFactory
 from tests.feedback import samples
+from tests.feedback.test_parse import _padded_qmail_bounce
 
 
 def _free_port() -> int:
@@ -101,8 +106,13 @@ def test_the_server_refuses_strangers_and_oversized_mail_and_stops_on_sigterm(in
 def test_the_server_accepts_return_paths_and_the_configured_feedback_addresses(settings, db):
     settings.PUFFERPOST_INBOUND_FEEDBACK_ADDRESSES = ["fbl", "abuse-reports@acme.test"]
     settings.PUFFERPOST_RETURN_PATH_DOMAIN = "mail.acme.test"
-    assert inbound_address_accepted("<bounces+msg_01J9Z2K3M4N5P6Q7R8S9T0V1W2@mail.acme.test>")
-    assert inbound_address_accepted("bounces+msg_01j9z2k3m4n5p6q7r8s9t0v1w2@mail.acme.test")
+    tagged = verp_local_part(message_id="msg_01J9Z2K3M4N5P6Q7R8S9T0V1W2")
+    assert inbound_address_accepted(f"<{tagged}@mail.acme.test>")
+    assert inbound_address_accepted(f"{tagged.lower()}@mail.acme.test")
+    # Without the tag (or with another message's) the id alone opens nothing.
+    assert not inbound_address_accepted("<bounces+msg_01J9Z2K3M4N5P6Q7R8S9T0V1W2@mail.acme.test>")
+    other = verp_local_part(message_id="msg_01J9Z2K3M4N5P6Q7R8S9T0V1W3").rpartition("+")[2]
+    assert not inbound_address_accepted(f"bounces+msg_01J9Z2K3M4N5P6Q7R8S9T0V1W2+{other}@mail.acme.test")
     assert inbound_address_accepted("FBL@mail.acme.test")
     assert inbound_address_accepted("abuse-reports@acme.test")
     assert not inbound_address_accepted("abuse-reports@other.test")
@@ -110,9 +120,58 @@ def test_the_server_accepts_return_paths_and_the_configured_feedback_addresses(s
     assert not inbound_address_accepted("jane@example.org")
 
 
+@pytest.fixture
+def delivered(settings, dns, smtp_sink, workspace):
+    """A message really delivered to the loopback MX, and the envelope sender it left with."""
+    settings.PUFFERPOST_SMTP_RELAY = ""
+    settings.PUFFERPOST_SMTP_PORT = smtp_sink.port
+    settings.PUFFERPOST_RETURN_PATH_DOMAIN = ""
+    world = make_sendable(workspace, dns)
+    message = world.message(to="jane@example.com")
+    deliver_messages(message_ids=[message.pk])
+    (received,) = smtp_sink.received
+    assert Message.objects.get(pk=message.pk).status == "delivered"
+    return SimpleNamespace(message=message, mail_from=received.mail_from, sender=world.sender)
+
+
+@pytest.mark.e2e
+def test_a_forged_report_naming_only_the_message_id_is_refused(inbound, delivered, workspace):
+    message = delivered.message
+    local, _, domain = delivered.mail_from.rpartition("@")
+    assert len(local) <= 64 and local.startswith(f"bounces+{message.pk}+")
+    forged = [f"bounces+{message.pk}@{domain}", f"bounces+{message.pk}+aaaaaaaaaa@{domain}"]
+
+    with smtplib.SMTP("127.0.0.1", inbound.port, timeout=10) as smtp:
+        smtp.ehlo("attacker.example")
+        for address in forged:
+            smtp.mail("<>")
+            assert smtp.rcpt(address)[0] == 550
+            smtp.rset()
+        # The real return path (what the MX saw as MAIL FROM) is accepted, lowercased or not.
+        smtp.sendmail("<>", [delivered.mail_from.lower()], samples.postfix_dsn(message.pk, to=message.to))
+
+    _wait_for(lambda: Message.objects.get(pk=message.pk).status == "bounced", what="the genuine bounce")
+    assert Suppression.objects.filter(workspace=workspace, email="jane@example.com").exists()
+
+
+@pytest.mark.e2e
+def test_a_blank_line_padded_bounce_is_recorded_and_sigterm_still_stops_the_server(inbound, make_message):
+    message = make_message(status="delivered", to="jane@example.org")
+    raw = _padded_qmail_bounce(message.pk)
+
+    with smtplib.SMTP("127.0.0.1", inbound.port, timeout=10) as smtp:
+        # Sent to the feedback address, so only the quoted Message-ID names the message.
+        smtp.sendmail("<>", ["fbl@mail.acme.test"], raw)
+
+    _wait_for(lambda: Message.objects.get(pk=message.pk).status == "bounced", what="the padded bounce")
+    inbound.popen.send_signal(signal.SIGTERM)
+    assert inbound.popen.wait(timeout=15) == 0
+    assert "inbound SMTP server stopped" in inbound.log()
+
+
 def test_verp_mail_is_accepted_only_at_the_platform_domain_and_verified_return_path_hosts(settings, workspace):
     settings.PUFFERPOST_RETURN_PATH_DOMAIN = "rp.operator.test"
-    verp = "bounces+msg_01J9Z2K3M4N5P6Q7R8S9T0V1W2@{}"
+    verp = verp_local_part(message_id="msg_01J9Z2K3M4N5P6Q7R8S9T0V1W2") + "@{}"
     DomainFactory(
         workspace=workspace,
         domain="news.acme.test",

@@ -1,4 +1,4 @@
-from messaging.feedback.parse import report_parse
+from messaging.feedback.parse import _ID_AFTER_FIELD, quoted_message_id_scan, report_parse
 from pufferpost.ids import new_id
 from tests.feedback import samples
 
@@ -128,3 +128,58 @@ def test_a_mail_that_breaks_the_parser_is_reported_as_nothing(monkeypatch, caplo
 
     assert report.kind == "none"
     assert "could not parse an inbound mail" in caplog.text
+
+
+def _padded_qmail_bounce(message_id: str) -> bytes:
+    """The ReDoS input: a 10 KB bounce text plus 5,000 blank lines before the quoted original."""
+    raw = samples.qmail_bounce(message_id)
+    head, marker, tail = raw.partition(b"--- Below this line is a copy of the message.")
+    filler = b"".join(b"x" * 70 + b"\r\n" for _ in range(150)) + b"\r\n" * 5000 + b" \t\r\n" * 100
+    return head + filler + marker + tail
+
+
+def test_the_quoted_message_id_scan_is_linear_on_blank_line_padding():
+    message_id = new_id("msg")
+    text = _padded_qmail_bounce(message_id).decode()
+    assert len(text) > 10_000 and text.count("\r\n\r\n") > 2_000
+
+    found, candidates = quoted_message_id_scan(text)
+
+    assert found == message_id
+    # One look per "Message-ID:" in the text (the bounce's own header, then the quoted original's):
+    # the blank lines cost nothing, whatever their number.
+    assert candidates == text.lower().count("message-id:") == 2
+    # No part of the scan can span lines except one header fold after the field name.
+    assert r"\s" not in _ID_AFTER_FIELD.pattern and "MULTILINE" not in repr(_ID_AFTER_FIELD.flags)
+
+
+def test_the_padded_bounce_still_maps_to_its_message_without_a_verp_recipient():
+    message_id = new_id("msg")
+    [delivery] = report_parse(_padded_qmail_bounce(message_id), envelope_recipients=["fbl@mail.acme.test"]).deliveries
+    assert delivery.message_id == message_id
+
+
+def test_a_quoted_message_id_is_found_indented_quoted_or_folded_but_not_mid_sentence():
+    message_id = new_id("msg")
+    assert quoted_message_id_scan(f"x\n  > Message-ID: <{message_id}@a.test>\n")[0] == message_id
+    assert quoted_message_id_scan(f"Message-Id:\r\n\t<{message_id.lower()}@a.test>")[0] == message_id
+    assert quoted_message_id_scan(f"the header Message-ID: <{message_id}@a.test>")[0] is None
+    assert quoted_message_id_scan(f">> > Message-ID: <{message_id}@a.test>")[0] is None
+
+
+def test_an_address_only_an_attachments_base64_holds_is_hidden():
+    import base64
+    import email
+
+    from messaging.feedback.parse import _split_text
+
+    secret = base64.encodebytes(b"<victim@example.org>: user unknown").decode()
+    raw = (
+        "From: mailer-daemon@example.net\r\nTo: fbl@acme.test\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\n"
+        "<jane@example.org>: user unknown\r\n--XX\r\nContent-Type: application/octet-stream\r\n"
+        f"Content-Disposition: attachment; filename=x.bin\r\nContent-Transfer-Encoding: base64\r\n\r\n{secret}--XX--\r\n"
+    )
+    visible, hidden = _split_text(email.message_from_string(raw))
+    assert "jane@example.org" in visible and "victim@example.org" not in visible
+    assert "victim@example.org" in hidden

@@ -2,7 +2,7 @@ import pytest
 
 from messaging.lifecycle import message_event_record, message_transition, on_events_recorded
 from messaging.models import MessageEvent
-from messaging.return_path import message_id_from_return_path, return_path_for
+from messaging.return_path import message_id_from_return_path, return_path_for, verp_local_part
 from pufferpost.ids import new_id
 from tests.messaging.factories import MessageFactory
 
@@ -63,7 +63,7 @@ def test_unknown_event_types_are_refused(message):
 def test_return_paths_round_trip_even_lowercased():
     message_id = new_id("msg")
     address = return_path_for(message_id=message_id, from_address="no-reply@mail.acme.com")
-    assert address == f"bounces+{message_id}@mail.acme.com"
+    assert address == f"{verp_local_part(message_id=message_id)}@mail.acme.com"
     assert message_id_from_return_path(address) == message_id
     assert message_id_from_return_path(f"<{address.lower()}>") == message_id
     assert message_id_from_return_path("someone@mail.acme.com") is None

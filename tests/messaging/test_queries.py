@@ -29,6 +29,7 @@ def _orm_reading(*, workspace_id, template_ids, slugs, froms, tos, groups) -> se
                     "name": template.name,
                     "version_id": latest and latest.pk,
                     "version": latest and latest.version,
+                    "strict_variables": template.strict_variables,
                 }
             )
         )
@@ -44,8 +45,14 @@ def _orm_reading(*, workspace_id, template_ids, slugs, froms, tos, groups) -> se
                     **empty | {"kind": "sender", "from_address": sender.from_address, "sender_id": sender.pk}
                 )
             )
-    for email in Suppression.objects.filter(workspace_id=workspace_id, email__in=tos).values_list("email", flat=True):
-        rows.add(SendContextRow(**empty | {"kind": "suppressed", "email": email}))
+    for email, reason, since in Suppression.objects.filter(workspace_id=workspace_id, email__in=tos).values_list(
+        "email", "reason", "created_at"
+    ):
+        rows.add(
+            SendContextRow(
+                **empty | {"kind": "suppressed", "email": email, "suppression_reason": reason, "suppressed_at": since}
+            )
+        )
     for group_id in UnsubscribeGroup.objects.filter(workspace_id=workspace_id, pk__in=groups).values_list(
         "pk", flat=True
     ):
@@ -119,3 +126,25 @@ def test_the_conditional_update_returns_exactly_the_rows_its_orm_reading_selects
     }
     assert Message.objects.get(pk=messages[2].pk).last_response != "250 ok"
     assert Message.objects.get(pk=untouched.pk).status == "queued"
+
+
+def test_for_a_test_key_every_registered_sender_passes_and_nothing_else_changes(db):
+    workspace = WorkspaceFactory()
+    DomainFactory(workspace=workspace, domain="pending.acme.com", dkim_status=DkimStatus.PENDING)
+    SenderFactory(workspace=workspace, from_address="new@pending.acme.com", state=SenderState.UNDER_REVIEW)
+    SenderFactory(workspace=workspace, from_address="paused@nowhere.acme.com", state=SenderState.PAUSED)
+    asked = {
+        "template_ids": [],
+        "slugs": [],
+        "froms": ["new@pending.acme.com", "paused@nowhere.acme.com", "unknown@pending.acme.com"],
+        "tos": [],
+        "groups": [],
+    }
+    assert send_context_rows(workspace_id=workspace.pk, **asked) == []
+    test_rows = send_context_rows(workspace_id=workspace.pk, livemode=False, **asked)
+    expected = set(
+        Sender.objects.filter(workspace_id=workspace.pk, from_address__in=asked["froms"]).values_list(
+            "from_address", "pk"
+        )
+    )
+    assert {(row.from_address, row.sender_id) for row in test_rows} == expected and len(expected) == 2

@@ -9,8 +9,8 @@ from tests.messaging.factories import MessageFactory
 
 MESSAGE_KEYS = {
     "id", "status", "to", "from", "reply_to", "cc", "attachments", "subject", "template_id", "template_name",
-    "template_version", "data", "metadata", "tags", "locale", "timezone", "unsubscribe_group", "created_at",
-    "updated_at",
+    "template_version", "data", "metadata", "tags", "locale", "timezone", "unsubscribe_group", "test",
+    "created_at", "updated_at",
 }  # fmt: skip
 
 
@@ -42,6 +42,7 @@ def test_a_message_reads_back_in_the_guides_shape(api, sendable, body):
         "locale": "en",
         "timezone": "UTC",
         "unsubscribe_group": None,
+        "test": False,
         "created_at": None,
         "updated_at": None,
     }

@@ -36,7 +36,8 @@ def test_suppressions_list_with_a_cursor(api, workspace, other_workspace, django
     second = api.get("/v1/suppressions", {"limit": 3, "cursor": first["next_cursor"]}).json()
     emails = [s["email"] for s in first["data"] + second["data"]]
     assert len(set(emails)) == 5 and second["next_cursor"] is None
-    assert set(first["data"][0]) == {"email", "reason", "created_at"}
+    # Why it is suppressed and how to lift it ride along with every row (issue 11).
+    assert set(first["data"][0]) == {"email", "reason", "created_at", "source_message_id", "detail", "why", "remove"}
 
 
 def test_deleting_a_suppression(api, workspace, other_workspace):

@@ -25,6 +25,7 @@ def test_staff_edit_limits_thresholds_and_tracking(admin_client):
         "max_senders": 20,
         "bounce_rate_threshold": "0.0300",
         "complaint_rate_threshold": "0.0020",
+        "block_rate_threshold": "0.0800",
         "reputation_min_volume": 50,
         "open_tracking": "on",
         "click_tracking": "on",
@@ -39,6 +40,7 @@ def test_staff_edit_limits_thresholds_and_tracking(admin_client):
     assert (workspace.rate_limit_per_minute, workspace.monthly_quota, workspace.reputation_min_volume) == (60, 5000, 50)
     assert str(workspace.bounce_rate_threshold) == "0.0300"
     assert (workspace.max_domains, workspace.max_senders) == (10, 20)
+    assert str(workspace.block_rate_threshold) == "0.0800"
     assert workspace.open_tracking and workspace.click_tracking
     assert workspace.sending_paused is False  # read-only on the form: only the actions pause
 

@@ -250,6 +250,7 @@ def test_render_preview(api, workspace):
         "text": "Hi <Jane>, total €42.00",
         "version": 1,
         "locale": "en",
+        "missing_variables": [],
     }
 
 

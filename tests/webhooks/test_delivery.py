@@ -69,6 +69,13 @@ def test_every_event_type_arrives_signed(
             occurred_at=datetime(2026, 6, 9, 10, 15, tzinfo=UTC),
             subject={"id": "dom_01J9Z3K7Q2N8M4V6XB0R5T9AHC", "domain": "mail.acme.com"},
         )
+        for rotation in ("domain.dkim_rotation_started", "domain.dkim_rotation_completed"):
+            webhook_platform_event_publish(
+                workspace=workspace,
+                type=rotation,
+                occurred_at=timezone.now(),
+                subject={"id": "dom_01J9Z3K7Q2N8M4V6XB0R5T9AHC", "domain": "mail.acme.com", "selector": "mlr2"},
+            )
         webhook_platform_event_publish(
             workspace=workspace.pk,
             type="sender.paused",

@@ -1,4 +1,6 @@
 import asyncio
+import logging
+import os
 
 from django.core.management.base import BaseCommand
 from django.db import connections
@@ -19,6 +21,11 @@ class Command(BaseCommand):
             self.stdout.flush()
 
         try:
-            asyncio.run(inbound_smtp_serve(host=host, port=port, on_ready=ready))
+            abandoned = asyncio.run(inbound_smtp_serve(host=host, port=port, on_ready=ready))
         finally:
             connections.close_all()
+        if abandoned:
+            # A recording stuck past the grace period would keep the interpreter waiting for its
+            # thread at exit; its sender got no 250 and retries, and recording is idempotent.
+            logging.shutdown()
+            os._exit(1)

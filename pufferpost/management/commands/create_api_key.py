@@ -19,10 +19,16 @@ class Command(BaseCommand):
             help="Repeat for several; none means every scope.",
         )
         parser.add_argument("--name", default="")
+        parser.add_argument(
+            "--test", action="store_true", help="A test key (key_test_…): sends are simulated, never delivered."
+        )
 
-    def handle(self, *args, workspace_id, scopes, name, **options):
+    def handle(self, *args, workspace_id, scopes, name, test, **options):
         workspace = Workspace.objects.filter(pk=workspace_id).first()
         if workspace is None:
             raise CommandError(f"No workspace {workspace_id}.")
-        key, raw = api_key_create(workspace=workspace, scopes=scopes, name=name)
-        self.stdout.write(json.dumps({"id": key.id, "key": raw, "scopes": key.scopes}))
+        key, raw = api_key_create(workspace=workspace, scopes=scopes, name=name, livemode=not test)
+        printed = {"id": key.id, "key": raw, "scopes": key.scopes}
+        if test:
+            printed["test"] = True
+        self.stdout.write(json.dumps(printed))

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('pufferpost', '0001_initial'),
+        ('pufferpost', '0004_bounce_classes'),
     ]
 
     operations = [
