@@ -104,16 +104,14 @@ def test_a_new_domain_is_checked_soon_after_its_key_is_issued(api, dns, django_c
     assert Domain.objects.get(pk=domain_id).verified
 
 
-def test_the_recheck_is_fast_over_many_domains(workspace, dns):
-    # Against a responsive resolver, well under a minute for 10,000 domains means ~1,000 here in seconds.
+def test_one_recheck_run_covers_a_thousand_due_domains(workspace, dns):
+    # How fast it goes is `make bench`'s drift workload (10,000 domains); here: all of them, once, right.
     domains = IssuedDomainFactory.create_batch(1000, workspace=workspace, **due())
     for domain in domains[:500]:
         publish_dkim(dns, domain)
-    started = timezone.now()
 
     assert services.domains_recheck_due() == 1000
 
-    assert (timezone.now() - started).total_seconds() < 15
     assert Domain.objects.filter(dkim_status="verified").count() == 500
 
 
