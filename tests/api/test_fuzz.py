@@ -80,6 +80,10 @@ def aim(case, seeded):
         body["domain"] = "news.acme.com"
     if case.operation.path == "/v1/webhooks" and isinstance(body, dict):
         body["url"] = "https://hooks.acme.com/fuzz"
+    if case.operation.path.endswith("/versions") and case.method == "POST" and isinstance(body, dict):
+        # Random text is rarely a template that compiles, and random translation keys are rarely
+        # locale tags: a valid version keeps this operation reaching past validation.
+        body.update(subject="Hello {{ name }}", html="<p>Hello {{ name }}</p>", text="", translations={})
     if case.operation.path == "/v1/messages" and case.method == "POST":
         _aim_send(body, seeded)
     if case.operation.path == "/v1/messages/batch" and isinstance(body, dict):
