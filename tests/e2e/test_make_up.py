@@ -18,10 +18,29 @@ from tests.processes import REPO, child_env
 pytestmark = pytest.mark.e2e
 
 
-def free_port(kind=socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """`count` distinct loopback ports, each free for TCP and UDP alike (the dev DNS binds both).
+
+    Every probe stays bound until all are chosen, so the kernel never hands out one port twice.
+    """
+    probes, ports = [], []
+    try:
+        while len(ports) < count:
+            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            probes.append(tcp)
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            probes.append(udp)
+            try:
+                udp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            ports.append(port)
+        return ports
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 def descendants(root: int) -> set[int]:
@@ -77,12 +96,13 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 
 @pytest.fixture
 def stack_env(transactional_db, dns, tmp_path):
-    web = f"127.0.0.1:{free_port()}"
+    web_port, dns_port, mx_port = free_ports(3)
+    web = f"127.0.0.1:{web_port}"
     env = child_env(
         PUFFERPOST_VAR_DIR=tmp_path / "var",
         WEB_ADDRESS=web,
-        DEV_DNS_PORT=free_port(socket.SOCK_DGRAM),
-        MAIL_CATCHER_PORT=free_port(),
+        DEV_DNS_PORT=dns_port,
+        MAIL_CATCHER_PORT=mx_port,
         MAKEFLAGS="",
     )
     env.pop("MAKELEVEL", None)
