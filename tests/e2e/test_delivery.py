@@ -11,9 +11,9 @@ from django.conf import settings
 
 from messaging.models import AttemptState, DeliveryAttempt, Message, MessageEvent, Suppression
 from messaging.return_path import verp_local_part
-from tests.delivery.conftest import RELAY_PASSWORD, RELAY_USER
-from tests.delivery.pipeline import FROM, dkimpy_verifies, make_sendable, parse, perl_verifies, timeline
 from tests.helpers import assert_envelope
+from tests.messaging.delivery.conftest import RELAY_PASSWORD, RELAY_USER
+from tests.messaging.delivery.pipeline import FROM, dkimpy_verifies, make_sendable, parse, perl_verifies, timeline
 
 pytestmark = pytest.mark.e2e
 

@@ -16,8 +16,8 @@ from messaging.return_path import message_id_from_return_path
 from pufferpost import dns as pdns
 from tests.domains.factories import publish_as_told
 from tests.e2e.test_delivery import FAST, sent_id, wait_for, wait_for_status
-from tests.feedback import samples
-from tests.feedback.test_inbound_smtp import _free_port
+from tests.e2e.test_inbound_smtp import _free_port
+from tests.messaging.feedback import samples
 
 pytestmark = pytest.mark.e2e
 
@@ -27,7 +27,7 @@ RETURN_PATH = f"bounces.{FROM_DOMAIN}"
 
 @pytest.fixture
 def customer(api, workspace, dns):
-    from tests.delivery.pipeline import make_sendable
+    from tests.messaging.delivery.pipeline import make_sendable
 
     sendable = make_sendable(workspace, dns)
     # The from-domain's own mail goes to the customer's mailbox provider, not to us.
