@@ -1,22 +1,10 @@
-import time
-
 import pytest
 
 from domains.models import Domain
 from tests.domains.factories import publish_dkim
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-def wait_for(predicate, *, timeout=30.0, what="condition", processes=()):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    logs = "\n".join(f"--- {p.name}\n{p.log()[-3000:]}" for p in processes)
-    raise AssertionError(f"timed out waiting for {what}\n{logs}")
 
 
 def test_a_real_worker_and_beat_drop_a_domain_whose_dkim_record_is_removed(processes, make_client, workspace, dns):

@@ -3,7 +3,6 @@
 import signal
 import smtplib
 import socket
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -16,6 +15,7 @@ from messaging.models import Message, Suppression
 from messaging.return_path import verp_local_part
 from senders.models import Sender
 from tests.factories import DomainFactory
+from tests.helpers import wait_for
 from tests.messaging.delivery.pipeline import make_sendable
 from tests.messaging.feedback import samples
 from tests.messaging.feedback.test_parse import _padded_qmail_bounce
@@ -25,15 +25,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _wait_for(check, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -64,17 +55,17 @@ def test_bounces_and_complaints_over_smtp_are_recorded_and_pause_the_sender(inbo
     with smtplib.SMTP("127.0.0.1", inbound.port, timeout=10) as smtp:
         smtp.sendmail("<>", [samples.verp(bounced.pk)], samples.postfix_dsn(bounced.pk))
 
-    _wait_for(lambda: Message.objects.get(pk=bounced.pk).status == "bounced", what="the bounce")
+    wait_for(lambda: Message.objects.get(pk=bounced.pk).status == "bounced", what="the bounce", timeout=20.0)
     assert Suppression.objects.filter(workspace=workspace, email="jane@example.org", reason="bounce").exists()
     # 6 bounces in 102 messages is above 5 %.
-    _wait_for(lambda: Sender.objects.get(pk=sender.pk).state == "paused", what="the pause")
+    wait_for(lambda: Sender.objects.get(pk=sender.pk).state == "paused", what="the pause", timeout=20.0)
     reason = Sender.objects.get(pk=sender.pk).state_reason
     assert reason == "Auto-paused: bounce rate 5.88% over the last 102 messages (7 days) exceeds 5.0%"
 
     with smtplib.SMTP("127.0.0.1", inbound.port, timeout=10) as smtp:
         smtp.sendmail("<>", ["fbl@mail.acme.test"], samples.yahoo_arf(complained.pk, to="bob@example.org"))
 
-    _wait_for(lambda: Message.objects.get(pk=complained.pk).status == "complained", what="the complaint")
+    wait_for(lambda: Message.objects.get(pk=complained.pk).status == "complained", what="the complaint", timeout=20.0)
     assert Suppression.objects.filter(workspace=workspace, email="bob@example.org", reason="complaint").exists()
     # Already paused: the complaint leaves the first reason in place.
     assert Sender.objects.get(pk=sender.pk).state_reason == reason
@@ -150,7 +141,7 @@ def test_a_forged_report_naming_only_the_message_id_is_refused(inbound, delivere
         # The real return path (what the MX saw as MAIL FROM) is accepted, lowercased or not.
         smtp.sendmail("<>", [delivered.mail_from.lower()], samples.postfix_dsn(message.pk, to=message.to))
 
-    _wait_for(lambda: Message.objects.get(pk=message.pk).status == "bounced", what="the genuine bounce")
+    wait_for(lambda: Message.objects.get(pk=message.pk).status == "bounced", what="the genuine bounce", timeout=20.0)
     assert Suppression.objects.filter(workspace=workspace, email="jane@example.com").exists()
 
 
@@ -163,7 +154,7 @@ def test_a_blank_line_padded_bounce_is_recorded_and_sigterm_still_stops_the_serv
         # Sent to the feedback address, so only the quoted Message-ID names the message.
         smtp.sendmail("<>", ["fbl@mail.acme.test"], raw)
 
-    _wait_for(lambda: Message.objects.get(pk=message.pk).status == "bounced", what="the padded bounce")
+    wait_for(lambda: Message.objects.get(pk=message.pk).status == "bounced", what="the padded bounce", timeout=20.0)
     inbound.popen.send_signal(signal.SIGTERM)
     assert inbound.popen.wait(timeout=15) == 0
     assert "inbound SMTP server stopped" in inbound.log()

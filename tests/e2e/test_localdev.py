@@ -1,7 +1,6 @@
 import json
 import re
 import smtplib
-import time
 
 import dns.resolver
 import pytest
@@ -11,6 +10,7 @@ from pufferpost import dns as pdns
 from pufferpost import smtp
 from pufferpost.localdev.dev_dns import CATCHER_HOST
 from tests.factories import DomainFactory
+from tests.helpers import wait_for
 
 MESSAGE = b"From: a@mail.acme.test\r\nTo: jane@example.com\r\nSubject: hi\r\n\r\nHello\r\n"
 
@@ -29,13 +29,17 @@ def catcher(processes, tmp_path):
 
 
 def wait_for_files(directory, pattern, count, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def enough():
         files = sorted(directory.glob(pattern))
-        if len(files) >= count:
-            return files
-        time.sleep(0.05)
-    raise AssertionError(f"expected {count} {pattern} in {directory}, found {list(directory.iterdir())}")
+        return files if len(files) >= count else None
+
+    return wait_for(
+        enough,
+        what=f"{count} {pattern} in {directory}",
+        timeout=timeout,
+        interval=0.05,
+        detail=lambda: list(directory.iterdir()),
+    )
 
 
 def test_mail_catcher_stores_each_message_untouched_with_its_envelope(catcher):
@@ -89,17 +93,19 @@ def test_dev_dns_publishes_every_domain_and_picks_up_new_ones(dev_dns, workspace
     assert pdns.addresses(CATCHER_HOST).records == ["127.0.0.1"]
 
     DomainFactory(workspace=workspace, domain="news.other.test", selector="s2", dkim_public_key="MIIBnew")
-    deadline = time.monotonic() + 10
-    while pdns.txt("s2._domainkey.news.other.test").outcome != pdns.Outcome.FOUND:
-        assert time.monotonic() < deadline, "the new domain never appeared"
-        time.sleep(0.1)
+    wait_for(
+        lambda: pdns.txt("s2._domainkey.news.other.test").outcome == pdns.Outcome.FOUND,
+        what="the new domain to appear",
+        timeout=10,
+    )
     assert pdns.txt("s2._domainkey.news.other.test").records == ["v=DKIM1; k=rsa; p=MIIBnew"]
 
     Domain.objects.filter(domain="news.other.test").delete()
-    deadline = time.monotonic() + 10
-    while pdns.txt("s2._domainkey.news.other.test").outcome == pdns.Outcome.FOUND:
-        assert time.monotonic() < deadline, "the deleted domain's key stayed published"
-        time.sleep(0.1)
+    wait_for(
+        lambda: pdns.txt("s2._domainkey.news.other.test").outcome != pdns.Outcome.FOUND,
+        what="the deleted domain's key to be withdrawn",
+        timeout=10,
+    )
 
 
 def test_dev_dns_routes_every_other_domain_to_the_catcher_except_invalid_ones(dev_dns, db):

@@ -1,6 +1,5 @@
 """End to end: a committed lifecycle change reaches a loopback receiver through real Celery processes."""
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -10,19 +9,23 @@ from django.utils import timezone
 from messaging.lifecycle import message_transition
 from messaging.webhooks.models import WebhookDelivery
 from messaging.webhooks.services import webhook_endpoint_create
+from tests.helpers import wait_for
 from tests.messaging.webhooks.conftest import verify_signature
 
 pytestmark = pytest.mark.e2e
 
 
 def wait_for_status(delivery_filter, status, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def reached():
         delivery = WebhookDelivery.objects.filter(**delivery_filter).first()
-        if delivery is not None and delivery.status == status:
-            return delivery
-        time.sleep(0.1)
-    raise TimeoutError(f"no delivery reached {status}: {list(WebhookDelivery.objects.values())}")
+        return delivery if delivery is not None and delivery.status == status else None
+
+    return wait_for(
+        reached,
+        what=f"a delivery to reach {status}",
+        timeout=timeout,
+        detail=lambda: list(WebhookDelivery.objects.values()),
+    )
 
 
 def test_a_committed_transition_is_posted_signed_by_a_worker(processes, receiver, message, workspace, settings):

@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.helpers import wait_for
 from tests.messaging.factories import MessageFactory
 
 
@@ -73,12 +74,14 @@ class Receiver:
         self._thread.start()
 
     def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if len(self.requests) >= count:
-                return self.requests
-            time.sleep(0.05)
-        raise TimeoutError(f"expected {count} requests, got {len(self.requests)}")
+        wait_for(
+            lambda: len(self.requests) >= count,
+            what=f"{count} requests",
+            timeout=timeout,
+            interval=0.05,
+            detail=lambda: f"got {len(self.requests)}",
+        )
+        return self.requests
 
     def stop(self):
         self.server.shutdown()
