@@ -1,16 +1,13 @@
 """Delivery fixtures: DKIM keys, and SMTP servers on loopback whose answers each test decides."""
 
 import base64
-import datetime as dt
 import socket
 import ssl
 from datetime import UTC, datetime
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from messaging.delivery.mime import Attachment, build_message
 from pufferpost.localdev.smtp_server import (
@@ -24,6 +21,7 @@ from pufferpost.localdev.smtp_server import (
     Rule,
     password_authenticator,
 )
+from tests.certificates import self_signed_certificate
 
 MESSAGE_ID = "msg_01J9Z2K3M4N5P6Q7R8S9T0V1W2"
 
@@ -164,27 +162,11 @@ def closed_port():
 @pytest.fixture(scope="session")
 def self_signed_tls(tmp_path_factory):
     """A server SSLContext with a self-signed certificate for mx1.example.com (trusted by nobody)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mx1.example.com")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("mx1.example.com")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    directory = tmp_path_factory.mktemp("tls")
-    (directory / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (directory / "key.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    cert_path, key_path = self_signed_certificate(
+        tmp_path_factory.mktemp("tls"), "mx1.example.com", dns_names=["mx1.example.com"]
     )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(directory / "cert.pem", directory / "key.pem")
+    context.load_cert_chain(cert_path, key_path)
     return context
 
 

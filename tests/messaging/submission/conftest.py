@@ -2,18 +2,12 @@
 a certificate for it made with `cryptography`, and a workspace that delivers to the loopback MX."""
 
 import asyncio
-import datetime as dt
-import ipaddress
 import threading
-from datetime import UTC, datetime
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from messaging.submission.smtp import submission_smtp_serve
+from tests.certificates import self_signed_certificate
 from tests.messaging.delivery.conftest import smtp_sink  # noqa: F401  (the loopback MX)
 from tests.messaging.delivery.pipeline import make_sendable
 
@@ -65,29 +59,12 @@ class SubmissionServer:
 @pytest.fixture(scope="session")
 def submission_cert(tmp_path_factory):
     """A self-signed certificate for localhost / 127.0.0.1: (cert path, key path)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    directory = tmp_path_factory.mktemp("submission-tls")
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    cert_path, key_path = self_signed_certificate(
+        tmp_path_factory.mktemp("submission-tls"),
+        "localhost",
+        dns_names=["localhost"],
+        ip_addresses=["127.0.0.1"],
+        ca=True,
     )
     return str(cert_path), str(key_path)
 
