@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from ulid import ULID
 
 from messaging.models import TERMINAL_STATUSES
@@ -132,9 +132,7 @@ def create_month(cursor, table: str, month: datetime) -> bool:
         return False
     lo, hi = bound(month), bound(add_months(month, 1))
     key = PARTITIONED[table]
-    cursor.execute(
-        f"SELECT count(*) FROM {_q(default_name(table))} WHERE {_q(key)} >= %s AND {_q(key)} < %s", [lo, hi]
-    )
+    cursor.execute(f"SELECT count(*) FROM {_q(default_name(table))} WHERE {_q(key)} >= %s AND {_q(key)} < %s", [lo, hi])
     stray = cursor.fetchone()[0]
     if stray:
         # PostgreSQL refuses the partition while the default one holds rows of its range.
@@ -239,9 +237,6 @@ def purge(now: datetime | None = None, *, dry_run: bool = False) -> PurgeReport:
     """Drop what every workspace with mail in a month no longer keeps, a month at a time."""
     now = now or datetime.now(UTC)
     report = PurgeReport()
-    # An empty month: the defaults a new workspace gets.
-    default_message_days = Workspace._meta.get_field("message_retention_days").default
-    default_content_days = Workspace._meta.get_field("content_retention_days").default
     with connection.cursor() as cursor:
         if not is_partitioned(MESSAGES, cursor):
             return report
@@ -251,42 +246,60 @@ def purge(now: datetime | None = None, *, dry_run: bool = False) -> PurgeReport:
         if end > now - timedelta(days=1):
             break  # this month and the later ones are still being written
         label = f"{month:%Y-%m}"
-        with transaction.atomic(), connection.cursor() as cursor:
-            # Never wait behind live traffic for the table locks a drop takes: try again tomorrow.
-            cursor.execute("SET LOCAL lock_timeout = %s", [f"{settings.PUFFERPOST_PURGE_LOCK_TIMEOUT}s"])
-            message_days = _longest(cursor, partition, "message_retention_days") or default_message_days
-            content_days = _longest(cursor, partition, "content_retention_days") or default_content_days
-            content_due = end <= now - timedelta(days=content_days)
-            message_due = end <= now - timedelta(days=message_days)
-            has_content = any(_exists(cursor, partition_name(table, month)) for table in CONTENT)
-            if not message_due and not (content_due and has_content):
-                report.months.append(MonthReport(label, "kept", f"kept for {message_days} days after the month"))
-                continue
-            unfinished = _unfinished(cursor, partition)
-            if unfinished:
-                detail = ", ".join(f"{n} {status}" for status, n in unfinished.items())
-                logger.warning("retention: %s not purged, messages still on their way: %s", label, detail)
-                report.months.append(MonthReport(label, "blocked", f"still on their way: {detail}"))
-                continue
-            if dry_run:
-                report.months.append(MonthReport(label, "would drop" if message_due else "would drop content"))
-                transaction.set_rollback(True)
-                continue
-            cursor.execute(f"SELECT count(*) FROM {_q(partition)}")
-            count = cursor.fetchone()[0]
-            dropped = _drop_content(cursor, month)
-            if message_due:
-                _release_references(cursor, month)
-                cursor.execute(f"ALTER TABLE {_q(MESSAGES)} DETACH PARTITION {_q(partition)}")
-                cursor.execute(f"DROP TABLE {_q(partition)}")
-                dropped.append(partition)
-                action = "dropped"
-            else:
-                action = "content dropped"
-            logger.info("retention: %s %s (%d messages): %s", label, action, count, ", ".join(dropped))
-            report.months.append(MonthReport(label, action, f"{count} messages", messages=count))
+        try:
+            _purge_month(report, month, partition, label, now, dry_run)
+        except OperationalError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) != "55P03":  # lock_not_available
+                raise
+            logger.warning("retention: %s not purged this run, its tables are busy: %s", label, exc)
+            report.months.append(MonthReport(label, "busy", "lock timeout; tried again next run"))
+            break
     report.late_rows_deleted = _delete_late_rows()
     return report
+
+
+def _purge_month(report, month, partition, label, now, dry_run) -> None:
+    """One month, in one transaction."""
+    end = add_months(month, 1)
+    # An empty month: the defaults a new workspace gets.
+    default_message_days = Workspace._meta.get_field("message_retention_days").default
+    default_content_days = Workspace._meta.get_field("content_retention_days").default
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Never wait behind live traffic for the table locks a drop takes: try again tomorrow.
+        cursor.execute("SET LOCAL lock_timeout = %s", [f"{settings.PUFFERPOST_PURGE_LOCK_TIMEOUT}s"])
+        # A table with pending deferred foreign-key checks cannot be dropped: run them now.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        message_days = _longest(cursor, partition, "message_retention_days") or default_message_days
+        content_days = _longest(cursor, partition, "content_retention_days") or default_content_days
+        content_due = end <= now - timedelta(days=content_days)
+        message_due = end <= now - timedelta(days=message_days)
+        has_content = any(_exists(cursor, partition_name(table, month)) for table in CONTENT)
+        if not message_due and not (content_due and has_content):
+            report.months.append(MonthReport(label, "kept", f"kept for {message_days} days after the month"))
+            return
+        unfinished = _unfinished(cursor, partition)
+        if unfinished:
+            detail = ", ".join(f"{n} {status}" for status, n in unfinished.items())
+            logger.warning("retention: %s not purged, messages still on their way: %s", label, detail)
+            report.months.append(MonthReport(label, "blocked", f"still on their way: {detail}"))
+            return
+        if dry_run:
+            report.months.append(MonthReport(label, "would drop" if message_due else "would drop content"))
+            transaction.set_rollback(True)
+            return
+        cursor.execute(f"SELECT count(*) FROM {_q(partition)}")
+        count = cursor.fetchone()[0]
+        dropped = _drop_content(cursor, month)
+        if message_due:
+            _release_references(cursor, month)
+            cursor.execute(f"ALTER TABLE {_q(MESSAGES)} DETACH PARTITION {_q(partition)}")
+            cursor.execute(f"DROP TABLE {_q(partition)}")
+            dropped.append(partition)
+            action = "dropped"
+        else:
+            action = "content dropped"
+        logger.info("retention: %s %s (%d messages): %s", label, action, count, ", ".join(dropped))
+        report.months.append(MonthReport(label, action, f"{count} messages", messages=count))
 
 
 def _exists(cursor, name: str) -> bool:
@@ -299,6 +312,7 @@ def _delete_late_rows() -> int:
     land in the default partition; they are past retention too, so they go, bounded per run."""
     deleted = 0
     with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         message_months = months(MESSAGES, cursor)
         for table in CONTENT:
             existing = months(table, cursor)
@@ -319,6 +333,16 @@ def _delete_late_rows() -> int:
     return deleted
 
 
+def content_dropped(message_id: str) -> bool:
+    """Whether the month of `message_id` no longer has its rendered content (past content retention)."""
+    created = id_time(message_id)
+    if created is None or created >= month_start(datetime.now(UTC)):
+        return False
+    with connection.cursor() as cursor:
+        table = "messaging_messagecontent"
+        return is_partitioned(table, cursor) and not _exists(cursor, partition_name(table, month_start(created)))
+
+
 def status() -> list[dict]:
     """Every partitioned table's partitions with their row estimates and sizes (for the command)."""
     rows = []
@@ -332,5 +356,7 @@ def status() -> list[dict]:
                 [table],
             )
             for name, bounds, tuples, size in cursor.fetchall():
-                rows.append({"table": table, "partition": name, "bounds": bounds, "rows": max(tuples, 0), "bytes": size})
+                rows.append(
+                    {"table": table, "partition": name, "bounds": bounds, "rows": max(tuples, 0), "bytes": size}
+                )
     return rows

@@ -30,4 +30,6 @@ class Command(BaseCommand):
                 self.stdout.write(line)
         if status:
             for row in partitions.status():
-                self.stdout.write(f"{row['partition']:<45} {row['rows']:>12,} rows {row['bytes'] / 2**20:>10.1f} MiB  {row['bounds']}")
+                self.stdout.write(
+                    f"{row['partition']:<45} {row['rows']:>12,} rows {row['bytes'] / 2**20:>10.1f} MiB  {row['bounds']}"
+                )
