@@ -19,7 +19,7 @@ from messaging.delivery import commit_point
 from messaging.delivery.services import deliver_due_messages, deliver_messages
 from messaging.models import DeliveryAttempt, Message, MessageEvent, Suppression, Unsubscribe
 from messaging.tracking.links import unsubscribe_url
-from tests.delivery.pipeline import dkimpy_verifies, make_sendable, parse, perl_verifies, timeline
+from tests.messaging.delivery.pipeline import dkimpy_verifies, make_sendable, parse, perl_verifies, timeline
 from tests.messaging.factories import UnsubscribeGroupFactory
 
 TO, SAME_DOMAIN_CC, OTHER_DOMAIN_CC = "jane@example.com", "audit@example.com", "ops@example.org"
