@@ -174,7 +174,12 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+# Where `manage.py collectstatic` puts the admin's and the docs page's files (the image collects
+# them at build time into its own directory, outside the var volume).
+STATIC_ROOT = Path(_read("str", "PUFFERPOST_STATIC_ROOT", default=str(VAR_DIR / "static")))
+# Let the web process itself answer /static/ from STATIC_ROOT (the compose install, which has no
+# separate file server); behind nginx or a CDN leave it off and serve STATIC_ROOT there.
+PUFFERPOST_SERVE_STATIC = _read("bool", "PUFFERPOST_SERVE_STATIC", default=False)
 
 PUFFERPOST_LOG_FORMAT = _read("str", "PUFFERPOST_LOG_FORMAT", default="text").lower()
 if PUFFERPOST_LOG_FORMAT not in ("text", "json"):
@@ -355,6 +360,11 @@ PUFFERPOST_SUBMISSION_ALLOW_INSECURE_AUTH = _read("bool", "PUFFERPOST_SUBMISSION
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(PUFFERPOST_SEND_MAX_BODY_BYTES, PUFFERPOST_BATCH_MAX_BODY_BYTES)
 CELERY_TASK_ROUTES["messaging.tasks.*"] = {"queue": "default"}
 CELERY_BEAT_SCHEDULE["messaging-outbox-sweep"] = {"task": "messaging.tasks.sweep_outbox", "schedule": 30.0}
+# Retention (messaging.partitions): months created ahead, and how long a purge waits for a table lock
+# before it gives up until the next run (it never queues behind live traffic).
+PUFFERPOST_PARTITIONS_AHEAD = _read("int", "PUFFERPOST_PARTITIONS_AHEAD", default=3, positive=True, maximum=24)
+PUFFERPOST_PURGE_LOCK_TIMEOUT = _read("float", "PUFFERPOST_PURGE_LOCK_TIMEOUT", default=5.0, positive=True, maximum=600)
+CELERY_BEAT_SCHEDULE["messaging-retention"] = {"task": "messaging.tasks.retention", "schedule": 6 * 3600.0}
 CELERY_BEAT_SCHEDULE["messaging-idempotency-purge"] = {
     "task": "messaging.tasks.purge_idempotency_records",
     "schedule": 3600.0,
