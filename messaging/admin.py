@@ -4,8 +4,16 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from messaging.feedback.explain import suppression_why
-from messaging.feedback.reputation import sender_reputation_summary
-from messaging.models import Message, MessageEvent, SenderReputation, Suppression, Unsubscribe, UnsubscribeGroup
+from messaging.feedback.reputation import sender_reputation_summary, workspace_reputation_summary
+from messaging.models import (
+    Message,
+    MessageEvent,
+    SenderReputation,
+    Suppression,
+    Unsubscribe,
+    UnsubscribeGroup,
+    WorkspaceReputation,
+)
 from messaging.selectors import message_content
 from pufferpost.admin_mixins import ReadOnlyAdminMixin
 
@@ -118,3 +126,21 @@ class SenderReputationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="bounce · complaint · block rates (thresholds)")
     def rates(self, sender):
         return sender_reputation_summary(sender=sender)
+
+
+@admin.register(WorkspaceReputation)
+class WorkspaceReputationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Each workspace's rates over the reputation window, all its senders together. Its block rate
+    pauses the workspace's sending above `block_rate_threshold` (the reason is shown); staff resume
+    and set the thresholds on the workspace's own page."""
+
+    list_display = ("name", "id", "sending_paused", "rates")
+    list_filter = ("sending_paused",)
+    search_fields = ("name", "=id")
+    list_per_page = 50
+    fields = ("name", "id", "sending_paused", "sending_paused_reason", "rates")
+    readonly_fields = fields
+
+    @admin.display(description="bounce · complaint · block rates, all senders (thresholds)")
+    def rates(self, workspace):
+        return workspace_reputation_summary(workspace=workspace)

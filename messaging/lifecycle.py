@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from messaging import queries
-from messaging.models import EventType, Message, MessageEvent, MessageStatus
+from messaging.models import AttemptState, DeliveryAttempt, EventType, Message, MessageEvent, MessageStatus
 from pufferpost import metrics
 
 S = MessageStatus
@@ -73,6 +74,21 @@ def _not_before(occurred_at: datetime, accepted_at: datetime) -> datetime:
     return max(occurred_at, accepted_at)
 
 
+def _reported_floor(message_id: str, accepted_at: datetime | None) -> datetime | None:
+    """The earliest a reported event may sort: after everything already on the message's timeline.
+
+    A report (DSN, complaint) is always about what came before it; its whole-second `Date` must not
+    put a relay's bounce before the `delivered` that the same relay answered a moment earlier (seen
+    with a real Postfix as the MX, which bounces within the same second). A report that arrives
+    while the delivery that caused it is still in flight (the worker has the relay's 250 but has
+    not written it yet) sorts at its arrival, which is after that 250."""
+    latest = MessageEvent.objects.filter(message_id=message_id).aggregate(latest=Max("occurred_at"))["latest"]
+    if DeliveryAttempt.objects.filter(message_id=message_id, state=AttemptState.IN_FLIGHT).exists():
+        latest = timezone.now()
+    candidates = [t for t in (latest, accepted_at) if t is not None]
+    return max(candidates) if candidates else None
+
+
 @transaction.atomic
 def message_transition(
     *,
@@ -96,11 +112,12 @@ def message_transition(
     if not changed:
         return False
     workspace_id, accepted_at = Message.objects.filter(pk=message_id).values_list("workspace_id", "created_at").get()
+    floor = accepted_at if occurred_at is None else _reported_floor(message_id, accepted_at)
     event = MessageEvent.objects.create(
         message_id=message_id,
         workspace_id=workspace_id,
         type=event_type or to_status,
-        occurred_at=_not_before(occurred_at or now, accepted_at),
+        occurred_at=_not_before(occurred_at or now, floor),
         detail=detail or {},
     )
     _notify([event])
@@ -115,12 +132,13 @@ def message_event_record(
     if type not in EventType.values:
         raise ValueError(f"unknown event type {type!r}")
     accepted_at = message.__dict__.get("created_at")  # loaded by every caller that passes a time of its own
+    floor = _reported_floor(message.pk, accepted_at) if occurred_at is not None else accepted_at
     occurred_at = occurred_at or timezone.now()
     event = MessageEvent.objects.create(
         message=message,
         workspace_id=message.workspace_id,
         type=type,
-        occurred_at=_not_before(occurred_at, accepted_at) if accepted_at else occurred_at,
+        occurred_at=_not_before(occurred_at, floor) if floor else occurred_at,
         detail=detail or {},
     )
     _notify([event])

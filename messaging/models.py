@@ -297,6 +297,16 @@ class IdempotencyRecord(models.Model):
         return self.key
 
 
+class WorkspaceReputation(Workspace):
+    """The workspaces again, as the admin's "Workspace reputation" page: the bounce, complaint and
+    block rates of all their senders together, and the block rate's workspace-wide pause."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "workspace reputation"
+        verbose_name_plural = "workspace reputation"
+
+
 class SenderReputation(Sender):
     """The senders again, as the admin's "Sender reputation" page: bounce, complaint and block
     rates against their workspace's thresholds (senders/ cannot read messages; messaging can)."""

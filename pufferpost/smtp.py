@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import groupby
@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 # Called with the recipients the server accepted, right before the DATA payload; False abandons.
 BeforeData = Callable[[list[str]], bool]
+# The payload: one message for every recipient, or a copy of its own for each (recipient → bytes).
+Payload = bytes | Mapping[str, bytes]
 
 RELAY_DEFAULT_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 
@@ -405,12 +407,14 @@ class Mailer:
         self._waits.clear()
 
     def send(
-        self, *, mail_from: str, recipients: list[str], data: bytes, before_data: BeforeData | None = None
+        self, *, mail_from: str, recipients: list[str], data: Payload, before_data: BeforeData | None = None
     ) -> dict[str, DeliveryResult]:
         """Deliver `data` (CRLF bytes) to each recipient; the result for every one of them.
 
         Recipients are grouped by route (one group through a relay, one per domain direct to MX);
-        each group is one SMTP transaction.
+        each group is one SMTP transaction. When `data` maps each recipient to a copy of its own,
+        each copy is a transaction of its own (one RCPT), one after the other on the group's
+        connection; the group is still one message for the destination's budget.
 
         `before_data(recipients)` is the commit point of an exactly-once sender: it is called after
         the server answered DATA with 354 and before a byte of the payload goes out. Returning
@@ -418,9 +422,7 @@ class Mailer:
         server discards it) and those recipients are reported deferred; an exception it raises
         closes the connection the same way and propagates.
         """
-        stripped = data.replace(b"\r\n", b"")
-        if b"\n" in stripped or b"\r" in stripped:
-            raise ValueError("message data has bare LF or CR line endings; serialise it with email.policy.SMTP")
+        check_line_endings(data)
         sender = ascii_address_or_none(mail_from)
         if sender is None:
             raise ValueError(f"envelope sender {mail_from!r} is not an ASCII address")
@@ -437,6 +439,8 @@ class Mailer:
             wire[ascii_address] = recipient
             domain = ascii_address.rpartition("@")[2]
             by_route[self.route(domain)].append(ascii_address)
+        if not isinstance(data, bytes):
+            data = {ascii_address: data[recipient] for ascii_address, recipient in wire.items()}
         for route, group in by_route.items():
             if route.failure is not None:
                 outcome = dict.fromkeys(group, route.failure)
@@ -465,7 +469,7 @@ class Mailer:
         connection = self._connections.get(key)
         if connection is not None:
             try:
-                return self._transaction(connection, mail_from, recipients, data, before_data)
+                return self._transactions(connection, mail_from, recipients, data, before_data)
             except _ConnectionLost:
                 # The server closed an idle connection or limits messages per connection.
                 self._drop(key)
@@ -474,7 +478,7 @@ class Mailer:
         except _TryNextHost as exc:
             return dict.fromkeys(recipients, exc.result)
         try:
-            return self._transaction(connection, mail_from, recipients, data, before_data)
+            return self._transactions(connection, mail_from, recipients, data, before_data)
         except _ConnectionLost as exc:
             self._drop(key)
             return dict.fromkeys(recipients, exc.result)
@@ -523,7 +527,7 @@ class Mailer:
             connection.destination, connection.lease = destination, lease
         connection.last_used = time.monotonic()
         try:
-            results = self._transaction(connection, mail_from, recipients, data, before_data)
+            results = self._transactions(connection, mail_from, recipients, data, before_data)
         except _ConnectionLost as exc:
             self._drop(key)
             results = dict.fromkeys(recipients, exc.result)
@@ -628,6 +632,34 @@ class Mailer:
             _close_quietly(connection.smtp, quit=quit)
             self._release(connection)
 
+    def _transactions(self, connection: _Connection, mail_from: str, recipients: list[str], data: Payload, before_data):
+        """One transaction for the group, or one per recipient when each has a copy of its own.
+
+        A copy whose connection broke before any copy of the group was answered raises
+        `_ConnectionLost` (the caller reconnects and sends the group again: nothing was sent); once
+        a copy was answered, the rest are deferred with the reason, never sent twice.
+        """
+        if isinstance(data, bytes):
+            return self._transaction(connection, mail_from, recipients, data, before_data)
+        results: dict[str, DeliveryResult] = {}
+        for index, recipient in enumerate(recipients):
+            if results and connection not in self._connections.values():
+                # The previous copy's transaction closed the connection (a 421, a timeout).
+                lost = classify(
+                    None, f"{connection.host} closed the connection after the previous copy", connection.host
+                )
+                results.update(dict.fromkeys(recipients[index:], lost))
+                break
+            try:
+                results.update(self._transaction(connection, mail_from, [recipient], data[recipient], before_data))
+            except _ConnectionLost as exc:
+                if not results:
+                    raise
+                self._drop_connection(connection)
+                results.update(dict.fromkeys(recipients[index:], exc.result))
+                break
+        return results
+
     def _transaction(
         self, connection: _Connection, mail_from: str, recipients: list[str], data: bytes, before_data=None
     ):
@@ -720,6 +752,14 @@ class Mailer:
         return {
             r: results[r] if r in results and results[r].outcome != Outcome.DELIVERED else deferred for r in recipients
         }
+
+
+def check_line_endings(data: Payload) -> None:
+    """Refuse a payload (or any copy of it) with a bare CR or LF: it must be CRLF throughout."""
+    for blob in [data] if isinstance(data, bytes) else data.values():
+        stripped = blob.replace(b"\r\n", b"")
+        if b"\n" in stripped or b"\r" in stripped:
+            raise ValueError("message data has bare LF or CR line endings; serialise it with email.policy.SMTP")
 
 
 def send_message(*, mail_from: str, recipients: list[str], data: bytes) -> dict[str, DeliveryResult]:

@@ -10,6 +10,9 @@ Choices:
   message is deferred and retried (drift is usually a DNS blip the re-check repairs), and ends
   `errored` when the retry window closes. Nothing is ever sent unsigned.
 - A suppression or group opt-out added after acceptance: `to` → `suppressed`, cc → left out.
+- Each recipient gets a copy of its own, signed on its own, in its own SMTP transaction (`to`
+  first): the copies differ only in List-Unsubscribe, whose one-click token opts out that copy's
+  recipient alone, so a cc can never unsubscribe `to` (#15 item 12). To and Cc read as sent.
 - When `to` is retried, recipients that already accepted (or refused) it are left out.
 - A 5xx is classified (messaging.feedback.classes): `hard` bounces and suppresses, `block`
   bounces without suppressing, `soft` (a full mailbox answered 5.2.2) is retried like a 4xx.
@@ -188,7 +191,7 @@ class Batch:
         # Stored (Message.subject) as well as sent: a NUL would make PostgreSQL refuse the whole flush.
         subject = headers.one_line(rendered.subject)
         workspace = message.workspace
-        cc = [a for a in message.cc if a.lower() != message.to.lower() and not self._is_suppressed(message, a)]
+        cc = _unique([a for a in message.cc if a.lower() != message.to.lower() and not self._is_suppressed(message, a)])
         settled = self.settled.get(message.pk, set())
         try:
             html = instrument_html(
@@ -208,23 +211,26 @@ class Batch:
                     Attachment(a.filename, a.content_type, bytes(a.content)) for a in message.attachments.all()
                 ],
                 unsubscribe_url=unsubscribe_url(message.pk),
+                cc_unsubscribe_urls={address: unsubscribe_url(message.pk, address) for address in cc},
                 # A test message may have no domain row yet: the from-domain then (it never leaves).
                 envelope_domain=envelope_domain_of(domain) if domain is not None else "",
             )
-            signed = (
-                dkim.sign(
-                    outgoing.data,
+            recipients = [r for r in outgoing.copies if r.lower() not in settled]
+            # Each copy signed on its own (its List-Unsubscribe differs); settled ones are not built.
+            signed = {
+                address: dkim.sign(
+                    outgoing.copies[address],
                     domain=domain.domain,
                     selector=domain.selector,
                     private_key_pem=domain.dkim_private_key,
                 )
                 if can_sign
-                else outgoing.data  # only a test message gets here: it never leaves
-            )
+                else outgoing.copies[address]  # only a test message gets here: it never leaves
+                for address in recipients
+            }
         except Exception as exc:  # a message that cannot be built must not take the batch down
             log.exception("could not build %s", message.pk)
             return Result(message, Outcome.ERRORED, detail={"reason": "build_error", "message": _describe(exc)})
-        recipients = [r for r in outgoing.recipients if r.lower() not in settled]
         if not recipients:  # every recipient took it in an earlier try
             return Result(
                 message,
@@ -358,6 +364,12 @@ class Batch:
             simulated_feedback_record(
                 messages=[r.message for r in pending if r.outcome == Outcome.DELIVERED and not r.message.livemode]
             )
+
+
+def _unique(addresses: list[str]) -> list[str]:
+    """The addresses in order, each once (compared without case)."""
+    seen: set[str] = set()
+    return [a for a in addresses if not (a.lower() in seen or seen.add(a.lower()))]
 
 
 def _as_mime_text(text: str) -> str:

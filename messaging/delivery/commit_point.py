@@ -6,16 +6,20 @@ the lease and inserts a `DeliveryAttempt` in state `in_flight`. If the claim was
 ran out and the sweeper gave the message to another worker), the connection is closed without
 the final dot and the server discards the message.
 
-The guarantee, precisely. Per message (and per SMTP transaction for a message whose recipients
-span several destinations): it is never handed to a receiving server twice (no at-least-once
+The guarantee, precisely. Per message (and per SMTP transaction for a message with several
+recipients: each recipient's copy is a transaction of its own): it is never handed to a receiving
+server twice (no at-least-once
 anywhere: a retry happens only when no attempt passed the commit point, or the server answered
 the DATA payload with an explicit 4xx). It may be lost (at-most-once) only if the worker dies,
 or the connection breaks, between committing the in-flight attempt and reading the server's
 reply to the payload — a window of one network round trip plus the server's processing. Such a
 message ends `sent` with `outcome: unknown` rather than being retried. A crash anywhere before
 the commit point (claim, render, connect, MAIL, RCPT, even the DATA command) is retried by the
-sweeper after the lease. Recipients of one message on different destinations are separate SMTP
-transactions: once any of them passed the commit point, the others are not retried after a crash.
+sweeper after the lease. Each recipient of one message (`to`, every cc) is a separate SMTP
+transaction with a copy of its own (#15 item 12), `to` first; the first copy to pass the commit
+point inserts the attempt and the later ones join it. Once any of them passed the commit point,
+the others are not retried after a crash; after a clean try, only recipients that neither
+accepted nor refused it are sent it again (and only while `to` has not settled).
 """
 
 import json

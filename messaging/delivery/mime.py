@@ -25,12 +25,19 @@ class Attachment:
 
 @dataclass
 class OutgoingMessage:
-    """What the SMTP transport needs: the envelope and the serialised bytes (CRLF)."""
+    """What the SMTP transport needs: the envelope and the serialised bytes (CRLF).
+
+    `data` is the `to` recipient's copy. `copies` holds one copy per recipient (`to` first, then
+    each cc), each sent in its own SMTP transaction: they differ only in List-Unsubscribe, whose
+    one-click token opts out that copy's recipient alone (#15 item 12). The visible To and Cc
+    headers are the same in every copy, as the customer sent them.
+    """
 
     mail_from: str
     recipients: list[str]
     data: bytes
     message_id: str
+    copies: dict[str, bytes]
 
 
 def domain_of(address: str) -> str:
@@ -180,11 +187,16 @@ def build_message(
     attachments: list[Attachment] | None = None,
     unsubscribe_url: str,
     unsubscribe_mailto: str | None = None,
+    cc_unsubscribe_urls: dict[str, str] | None = None,
     date: datetime | None = None,
     envelope_domain: str = "",
 ) -> OutgoingMessage:
     """Serialise a rendered message: multipart/alternative (text, then html), wrapped in
     multipart/mixed only when there are attachments; headers per RFC 5322, 2047, 2231 and 8058.
+
+    `unsubscribe_url` (and `unsubscribe_mailto`) go into the `to` recipient's copy only. A cc's
+    copy carries `cc_unsubscribe_urls[cc]` as its one-click target, or no List-Unsubscribe at all
+    when it has none: never the `to` recipient's token.
 
     Every header is written by `messaging.delivery.headers` from the inputs as text, and the
     finished header block is checked against the list of fields written; a message that fails
@@ -210,6 +222,7 @@ def _build(
     attachments,
     unsubscribe_url,
     unsubscribe_mailto,
+    cc_unsubscribe_urls,
     date,
     envelope_domain,
 ) -> OutgoingMessage:
@@ -222,25 +235,39 @@ def _build(
         inner = _part([content_type], ["Content-Type"], body)
         content_type, body = _multipart("mixed", [inner, *(_attachment_part(a) for a in attachments)])
     message_id_value = message_id_header(message_id, from_email)
-    unsubscribe = [unsubscribe_url] + ([f"mailto:{unsubscribe_mailto}"] if unsubscribe_mailto else [])
-    fields = [
-        ("From", h.address_list("From", [(from_name, from_email)])),
-        ("To", h.address_list("To", [("", to)])),
-        ("Cc", h.address_list("Cc", [("", a) for a in cc]) if cc else None),
-        ("Reply-To", h.address_list("Reply-To", [("", reply_to)]) if reply_to else None),
-        ("Subject", h.unstructured("Subject", subject)),
-        ("Date", h.verbatim("Date", format_datetime(date or datetime.now(UTC)))),
-        ("Message-ID", h.verbatim("Message-ID", message_id_value)),
-        ("List-Unsubscribe", h.url_list("List-Unsubscribe", unsubscribe)),
-        ("List-Unsubscribe-Post", h.verbatim("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")),
-        ("MIME-Version", h.verbatim("MIME-Version", "1.0")),
-        ("Content-Type", content_type),
-    ]
-    fields = [(name, line) for name, line in fields if line is not None]
-    data = _part([line for _, line in fields], [name for name, _ in fields], body)
+    date_value = format_datetime(date or datetime.now(UTC))
+
+    def copy(unsubscribe: list[str]) -> bytes:
+        fields = [
+            ("From", h.address_list("From", [(from_name, from_email)])),
+            ("To", h.address_list("To", [("", to)])),
+            ("Cc", h.address_list("Cc", [("", a) for a in cc]) if cc else None),
+            ("Reply-To", h.address_list("Reply-To", [("", reply_to)]) if reply_to else None),
+            ("Subject", h.unstructured("Subject", subject)),
+            ("Date", h.verbatim("Date", date_value)),
+            ("Message-ID", h.verbatim("Message-ID", message_id_value)),
+            ("List-Unsubscribe", h.url_list("List-Unsubscribe", unsubscribe) if unsubscribe else None),
+            (
+                "List-Unsubscribe-Post",
+                h.verbatim("List-Unsubscribe-Post", "List-Unsubscribe=One-Click") if unsubscribe else None,
+            ),
+            ("MIME-Version", h.verbatim("MIME-Version", "1.0")),
+            ("Content-Type", content_type),
+        ]
+        fields = [(name, line) for name, line in fields if line is not None]
+        return _part([line for _, line in fields], [name for name, _ in fields], body)
+
+    data = copy([unsubscribe_url] + ([f"mailto:{unsubscribe_mailto}"] if unsubscribe_mailto else []))
+    copies = {to: data}
+    cc_urls = cc_unsubscribe_urls or {}
+    for address in cc:
+        if address not in copies:
+            url = cc_urls.get(address)
+            copies[address] = copy([url] if url else [])
     return OutgoingMessage(
         mail_from=return_path_for(message_id=message_id, from_address=from_email, domain=envelope_domain),
         recipients=[to, *cc],
         data=data,
         message_id=message_id_value,
+        copies=copies,
     )

@@ -26,7 +26,7 @@ from django.conf import settings
 
 from messaging.lifecycle import message_event_record, message_transition
 from messaging.models import EventType, Message, MessageStatus
-from pufferpost.smtp import BeforeData, DeliveryResult, classify
+from pufferpost.smtp import BeforeData, DeliveryResult, Payload, check_line_endings, classify
 
 # What the event detail shows as the receiving host: no real host was contacted.
 SIMULATOR_HOST = "simulator"
@@ -68,11 +68,18 @@ class SimulatedTransport:
     attempt: int = 0
 
     def send(
-        self, *, mail_from: str, recipients: list[str], data: bytes, before_data: BeforeData | None = None
+        self, *, mail_from: str, recipients: list[str], data: Payload, before_data: BeforeData | None = None
     ) -> dict[str, DeliveryResult]:
-        stripped = data.replace(b"\r\n", b"")
-        if b"\n" in stripped or b"\r" in stripped:
-            raise ValueError("message data has bare LF or CR line endings; serialise it with email.policy.SMTP")
+        check_line_endings(data)
+        if not isinstance(data, bytes):  # a copy per recipient: a transaction each, as Mailer does
+            results = {}
+            for recipient in recipients:
+                results.update(
+                    self.send(
+                        mail_from=mail_from, recipients=[recipient], data=data[recipient], before_data=before_data
+                    )
+                )
+            return results
         results: dict[str, DeliveryResult] = {}
         accepted: list[str] = []
         for recipient in recipients:

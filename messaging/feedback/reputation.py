@@ -15,6 +15,12 @@ last K messages" would make a low-volume sender's rate hinge on mail from months
 the sender active and the 6th pauses it. The volume must be at least the workspace's
 `reputation_min_volume` (100 means 100 messages is enough). Rates are compared as exact
 decimals (`count > threshold × volume`), never as floats.
+
+The block rate is also judged for the workspace as a whole (every sender's messages in the
+window, against the same `block_rate_threshold` and `reputation_min_volume`): blocks are about the
+sending domain's and addresses' reputation, which a workspace's senders share, and spreading bad
+mail over many low-volume senders must not dodge the pause. Above it, the workspace's sending is
+paused (`sending_paused`, with the reason), as staff would pause it; staff resume it in the admin.
 """
 
 import logging
@@ -27,6 +33,8 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from messaging.models import Message
+from pufferpost.models import Workspace
+from pufferpost.services import workspace_set_sending_paused
 from senders.models import Sender, SenderState
 from senders.services import IllegalTransition, sender_pause
 
@@ -58,19 +66,82 @@ def sender_reputation_stats(*, sender_id: str, since: datetime) -> ReputationSta
     return ReputationStats(**row)
 
 
+def _counts(prefix: str, scope: Q) -> dict:
+    return {
+        f"{prefix}volume": Count("pk", filter=scope),
+        f"{prefix}bounced": Count("pk", filter=scope & Q(status="bounced") & ~Q(bounce_class="block")),
+        f"{prefix}complained": Count("pk", filter=scope & Q(status="complained")),
+        f"{prefix}blocked": Count("pk", filter=scope & Q(status="bounced", bounce_class="block")),
+    }
+
+
+def workspace_reputation_stats(*, workspace_id: str, since: datetime) -> ReputationStats:
+    """The same aggregate over every sender of the workspace (one query)."""
+    return _both_stats(workspace_id=workspace_id, sender_id=None, since=since)[0]
+
+
+def _both_stats(*, workspace_id: str, sender_id: str | None, since: datetime):
+    """(the workspace's stats, the sender's stats or None) in one aggregate query."""
+    fields = _counts("w_", Q(pk__isnull=False)) | (_counts("s_", Q(sender_id=sender_id)) if sender_id else {})
+    row = Message.objects.filter(
+        workspace_id=workspace_id, livemode=True, created_at__gte=since, status__in=COUNTED_STATUSES
+    ).aggregate(**fields)
+    workspace = ReputationStats(**{k[2:]: v for k, v in row.items() if k.startswith("w_")})
+    sender = ReputationStats(**{k[2:]: v for k, v in row.items() if k.startswith("s_")}) if sender_id else None
+    return workspace, sender
+
+
+def workspace_block_rate_evaluate(
+    *, workspace: Workspace, now: datetime | None = None, stats: ReputationStats | None = None
+) -> bool:
+    """Pause the workspace's sending if its block rate over the window crosses `block_rate_threshold`
+    (with at least `reputation_min_volume` messages); True if paused now. `stats`: already counted."""
+    if workspace.sending_paused:
+        return False
+    days = settings.PUFFERPOST_REPUTATION_WINDOW_DAYS
+    if stats is None:
+        since = (now or timezone.now()) - timedelta(days=days)
+        stats = workspace_reputation_stats(workspace_id=workspace.pk, since=since)
+    if stats.volume == 0 or stats.volume < workspace.reputation_min_volume:
+        return False
+    if not stats.blocked > workspace.block_rate_threshold * stats.volume:
+        return False
+    reason = _reason("block", stats.blocked, stats.volume, days, workspace.block_rate_threshold).replace(
+        "over the last", "across the workspace's senders over the last"
+    )
+    if not workspace_set_sending_paused(workspace=workspace, paused=True, reason=reason):
+        return False
+    log.warning("workspace %s paused: %s", workspace.pk, reason)
+    return True
+
+
+def workspace_reputation_summary(*, workspace: Workspace, now: datetime | None = None) -> str:
+    """The workspace's three rates (all senders) against its thresholds, for the admin."""
+    days = settings.PUFFERPOST_REPUTATION_WINDOW_DAYS
+    stats = workspace_reputation_stats(workspace_id=workspace.pk, since=(now or timezone.now()) - timedelta(days=days))
+    return _summary(stats, workspace, days, pausing="block")
+
+
 def sender_reputation_evaluate(*, sender_id: str, now: datetime | None = None) -> bool:
     """Pause `sender_id` if it is active and its recent rates cross the thresholds; True if paused now.
 
-    Run it after the bounce or complaint that may tip the balance has committed, so two feedback
-    reports racing each other both count in the later evaluation.
+    The workspace's own block rate is judged too (`workspace_block_rate_evaluate`). Run it after
+    the bounce or complaint that may tip the balance has committed, so two feedback reports racing
+    each other both count in the later evaluation.
     """
     sender = Sender.objects.select_related("workspace").filter(pk=sender_id).first()
-    if sender is None or sender.state != SenderState.ACTIVE:
+    if sender is None:
         return False
     workspace = sender.workspace
     now = now or timezone.now()
     days = settings.PUFFERPOST_REPUTATION_WINDOW_DAYS
-    stats = sender_reputation_stats(sender_id=sender_id, since=now - timedelta(days=days))
+    # One aggregate for both: the workspace's totals and this sender's share of them.
+    workspace_stats, stats = _both_stats(
+        workspace_id=workspace.pk, sender_id=sender_id, since=now - timedelta(days=days)
+    )
+    workspace_block_rate_evaluate(workspace=workspace, now=now, stats=workspace_stats)
+    if sender.state != SenderState.ACTIVE:
+        return False
     if stats.volume == 0 or stats.volume < workspace.reputation_min_volume:
         return False
     reason = None
@@ -90,10 +161,17 @@ def sender_reputation_summary(*, sender: Sender, now: datetime | None = None) ->
     workspace = sender.workspace
     days = settings.PUFFERPOST_REPUTATION_WINDOW_DAYS
     stats = sender_reputation_stats(sender_id=sender.pk, since=(now or timezone.now()) - timedelta(days=days))
+    return _summary(stats, workspace, days, pausing="bounce complaint block")
+
+
+def _summary(stats: ReputationStats, workspace: Workspace, days: int, *, pausing: str) -> str:
+    """ "bounce 1.0% (pauses above 5.0%) · …"; a rate that pauses nothing at this level shows its
+    threshold as "(threshold 5.0%)"."""
     if not stats.volume:
         return f"no messages sent in the last {days} days"
     rates = " · ".join(
-        f"{kind} {_percent(Decimal(count) / stats.volume)} (pauses above {_percent(threshold)})"
+        f"{kind} {_percent(Decimal(count) / stats.volume)} "
+        f"({'pauses above' if kind in pausing.split() else 'threshold'} {_percent(threshold)})"
         for kind, count, threshold in (
             ("bounce", stats.bounced, workspace.bounce_rate_threshold),
             ("complaint", stats.complained, workspace.complaint_rate_threshold),

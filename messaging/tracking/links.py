@@ -5,6 +5,9 @@ from django.conf import settings
 from django.core import signing
 
 _UNSUBSCRIBE = "pufferpost.unsubscribe"
+# A cc recipient's own copy carries a token naming that address too (#15 item 12): a cc can opt
+# only itself out, never the `to` recipient, whose token (the message id alone) it never sees.
+_UNSUBSCRIBE_CC = "pufferpost.unsubscribe.cc"
 _OPEN = "pufferpost.open"
 _CLICK = "pufferpost.click"
 
@@ -13,13 +16,19 @@ def _url(path: str) -> str:
     return f"{settings.PUFFERPOST_PUBLIC_URL}{path}"
 
 
-def unsubscribe_token(message_id: str) -> str:
-    return signing.Signer(salt=_UNSUBSCRIBE).sign(message_id)
+def unsubscribe_token(message_id: str, recipient: str | None = None) -> str:
+    """The `to` recipient's token (the signed message id), or a cc recipient's (id and address)."""
+    if recipient is None:
+        return signing.Signer(salt=_UNSUBSCRIBE).sign(message_id)
+    return signing.Signer(salt=_UNSUBSCRIBE_CC).sign_object([message_id, recipient], compress=True)
 
 
-def unsubscribe_url(message_id: str) -> str:
-    """The RFC 8058 one-click target: a POST to it (no cookies, no auth) opts the recipient out."""
-    return _url(f"/u/{unsubscribe_token(message_id)}")
+def unsubscribe_url(message_id: str, recipient: str | None = None) -> str:
+    """The RFC 8058 one-click target: a POST to it (no cookies, no auth) opts the recipient out.
+
+    Without `recipient` it opts out the message's `to`; with a cc address, only that address.
+    """
+    return _url(f"/u/{unsubscribe_token(message_id, recipient)}")
 
 
 def open_url(message_id: str) -> str:
@@ -35,7 +44,22 @@ class BadToken(Exception):
 
 
 def message_id_from_unsubscribe_token(token: str) -> str:
-    return _unsign(_UNSUBSCRIBE, token)
+    return unsubscribe_from_token(token)[0]
+
+
+def unsubscribe_from_token(token: str) -> tuple[str, str | None]:
+    """(message id, cc address) from an unsubscribe token; the address is None for `to`'s token."""
+    try:
+        return _unsign(_UNSUBSCRIBE, token), None
+    except BadToken:
+        pass
+    try:
+        value = signing.Signer(salt=_UNSUBSCRIBE_CC).unsign_object(token)
+    except (signing.BadSignature, ValueError, TypeError) as exc:
+        raise BadToken(str(exc)) from exc
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+        raise BadToken("not an unsubscribe token")
+    return value[0], value[1]
 
 
 def message_id_from_open_token(token: str) -> str:

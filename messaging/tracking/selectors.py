@@ -2,7 +2,7 @@
 
 from messaging.models import Message
 
-_FIELDS = ("id", "workspace_id", "to", "from_address", "unsubscribe_group_id")
+_FIELDS = ("id", "workspace_id", "to", "cc", "from_address", "unsubscribe_group_id")
 # What each endpoint reads of the joined rows (the message's data and metadata are never loaded).
 _RELATED_FIELDS = {
     "workspace": ("workspace__id", "workspace__open_tracking", "workspace__click_tracking"),

@@ -71,9 +71,18 @@ def message_click_record(*, message_id: str, url: str, user_agent: str | None = 
     return True
 
 
+def is_cc_of(message: Message, address: str) -> bool:
+    """True when `address` is one of the message's cc recipients (and not its `to`)."""
+    address = address.lower()
+    return address != message.to.lower() and any(address == cc.lower() for cc in message.cc)
+
+
 @transaction.atomic
-def message_unsubscribe(*, message_id: str, source: str) -> UnsubscribeOutcome | None:
+def message_unsubscribe(*, message_id: str, source: str, recipient: str | None = None) -> UnsubscribeOutcome | None:
     """Opt the message's recipient out of its unsubscribe group, or suppress them workspace-wide.
+
+    The recipient is the message's `to`, or, for a cc's own token, that cc address (only if it is
+    one of the message's cc: the token is signed, this is a second fence).
 
     A send without a group (or whose group has since been deleted) becomes a workspace suppression
     with reason `unsubscribe`. `unsubscribed` is recorded only when the opt-out row is new, so a
@@ -81,19 +90,18 @@ def message_unsubscribe(*, message_id: str, source: str) -> UnsubscribeOutcome |
     race on the rows' unique constraints and exactly one records. None: no such message.
     """
     message = tracked_message(message_id=message_id, related=("workspace", "unsubscribe_group"))
-    if message is None:
+    if message is None or (recipient is not None and not is_cc_of(message, recipient)):
         return None
+    email = message.to if recipient is None else next(cc for cc in message.cc if cc.lower() == recipient.lower())
     group = message.unsubscribe_group
     if group is not None:
-        _, created = unsubscribe_create(group=group, email=message.to)
+        _, created = unsubscribe_create(group=group, email=email)
     else:
-        _, created = suppression_create(
-            workspace=message.workspace, email=message.to, reason=SuppressionReason.UNSUBSCRIBE
-        )
+        _, created = suppression_create(workspace=message.workspace, email=email, reason=SuppressionReason.UNSUBSCRIBE)
     if created:
         message_event_record(
             message=message,
             type=EventType.UNSUBSCRIBED,
-            detail={"email": message.to, "group": group.pk if group else None, "source": source},
+            detail={"email": email, "group": group.pk if group else None, "source": source},
         )
     return UnsubscribeOutcome(message=message, changed=created)

@@ -16,7 +16,7 @@ from messaging.tracking.links import (
     BadToken,
     click_from_token,
     message_id_from_open_token,
-    message_id_from_unsubscribe_token,
+    unsubscribe_from_token,
 )
 
 logger = logging.getLogger(__name__)
@@ -63,14 +63,17 @@ def _is_one_click(request) -> bool:
 @csrf_exempt
 @require_http_methods(["GET", "HEAD", "POST"])
 def unsubscribe(request, token: str):
-    """GET shows a confirmation button (link scanners prefetch GETs); any POST opts out (RFC 8058)."""
+    """GET shows a confirmation button (link scanners prefetch GETs); any POST opts out (RFC 8058).
+
+    The token names whom it opts out: the message's `to`, or (a cc's own copy) that cc address.
+    """
     try:
-        message_id = message_id_from_unsubscribe_token(token)
+        message_id, recipient = unsubscribe_from_token(token)
     except BadToken:
         return _not_found()
     if request.method != "POST":
         message = selectors.unsubscribe_page_message(message_id=message_id)
-        if message is None:
+        if message is None or (recipient is not None and not services.is_cc_of(message, recipient)):
             return _not_found()
         what = (
             format_html("“{}” emails from {}", message.unsubscribe_group.name, message.from_address)
@@ -84,7 +87,7 @@ def unsubscribe(request, token: str):
         )
         return _page("Unsubscribe", body)
     source = services.UnsubscribeSource.ONE_CLICK if _is_one_click(request) else services.UnsubscribeSource.PAGE
-    outcome = services.message_unsubscribe(message_id=message_id, source=source)
+    outcome = services.message_unsubscribe(message_id=message_id, source=source, recipient=recipient)
     if outcome is None:
         return _not_found()
     return _page("Unsubscribed", format_html("<p>{}</p>", "You have been unsubscribed."))

@@ -63,7 +63,12 @@ def test_a_send_is_delivered_signed_and_a_550_bounces_and_suppresses(processes, 
     wait_for_status(delivered_id, "delivered", [worker])
     assert timeline(delivered_id) == ["accepted", "queued", "sent", "delivered"]
     (received,) = [r for r in smtp_sink.received if "jane@example.com" in r.rcpt_tos]
-    assert received.rcpt_tos == ["jane@example.com", "audit@example.com"]
+    assert received.rcpt_tos == ["jane@example.com"]
+    # The cc's own copy (#15 item 12): the same visible headers, its own signature.
+    (cc_copy,) = [r for r in smtp_sink.received if "audit@example.com" in r.rcpt_tos]
+    assert cc_copy.rcpt_tos == ["audit@example.com"]
+    assert parse(cc_copy.content)["To"] == "jane@example.com" and parse(cc_copy.content)["Cc"] == "audit@example.com"
+    assert dkimpy_verifies(cc_copy.content, sendable.domain)
     assert received.mail_from == f"{verp_local_part(message_id=delivered_id)}@mail.acme.test"
     mail = parse(received.content)
     assert mail["From"] == f"Acme Shop <{FROM}>" and mail["Subject"] == "Order o_9 confirmed"

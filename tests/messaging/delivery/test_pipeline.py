@@ -51,9 +51,13 @@ def test_delivers_a_rendered_signed_message_with_every_header(setup, smtp_sink, 
 
     deliver_messages(message_ids=[message.pk])
 
-    (received,) = smtp_sink.received
+    # `to` first, then the cc's own copy (#15 item 12); tests/delivery/test_cc_copies.py goes further.
+    received, cc_copy = smtp_sink.received
     assert received.mail_from == f"{verp_local_part(message_id=message.pk)}@mail.acme.test"
-    assert received.rcpt_tos == ["jane@example.com", "audit@example.com"]
+    assert cc_copy.mail_from == received.mail_from
+    assert [received.rcpt_tos, cc_copy.rcpt_tos] == [["jane@example.com"], ["audit@example.com"]]
+    assert parse(cc_copy.content)["List-Unsubscribe"] == f"<{unsubscribe_url(message.pk, 'audit@example.com')}>"
+    assert dkimpy_verifies(cc_copy.content, setup.domain)
     mail = parse(received.content)
     assert mail["From"] == f"Acme Shop <{FROM}>"
     assert mail["To"] == "jane@example.com"
