@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0010_partition_by_month'),
+        ('messaging', '0011_message_indexes'),
         ('pufferpost', '0005_workspace_caps'),
     ]
 
