@@ -6,8 +6,6 @@ its own workspace and keys, and its data is committed (`transactional_db`), so t
 processes see it and the flush after the test removes it.
 """
 
-import time
-
 import pytest
 from django.conf import settings
 
@@ -17,8 +15,9 @@ from pufferpost.services import api_key_create
 from pufferpost_client import PufferPost
 from templates_app.models import Template, TemplateVersion
 from tests.factories import SenderFactory, WorkspaceFactory
+from tests.helpers import wait_for
+from tests.messaging.webhooks.conftest import Receiver
 from tests.processes import Processes
-from tests.webhooks.conftest import Receiver
 
 # Small enough that a test can exceed it with a real request (413), large enough for every other send.
 SEND_MAX_BODY_BYTES = 64 * 1024
@@ -86,8 +85,16 @@ def account(server, transactional_db):
     yield account
     # Let the worker finish this test's mail and webhooks before the flush truncates the tables
     # (a TRUNCATE beside a worker's row locks deadlocks).
-    eventually(lambda: not Message.objects.filter(status__in=["accepted", "queued"]).exists(), timeout=60)
-    eventually(lambda: not WebhookDelivery.objects.filter(status="pending").exists(), timeout=60)
+    wait_for(
+        lambda: not Message.objects.filter(status__in=["accepted", "queued"]).exists(),
+        what="the worker to finish the test's mail",
+        timeout=60,
+    )
+    wait_for(
+        lambda: not WebhookDelivery.objects.filter(status="pending").exists(),
+        what="the worker to finish the test's webhooks",
+        timeout=60,
+    )
 
 
 @pytest.fixture
@@ -95,15 +102,3 @@ def receiver():
     server = Receiver()
     yield server
     server.stop()
-
-
-def eventually(check, timeout=60.0, interval=0.2):
-    """Poll `check` until it returns something truthy (the worker is asynchronous); bounded."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not reached within {timeout}s: {check}")
-        time.sleep(interval)

@@ -5,8 +5,7 @@ import pytest
 from messaging.models import IdempotencyRecord, Message, MessageAttachment
 from pufferpost_client import Attachment, ConflictError, Event, Paginator
 from pufferpost_client import Message as MessageView
-from tests.helpers import REQUEST_ID
-from tests.sdk.conftest import eventually
+from tests.helpers import REQUEST_ID, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -77,7 +76,9 @@ def test_the_same_idempotency_key_replays_and_a_different_body_is_refused(accoun
 def test_a_delivered_message_has_its_timeline_and_content(account):
     client = account.client()
     sent = client.messages.send(**account.send_body())
-    view = eventually(lambda: (m := client.messages.get(sent.id)).status == "delivered" and m)
+    view = wait_for(
+        lambda: (m := client.messages.get(sent.id)).status == "delivered" and m, what="the message to be delivered"
+    )
     assert view.subject == "Order o_9 confirmed"
     events = client.messages.events(sent.id)
     assert isinstance(events, Paginator)

@@ -10,7 +10,7 @@ from pufferpost_client import ConflictError, Domain, NotFoundError, Sender, Temp
 from senders.models import Sender as SenderRow
 from templates_app.models import Template as TemplateRow
 from tests.domains.factories import publish_as_told
-from tests.sdk.conftest import eventually
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -65,8 +65,9 @@ def test_domains_create_refresh_rotate_list_and_delete(account, dns_server):
     assert isinstance(created, Domain) and created.id.startswith("dom_") and created.verified is False
     assert client.domains.create("MAIL.acme.test ").id == created.id  # idempotent on the domain
     # The worker issues the signing key; the DKIM record then appears in dns_records.
-    domain = eventually(
-        lambda: (d := client.domains.get(created.id)) and any(r.purpose == "DKIM" for r in d.dns_records) and d
+    domain = wait_for(
+        lambda: (d := client.domains.get(created.id)) and any(r.purpose == "DKIM" for r in d.dns_records) and d,
+        what="the DKIM record in dns_records",
     )
     try:
         publish_as_told(dns_server.zone, [r.raw for r in domain.dns_records])

@@ -15,7 +15,7 @@ from pufferpost_client import (
     verify_webhook,
     webhook_signature,
 )
-from tests.sdk.conftest import eventually
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -47,8 +47,9 @@ def test_a_real_delivery_verifies_and_a_tampered_one_does_not(account, receiver)
     with pytest.raises(WebhookVerificationError):
         verify_webhook(hook.secret, "v1=abc", request.body)
 
-    delivery = eventually(
-        lambda: (d := list(client.webhooks.deliveries(hook.id))) and d[0].status == "succeeded" and d[0]
+    delivery = wait_for(
+        lambda: (d := list(client.webhooks.deliveries(hook.id))) and d[0].status == "succeeded" and d[0],
+        what="the delivery to be recorded as succeeded",
     )
     assert delivery.event_id == event["id"] and delivery.event_type == "delivered"
     assert delivery.payload == json.loads(request.body)
