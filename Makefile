@@ -18,8 +18,8 @@ $(RUNTIME): requirements.txt
 	$(PY) -m pip install --disable-pip-version-check --progress-bar on -r requirements.txt
 	touch $(RUNTIME)
 
-$(STAMP): $(RUNTIME) requirements-dev.txt
-	@echo "Installing test and lint tools from requirements-dev.txt..."
+$(STAMP): $(RUNTIME) requirements-dev.txt clients/python/pyproject.toml
+	@echo "Installing test and lint tools, and the Python SDK (clients/python), from requirements-dev.txt..."
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 

@@ -11,7 +11,11 @@ drift from the plumbing:
   `validation_failed` on every operation that takes a body.
 
 Undocumented methods on a documented path answer 405 `method_not_allowed` with an `Allow` header.
+Descriptions and examples for every field, parameter, header and error come from
+`pufferpost.openapi_examples` (the `add_examples` hook).
 """
+
+import re
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
@@ -19,6 +23,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 
+from pufferpost import openapi_examples as examples
 from pufferpost.serializers import StrictSerializer
 
 # Send and batch answers once the limiter has run (it runs right after authentication).
@@ -245,3 +250,120 @@ def add_request_id_header(result, generator, request, public):
             for response in operation.get("responses", {}).values():
                 response.setdefault("headers", {}).update(header)
     return result
+
+
+def add_examples(result, generator, request, public):
+    """Postprocessing hook: a description and a real example on every property, parameter, header
+    and error answer (from `pufferpost.openapi_examples`), so Swagger UI shows no placeholder.
+
+    A property that is a bare `$ref` (an enum, a nested object) becomes `allOf: [$ref]`, the
+    OpenAPI 3.0 way to give it a description and an example of its own.
+    """
+    schemas = result.get("components", {}).get("schemas", {})
+    for name, schema in schemas.items():
+        if "enum" in schema:
+            schema.setdefault("description", examples.ENUMS.get(name, ""))
+            schema.setdefault("example", schema["enum"][0])
+        for prop, prop_schema in (schema.get("properties") or {}).items():
+            description, example = _property_example(name, prop)
+            if "$ref" in prop_schema:
+                prop_schema["allOf"] = [{"$ref": prop_schema.pop("$ref")}]
+            if not prop_schema.get("description") and description:
+                prop_schema["description"] = description
+            if "example" not in prop_schema and example not in (_MISSING, examples.COMPOSED):
+                prop_schema["example"] = example
+    for schema in schemas.values():
+        for prop_schema in (schema.get("properties") or {}).values():
+            if "example" not in prop_schema:
+                composed = _composed_example(prop_schema, schemas)
+                if composed is not _MISSING:
+                    prop_schema["example"] = composed
+    for path, operations in result.get("paths", {}).items():
+        resource = path.split("/")[2] if path.count("/") >= 2 else ""
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                if "example" in parameter:
+                    continue
+                key = (parameter["in"], parameter["name"])
+                if key == ("path", "id"):
+                    parameter["example"] = examples.PATH_IDS.get(resource, examples.MSG)
+                elif key == ("query", "status") and path in examples.STATUS_PARAMETERS:
+                    parameter["example"] = examples.STATUS_PARAMETERS[path]
+                elif key in examples.PARAMETERS:
+                    parameter["example"] = examples.PARAMETERS[key]
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if body is not None and "example" not in body and "examples" not in body:
+                body_schema = body.get("schema", {})
+                if "$ref" not in body_schema and not body_schema.get("properties"):
+                    body["example"] = {}
+            for status, response in operation.get("responses", {}).items():
+                if not response.get("description"):
+                    response["description"] = _success_description(int(status), response)
+                for header_name, header in response.get("headers", {}).items():
+                    if header_name in examples.HEADERS:
+                        header.setdefault("example", examples.HEADERS[header_name])
+                if int(status) >= 400:
+                    content = response.get("content", {}).get("application/json")
+                    if content is not None and "examples" not in content:
+                        content["examples"] = _error_examples(int(status), response.get("description", ""), method)
+    return result
+
+
+_MISSING = object()
+_CODE = re.compile(r"`([a-z][a-z0-9_]+)`")
+
+
+def _property_example(schema_name: str, prop: str):
+    for key in (f"{schema_name}.{prop}", prop):
+        if key in examples.PROPERTIES:
+            return examples.PROPERTIES[key]
+    return "", _MISSING
+
+
+_STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted", 204: "No content: done"}
+
+
+def _success_description(status: int, response: dict) -> str:
+    ref = response.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref", "")
+    text = _STATUS_TEXT.get(status, str(status))
+    return f"{text}: the `{ref.rsplit('/', 1)[1]}` shown." if ref else f"{text}."
+
+
+def _composed_example(fragment: dict, schemas: dict, depth: int = 0):
+    """The example of a schema fragment: its own, else built from the component it names (an
+    object from its properties' examples, an enum's first value), else a list of its items'."""
+    if "example" in fragment:
+        return fragment["example"]
+    if depth > 8:
+        return _MISSING
+    if "$ref" in fragment:
+        component = schemas[fragment["$ref"].rsplit("/", 1)[1]]
+        if "enum" in component:
+            return component["enum"][0]
+        built = {}
+        for prop, prop_schema in (component.get("properties") or {}).items():
+            value = _composed_example(prop_schema, schemas, depth + 1)
+            if value is not _MISSING:
+                built[prop] = value
+        return built
+    if fragment.get("allOf"):
+        return _composed_example(fragment["allOf"][0], schemas, depth + 1)
+    if fragment.get("type") == "array" and "items" in fragment:
+        item = _composed_example(fragment["items"], schemas, depth + 1)
+        return _MISSING if item is _MISSING else [item]
+    return _MISSING
+
+
+def _error_examples(status: int, description: str, method: str) -> dict:
+    """One named example per error code the answer's description lists, each a whole envelope."""
+    found = {}
+    for code in _CODE.findall(description):
+        message = examples.ERRORS.get(f"{code}_{status}") or examples.ERRORS.get(code)
+        if message is None or code in found:
+            continue
+        body = {"code": code, "message": message, "request_id": examples.REQ}
+        body.update(examples.ERROR_EXTRA.get(code, {}))
+        if code == "validation_failed" and method == "get":
+            body["violations"] = [examples.LIST_VIOLATION]
+        found[code] = {"summary": f"{status} {code}", "value": {"error": body}}
+    return found

@@ -9,7 +9,7 @@ import json
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -42,6 +42,9 @@ CHECKS = [
 
 FUZZ = settings(
     max_examples=MAX_EXAMPLES,
+    # The schema's documented examples are not fuzz input (schemathesis refuses them beside
+    # `@schema.given`); tests/api/test_schema.py checks them.
+    phases=[phase for phase in Phase if phase is not Phase.explicit],
     deadline=None,
     derandomize=True,
     database=None,

@@ -130,3 +130,118 @@ def test_the_docs_page_loads_its_assets_locally(client):
         if asset.startswith("/static/"):
             assert finders.find(asset.removeprefix("/static/")), asset
     assert "cdn.jsdelivr" not in html and "unpkg.com" not in html
+
+
+# What Swagger UI (and other generators) make up when a schema gives no example of its own.
+PLACEHOLDER_STRINGS = {"string", "additionalProp1", "additionalProp2", "additionalProp3", "user@example.com"}
+PLACEHOLDER_PREFIXES = ("2019-08-24", "3fa85f64-5717-4562-b3fc-2c963f66afa6", "https://example.com")
+
+
+def _placeholders(value, where):
+    """Every placeholder inside an example value (dict keys included), as (where, value)."""
+    if isinstance(value, bool) or value is None:
+        return []
+    if isinstance(value, int | float):
+        # 0 is what a generator shows for any number; a batch item's `index` really starts there.
+        return [(where, value)] if value == 0 and not where.endswith(".index") else []
+    if isinstance(value, str):
+        return [(where, value)] if value in PLACEHOLDER_STRINGS or value.startswith(PLACEHOLDER_PREFIXES) else []
+    if isinstance(value, list):
+        return [hit for i, item in enumerate(value) for hit in _placeholders(item, f"{where}[{i}]")]
+    if isinstance(value, dict):
+        hits = [(f"{where} key", key) for key in value if key in PLACEHOLDER_STRINGS]
+        return hits + [hit for key, item in value.items() for hit in _placeholders(item, f"{where}.{key}")]
+    return []
+
+
+def _examples_in(node, where="$"):
+    """Every `example` value, and every value of an `examples` map, anywhere in the document."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "example":
+                yield where, value
+            elif key == "examples" and isinstance(value, dict):
+                for name, item in value.items():
+                    yield f"{where}.examples.{name}", item.get("value") if isinstance(item, dict) else item
+            else:
+                yield from _examples_in(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _examples_in(item, f"{where}[{i}]")
+
+
+def _valid(openapi, schema, value):
+    from openapi_schema_validator import OAS30Validator
+
+    return [e.message for e in OAS30Validator({**schema, "components": openapi["components"]}).iter_errors(value)]
+
+
+def test_no_example_anywhere_is_a_generated_placeholder(openapi):
+    found = [(where, value) for where, value in _examples_in(openapi)]
+    assert len(found) > 300  # the walk reaches the whole document
+    hits = [hit for where, value in found for hit in _placeholders(value, where)]
+    assert hits == []
+
+
+def test_every_property_has_a_description_and_an_example_of_its_type(openapi):
+    missing, wrong = [], []
+    for name, schema in openapi["components"]["schemas"].items():
+        if "enum" in schema and (not schema.get("description") or schema.get("example") not in schema["enum"]):
+            missing.append(name)
+        for prop, prop_schema in (schema.get("properties") or {}).items():
+            if not prop_schema.get("description") or "example" not in prop_schema:
+                missing.append(f"{name}.{prop}")
+            elif errors := _valid(openapi, prop_schema, prop_schema["example"]):
+                wrong.append((f"{name}.{prop}", errors[0]))
+    assert missing == [] and wrong == []
+
+
+def test_every_parameter_and_header_has_a_description_and_an_example_of_its_type(openapi):
+    missing = []
+    for path, operations in openapi["paths"].items():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                where = (method, path, parameter["name"])
+                if not parameter.get("description") or "example" not in parameter:
+                    missing.append(where)
+                else:
+                    assert _valid(openapi, parameter["schema"], parameter["example"]) == [], where
+            for status, response in operation["responses"].items():
+                assert response.get("description"), (method, path, status)
+                for name, header in response.get("headers", {}).items():
+                    if not header.get("description") or "example" not in header:
+                        missing.append((method, path, status, name))
+                    else:
+                        assert _valid(openapi, header["schema"], header["example"]) == [], (method, path, name)
+    assert missing == []
+
+
+def test_every_error_answer_shows_a_real_envelope_for_each_code_it_names(openapi):
+    error_schema = {"$ref": "#/components/schemas/Error"}
+    for path, operations in openapi["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if int(status) < 400:
+                    continue
+                where = (method, path, status)
+                examples = response["content"]["application/json"].get("examples") or {}
+                assert examples, where
+                for name, example in examples.items():
+                    body = example["value"]["error"]
+                    assert name == body["code"] and f"`{body['code']}`" in response["description"], where
+                    assert body["message"] and REQUEST_ID.match(body["request_id"]), where
+                    assert _valid(openapi, error_schema, example["value"]) == [], (where, name)
+                    if body["code"] == "validation_failed":
+                        assert body["violations"], where
+    send_422 = openapi["paths"]["/v1/messages"]["post"]["responses"]["422"]["content"]["application/json"]
+    assert {"validation_failed", "sender_not_available", "recipient_suppressed", "template_required"} <= set(
+        send_422["examples"]
+    )
+    assert send_422["examples"]["sender_not_available"]["value"]["error"]["reason"] == "sender_under_review"
+
+
+def test_a_list_example_is_a_whole_row_of_its_resource(openapi):
+    schemas = openapi["components"]["schemas"]
+    [row] = schemas["MessagePage"]["properties"]["data"]["example"]
+    assert set(row) == set(schemas["MessageView"]["properties"])
+    assert row["id"].startswith("msg_") and row["created_at"].endswith("+00:00")
