@@ -7,6 +7,7 @@ from messaging.feedback.explain import suppression_why
 from messaging.feedback.reputation import sender_reputation_summary
 from messaging.models import Message, MessageEvent, SenderReputation, Suppression, Unsubscribe, UnsubscribeGroup
 from messaging.selectors import message_content
+from pufferpost.admin_columns import ReadableColumnsMixin
 from pufferpost.admin_mixins import ReadOnlyAdminMixin
 
 # The delivered HTML is customer content: shown in a sandboxed frame (no scripts, no forms, its own
@@ -26,10 +27,11 @@ class MessageEventInline(admin.TabularInline):
 
 
 @admin.register(Message)
-class MessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class MessageAdmin(ReadableColumnsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: messages change only through the send API and delivery."""
 
     list_display = ("id", "workspace", "to", "from_address", "status", "livemode", "created_at")
+    column_widths = {"id": 16, "workspace": 14, "to": 20, "from_address": 18}
     list_filter = ("status", "livemode")
     search_fields = ("=id", "=to")
     list_select_related = ("workspace",)
@@ -71,10 +73,11 @@ class MessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Suppression)
-class SuppressionAdmin(admin.ModelAdmin):
+class SuppressionAdmin(ReadableColumnsMixin, admin.ModelAdmin):
     """Deleting a suppression here (or DELETE /v1/suppressions/{email}) lets the address receive mail again."""
 
     list_display = ("email", "workspace", "reason", "bounce_class", "created_at")
+    column_widths = {"email": 34, "workspace": 28}
     list_filter = ("reason",)
     search_fields = ("=email",)
     raw_id_fields = ("workspace", "source_message")
@@ -95,19 +98,21 @@ class UnsubscribeInline(admin.TabularInline):
 
 
 @admin.register(UnsubscribeGroup)
-class UnsubscribeGroupAdmin(admin.ModelAdmin):
+class UnsubscribeGroupAdmin(ReadableColumnsMixin, admin.ModelAdmin):
     list_display = ("id", "name", "workspace", "created_at")
+    column_widths = {"name": 32, "workspace": 28}
     search_fields = ("=id", "name")
     raw_id_fields = ("workspace",)
     inlines = [UnsubscribeInline]
 
 
 @admin.register(SenderReputation)
-class SenderReputationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class SenderReputationAdmin(ReadableColumnsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Each sender's bounce, complaint and block rates over the reputation window; staff pause and
     resume on the sender's own page, and set the thresholds on the workspace."""
 
     list_display = ("from_address", "workspace", "state", "rates")
+    column_widths = {"from_address": 28, "workspace": 20, "rates": 60}
     list_filter = ("state",)
     search_fields = ("from_address", "=id")
     list_select_related = ("workspace",)
