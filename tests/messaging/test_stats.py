@@ -20,10 +20,10 @@ from messaging.models import EventRollup, Message, MessageEvent
 from messaging.rollup import event_rollup_rebuild
 from messaging.stats import COUNT_KEYS
 from pufferpost.services import api_key_create
-from tests.delivery.conftest import SmtpSink
-from tests.delivery.pipeline import FROM, make_sendable
 from tests.factories import TemplateFactory, TemplateVersionFactory, WorkspaceFactory
 from tests.helpers import assert_envelope, violations
+from tests.messaging.delivery.conftest import SmtpSink
+from tests.messaging.delivery.pipeline import FROM, make_sendable
 from tests.messaging.factories import MessageFactory, UnsubscribeGroupFactory
 from tests.senders.factories import ActiveSenderFactory
 
