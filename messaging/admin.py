@@ -1,14 +1,28 @@
+from datetime import timedelta
+
+from django.conf import settings
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.http import Http404, HttpResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
+from messaging import charts
 from messaging.feedback.explain import suppression_why
-from messaging.feedback.reputation import sender_reputation_summary
+from messaging.feedback.reputation import (
+    sender_reputation_stats,
+    sender_reputation_summary,
+    workspace_reputation_stats,
+)
 from messaging.models import Message, MessageEvent, SenderReputation, Suppression, Unsubscribe, UnsubscribeGroup
 from messaging.selectors import message_content
+from pufferpost.admin import WorkspaceAdmin
 from pufferpost.admin_columns import ReadableColumnsMixin
 from pufferpost.admin_mixins import ReadOnlyAdminMixin
+from pufferpost.models import Workspace
+from senders.admin import SenderAdmin
+from senders.models import Sender
 
 # The delivered HTML is customer content: shown in a sandboxed frame (no scripts, no forms, its own
 # origin) and served with a policy that forbids scripts and every remote load (images, fonts, CSS).
@@ -123,3 +137,59 @@ class SenderReputationAdmin(ReadableColumnsMixin, ReadOnlyAdminMixin, admin.Mode
     @admin.display(description="bounce · complaint · block rates (thresholds)")
     def rates(self, sender):
         return sender_reputation_summary(sender=sender)
+
+
+def _console_panel(*, workspace, sender=None) -> str:
+    """The last 30 days of live mail as a chart, and the rates the auto-pause judges against its thresholds."""
+    since = timezone.now() - timedelta(days=settings.PUFFERPOST_REPUTATION_WINDOW_DAYS)
+    period, buckets = charts.activity(workspace_id=workspace.pk, sender_id=sender.pk if sender else None)
+    if sender is not None:
+        chart = charts.activity_chart(title=f"{sender.from_address}, last 30 days", period=period, buckets=buckets)
+        rates = charts.rates_panel(
+            title="Rates against the pause thresholds",
+            reputation=sender_reputation_stats(sender_id=sender.pk, since=since),
+            workspace=workspace,
+        )
+    else:
+        chart = charts.activity_chart(title=f"{workspace.name}, last 30 days", period=period, buckets=buckets)
+        rates = charts.rates_panel(
+            title="Rates against the pause thresholds",
+            reputation=workspace_reputation_stats(workspace_id=workspace.pk, since=since),
+            workspace=workspace,
+            note="Each sender is paused on its own rates; these are all senders together.",
+        )
+    return format_html('<div class="pp-console-panel">{}{}</div>', chart, rates)
+
+
+admin.site.unregister(Sender)
+
+
+@admin.register(Sender)
+class SenderConsoleAdmin(SenderAdmin):
+    """The review queue of senders/, with the sender's charts and rates beside the review buttons
+    (drawn here: senders/ cannot read messages)."""
+
+    class Media:
+        css = {"all": ["senders/admin.css", "messaging/console.css"]}
+
+    def review_panel(self, request, sender):
+        return _console_panel(workspace=sender.workspace, sender=sender)
+
+
+admin.site.unregister(Workspace)
+
+
+@admin.register(Workspace)
+class WorkspaceConsoleAdmin(WorkspaceAdmin):
+    """pufferpost's workspace admin, with the workspace's charts and rates at the top of its page."""
+
+    change_form_template = "admin/pufferpost/workspace/console_change_form.html"
+
+    class Media:
+        css = {"all": ["messaging/console.css"]}
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        workspace = self.get_object(request, unquote(object_id))
+        if workspace is not None:
+            extra_context = {**(extra_context or {}), "console_panel": _console_panel(workspace=workspace)}
+        return super().change_view(request, object_id, form_url, extra_context=extra_context)
