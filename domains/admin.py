@@ -3,10 +3,11 @@ from django.utils.html import format_html, format_html_join
 
 from domains import services
 from domains.models import Domain
+from pufferpost.admin_columns import ReadableColumnsMixin
 
 
 @admin.register(Domain)
-class DomainAdmin(admin.ModelAdmin):
+class DomainAdmin(ReadableColumnsMixin, admin.ModelAdmin):
     list_display = [
         "domain",
         "workspace",
@@ -17,6 +18,7 @@ class DomainAdmin(admin.ModelAdmin):
         "last_checked_at",
         "created_at",
     ]
+    column_widths = {"domain": 26, "workspace": 18}
     list_filter = ["dkim_status", "return_path_status", "dmarc_status"]
     search_fields = ["domain", "workspace__name", "workspace__id"]
     list_select_related = ["workspace"]

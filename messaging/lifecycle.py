@@ -5,6 +5,10 @@ late DSN and a retry can race without a status ever moving backwards, and the ti
 written in the same transaction as the change. Events that do not change the status (deferred,
 opened, clicked, unsubscribed) go through `message_event_record`.
 
+Every recorded event is also counted in the hourly rollup (messaging.models.EventRollup) by
+`_notify`, in the same transaction: the count commits with the event or not at all, and a write
+that records no event (a retry that finds the message already moved) counts nothing.
+
 Listeners (webhooks) are told about every recorded event inside the same transaction, so what they
 write (webhook deliveries) commits with the event or not at all: no event is lost between a commit
 and a publish. Listeners defer their own I/O (enqueues) to `transaction.on_commit`.
@@ -12,7 +16,8 @@ and a publish. Listeners defer their own I/O (enqueues) to `transaction.on_commi
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import NamedTuple
 
 from django.db import transaction
 from django.db.models import Max
@@ -54,9 +59,63 @@ def on_events_recorded(
     return listener
 
 
-def _notify(events: list[MessageEvent]) -> None:
+class _Dims(NamedTuple):
+    """What the rollup counts an event of a message under."""
+
+    workspace_id: str
+    livemode: bool
+    sender_id: str
+    template_id: str | None
+    group_id: str | None
+
+
+_DIM_FIELDS = ("workspace_id", "livemode", "sender_id", "template_id", "unsubscribe_group_id")
+
+
+def _dims_of(message: Message) -> _Dims | None:
+    """The message's dimensions if the instance holds them all (none deferred), else None."""
+    values = message.__dict__
+    if any(name not in values for name in _DIM_FIELDS):
+        return None
+    return _Dims(*(values[name] for name in _DIM_FIELDS))
+
+
+def _hour(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _rollup(events: list[MessageEvent], dims: dict[str, _Dims], bounce_class: str | None) -> None:
+    """Count `events` into the hourly rollup: one upsert, after at most one read of the messages
+    the caller did not already have in hand."""
+    for event in events:
+        if event.message_id not in dims:
+            cached = event._state.fields_cache.get("message")
+            found = _dims_of(cached) if cached is not None else None
+            if found is not None:
+                dims[event.message_id] = found
+    missing = {event.message_id for event in events} - dims.keys()
+    if missing:
+        for pk, *values in Message.objects.filter(pk__in=missing).values_list("pk", *_DIM_FIELDS):
+            dims[pk] = _Dims(*values)
+    counts = Counter()
+    for event in events:
+        d = dims.get(event.message_id)
+        if d is None:  # the message is gone (deleted in this transaction): nothing to count it under
+            continue
+        klass = ""
+        if event.type == EventType.BOUNCED:
+            klass = bounce_class if bounce_class is not None else (event.detail or {}).get("bounce_class") or ""
+        key = (d.workspace_id, d.livemode, _hour(event.occurred_at), event.type, d.sender_id)
+        counts[(*key, d.template_id or "", d.group_id or "", klass[:8])] += 1
+    queries.event_rollup_add([(*key, n) for key, n in counts.items()])
+
+
+def _notify(
+    events: list[MessageEvent], *, dims: dict[str, _Dims] | None = None, bounce_class: str | None = None
+) -> None:
     if not events:
         return
+    _rollup(events, dict(dims or {}), bounce_class)
     # Counted now, not on commit: the send path's commit callbacks stay one, and a rolled-back
     # event is rare enough not to matter for a rate.
     for event_type, count in Counter(event.type for event in events).items():
@@ -111,16 +170,17 @@ def message_transition(
     )
     if not changed:
         return False
-    workspace_id, accepted_at = Message.objects.filter(pk=message_id).values_list("workspace_id", "created_at").get()
+    accepted_at, *values = Message.objects.filter(pk=message_id).values_list("created_at", *_DIM_FIELDS).get()
+    dims = _Dims(*values)
     floor = accepted_at if occurred_at is None else _reported_floor(message_id, accepted_at)
     event = MessageEvent.objects.create(
         message_id=message_id,
-        workspace_id=workspace_id,
+        workspace_id=dims.workspace_id,
         type=event_type or to_status,
         occurred_at=_not_before(occurred_at or now, floor),
         detail=detail or {},
     )
-    _notify([event])
+    _notify([event], dims={message_id: dims}, bounce_class=fields.get("bounce_class"))
     return True
 
 
@@ -191,5 +251,5 @@ def messages_transition_bulk(
             for message_id, workspace_id in moved
         ]
     )
-    _notify(events)
+    _notify(events, bounce_class=fields.get("bounce_class"))
     return [message_id for message_id, _ in moved]

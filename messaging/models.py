@@ -278,6 +278,50 @@ class DeliveryAttempt(models.Model):
         return f"{self.message_id} {self.state}"
 
 
+class EventRollup(models.Model):
+    """How many events of a type happened in one UTC hour, per workspace, mode, sender, template and
+    unsubscribe group: what `GET /v1/stats` and the admin's charts read instead of the events.
+
+    Kept by messaging.lifecycle in the transaction that records the events (one upsert that adds,
+    messaging.queries.event_rollup_add), so a count exists exactly when its event does: a rolled
+    back event takes its count with it, and a retried write that records no event adds nothing.
+    `manage.py rollup_events` rebuilds it from the events table. Absent template or group: "".
+    Bounces are split by their class (`block` is counted apart for the block rate); blank otherwise.
+    Rows outlive the events they count (retention may drop those), so stats reach further back.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
+    livemode = models.BooleanField()
+    bucket = models.DateTimeField(help_text="The start of the UTC hour the events occurred in.")
+    type = models.CharField(max_length=16, choices=EventType.choices)
+    sender_id = models.CharField(max_length=30)
+    template_id = models.CharField(max_length=30, blank=True, default="")
+    group_id = models.CharField(max_length=30, blank=True, default="")
+    bounce_class = models.CharField(max_length=8, blank=True, default="")
+    n = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            # The upsert's conflict target; its index, led by (workspace, livemode, bucket), serves the reads.
+            models.UniqueConstraint(
+                fields=[
+                    "workspace",
+                    "livemode",
+                    "bucket",
+                    "type",
+                    "sender_id",
+                    "template_id",
+                    "group_id",
+                    "bounce_class",
+                ],
+                name="event_rollup_key",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.workspace_id} {self.bucket:%Y-%m-%d %H}h {self.type}: {self.n}"
+
+
 class IdempotencyRecord(models.Model):
     """One Idempotency-Key per workspace, fingerprinted against the send body; kept ≥ 24 h."""
 

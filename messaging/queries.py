@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from django.db import connection
 
 from domains.models import DkimStatus, Domain
-from messaging.models import Message, Suppression, Unsubscribe, UnsubscribeGroup
+from messaging.models import EventRollup, Message, Suppression, Unsubscribe, UnsubscribeGroup
 from senders.models import Sender, SenderState
 from templates_app.models import Template, TemplateVersion
 
@@ -137,3 +137,45 @@ def messages_update_returning(
             [*params, list(message_ids), list(from_statuses)],
         )
         return cursor.fetchall()
+
+
+ROLLUP_KEY = ("workspace_id", "livemode", "bucket", "type", "sender_id", "template_id", "group_id", "bounce_class")
+
+
+def event_rollup_add(rows: Iterable[tuple]) -> None:
+    """Add counts to the hourly event rollup: `rows` are (*ROLLUP_KEY, n), one per distinct key.
+
+    One `INSERT … ON CONFLICT DO UPDATE SET n = n + excluded.n` for all of them. The guarantee:
+    two transactions counting into the same hour each add their count, with no lost update and no
+    unique-violation retry, because the conflict takes the row lock and adds to the committed value.
+    The ORM cannot say this: `bulk_create(update_conflicts=True)` can only overwrite a column with
+    the new value (`SET n = EXCLUDED.n`), and `update(F("n") + …)` after a failed insert is two
+    statements with a race between them. The rows go in key order, so transactions that share
+    buckets lock them in the same order and cannot deadlock each other.
+    """
+    rows = sorted(rows)
+    if not rows:
+        return
+    table = _table(EventRollup)
+    columns = ", ".join(ROLLUP_KEY)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}, n) "
+            "SELECT * FROM unnest(%s::text[], %s::bool[], %s::timestamptz[], %s::text[], %s::text[], %s::text[], "
+            "%s::text[], %s::text[], %s::bigint[]) "
+            f"ON CONFLICT ({columns}) DO UPDATE SET n = {table}.n + EXCLUDED.n",
+            [list(column) for column in zip(*rows, strict=True)],
+        )
+
+
+def event_rollup_lock() -> None:
+    """Hold off every rollup write until the caller's transaction ends (reads go on).
+
+    The guarantee the rebuild needs: while it deletes and recounts a period, a worker recording an
+    event blocks at its upsert, and its event is still uncommitted, so the recount does not see it;
+    once the rebuild commits, the worker adds its count. Every event is counted exactly once. The
+    ORM has no table locks; `SHARE ROW EXCLUSIVE` conflicts with the upsert's `ROW EXCLUSIVE` and
+    with another rebuild, and not with `SELECT`.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {_table(EventRollup)} IN SHARE ROW EXCLUSIVE MODE")

@@ -379,3 +379,59 @@ class UnsubscribeViewSerializer(serializers.Serializer):
     email = serializers.CharField()
     group_id = serializers.CharField()
     created_at = TimestampField()
+
+
+# How many events of each type occurred; `blocked` is the bounces of class `block` (part of `bounced`).
+StatsCountsSerializer = type(
+    "StatsCountsSerializer",
+    (serializers.Serializer,),
+    {
+        **{name: serializers.IntegerField(min_value=0) for name in EventType.values},
+        "blocked": serializers.IntegerField(min_value=0, help_text="Bounces of class `block` (part of `bounced`)."),
+        "__doc__": "Events of each type in the bucket or period.",
+        "__module__": __name__,
+    },
+)
+
+
+class StatsRatesSerializer(serializers.Serializer):
+    """Shares of the delivery outcomes (delivered + bounced); complaints per delivered. Null without outcomes."""
+
+    delivery_rate = serializers.FloatField(allow_null=True, help_text="delivered / (delivered + bounced)")
+    bounce_rate = serializers.FloatField(allow_null=True, help_text="bounces other than blocks / (delivered + bounced)")
+    block_rate = serializers.FloatField(allow_null=True, help_text="bounces of class `block` / (delivered + bounced)")
+    complaint_rate = serializers.FloatField(allow_null=True, help_text="complained / delivered")
+
+
+class StatsTotalsSerializer(serializers.Serializer):
+    counts = StatsCountsSerializer()
+    rates = StatsRatesSerializer()
+
+
+class StatsBucketSerializer(serializers.Serializer):
+    start = TimestampField(help_text="The bucket's first instant.")
+    end = TimestampField(help_text="The next bucket's start (exclusive).")
+    counts = StatsCountsSerializer()
+    rates = StatsRatesSerializer()
+
+
+class StatsFiltersSerializer(serializers.Serializer):
+    sender_id = serializers.CharField(allow_null=True)
+    template_id = serializers.CharField(allow_null=True)
+    unsubscribe_group_id = serializers.CharField(allow_null=True)
+
+
+class StatsSerializer(serializers.Serializer):
+    """The period as answered (widened to whole buckets), its totals, and every bucket in order (zeros included)."""
+
+    to = TimestampField(help_text="End of the last bucket (`to` rounded up to a bucket edge), exclusive.")
+    interval = serializers.ChoiceField(choices=["hour", "day"])
+    timezone = serializers.CharField(help_text="The IANA zone whose days the buckets follow.")
+    filters = StatsFiltersSerializer()
+    totals = StatsTotalsSerializer()
+    data = StatsBucketSerializer(many=True)
+
+    def get_fields(self):
+        # `from` is a Python keyword, so it cannot be a class attribute; it leads the body.
+        since = TimestampField(help_text="Start of the first bucket (`from` rounded down to a bucket edge).")
+        return {"from": since, **super().get_fields()}

@@ -1,7 +1,7 @@
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from messaging.views import MessageViewSet, SuppressionViewSet, UnsubscribeGroupViewSet
+from messaging.views import MessageViewSet, StatsView, SuppressionViewSet, UnsubscribeGroupViewSet
 from messaging.workspace_api import WorkspaceView
 
 router = SimpleRouter(trailing_slash=False)
@@ -13,4 +13,5 @@ urlpatterns = [
     *router.urls,
     path("", include("messaging.webhooks.urls")),
     path("workspace", WorkspaceView.as_view(), name="workspace"),
+    path("stats", StatsView.as_view(), name="stats"),
 ]

@@ -7,17 +7,26 @@ quota (429). Rate-limit headers are on every send/batch response once the limite
 """
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ErrorDetail, ValidationError
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from messaging import limits, partitions, selectors, services, suppressions, timeline
+from messaging import limits, partitions, selectors, services, stats, suppressions, timeline
 from messaging.models import MessageStatus, Suppression, UnsubscribeGroup
 from messaging.presenters import (
     content_view,
@@ -35,6 +44,7 @@ from messaging.serializers import (
     MessageViewSerializer,
     SendAcceptedSerializer,
     SendSerializer,
+    StatsSerializer,
     SuppressionCreateSerializer,
     SuppressionViewSerializer,
     UnsubscribeCreateSerializer,
@@ -47,6 +57,9 @@ from pufferpost.formats import normalise_address
 from pufferpost.openapi import CURSOR, PAGE_PARAMETERS, RATE_LIMIT_HEADERS, error, page_of, path_id
 from pufferpost.pagination import paginate
 from pufferpost.tenancy import WorkspaceScopedViewSet
+from senders.models import Sender
+from templates_app.formatting import is_timezone
+from templates_app.models import Template
 
 
 def _text_param(name: str, raw: str) -> str:
@@ -419,3 +432,185 @@ class UnsubscribeGroupViewSet(WorkspaceScopedViewSet):
         if not suppressions.unsubscribe_delete(group=group, email=normalise_address(email)):
             raise ApiError(status_code=404, code="unsubscribe_not_found", message="No such unsubscribe in this group.")
         return Response(status=204)
+
+
+STATS_DESCRIPTION = (
+    "Counts per event type in each hour or day of the period, with the delivery, bounce, block and "
+    "complaint rates, for the key's mode (a test key reads test mail only). Read from an hourly rollup "
+    "that the workers keep as they record events, so the cost follows the period, not the volume.\n\n"
+    "The period is widened to whole buckets: `from` rounded down, `to` rounded up, and every bucket is "
+    "listed, empty ones with zeros. At most 366 days and 2,000 buckets a request. Rates are shares of "
+    "the delivery outcomes (`delivered + bounced`); the complaint rate is per delivered message; a rate "
+    "without outcomes is null. `bounce_rate` leaves blocks out (they count in `block_rate`), as the "
+    "sender auto-pause does."
+)
+STATS_PARAMETERS = [
+    _filter(
+        "from",
+        "Start of the period, ISO 8601 (default: 30 days, or 48 hours by hour, before `to`).",
+        OpenApiTypes.DATETIME,
+    ),
+    _filter("to", "End of the period, exclusive, ISO 8601 (default: now).", OpenApiTypes.DATETIME),
+    OpenApiParameter(
+        "interval", OpenApiTypes.STR, enum=list(stats.INTERVALS), description="Bucket size (default `day`)."
+    ),
+    _filter(
+        "timezone",
+        "IANA zone whose days the buckets follow (default `UTC`); it must be a whole number of hours off "
+        "UTC through the period (so not e.g. `Asia/Kolkata`).",
+    ),
+    _filter("senderId", "Only mail from this `snd_…` sender."),
+    _filter("templateId", "Only mail sent with this `tpl_…` template."),
+    _filter("unsubscribeGroupId", "Only mail sent in this `grp_…` unsubscribe group."),
+]
+
+
+def _stats_example() -> OpenApiExample:
+    """Two Berlin days of one sender's mail; the rates are computed from the counts as the server does."""
+    days = [
+        {
+            "accepted": 1204, "queued": 1204, "sent": 1183, "deferred": 37, "delivered": 1179, "opened": 0,
+            "clicked": 0, "bounced": 19, "complained": 1, "suppressed": 6, "unsubscribed": 2, "errored": 0,
+            "blocked": 4,
+        },
+        {
+            "accepted": 987, "queued": 987, "sent": 975, "deferred": 12, "delivered": 970, "opened": 0,
+            "clicked": 0, "bounced": 11, "complained": 0, "suppressed": 3, "unsubscribed": 1, "errored": 1,
+            "blocked": 0,
+        },
+    ]  # fmt: skip
+    totals = {key: sum(day[key] for day in days) for key in stats.COUNT_KEYS}
+    edges = ["2026-11-29T23:00:00+00:00", "2026-11-30T23:00:00+00:00", "2026-12-01T23:00:00+00:00"]
+    return OpenApiExample(
+        "Two days in Berlin for one sender",
+        description="`GET /v1/stats?from=2026-11-30T00:00:00%2B01:00&to=2026-12-02T00:00:00%2B01:00"
+        "&interval=day&timezone=Europe/Berlin&senderId=snd_01JDQ3V8K4M2N7P5R9S6T0W1X3`",
+        value={
+            "from": edges[0],
+            "to": edges[-1],
+            "interval": "day",
+            "timezone": "Europe/Berlin",
+            "filters": {
+                "sender_id": "snd_01JDQ3V8K4M2N7P5R9S6T0W1X3",
+                "template_id": None,
+                "unsubscribe_group_id": None,
+            },
+            "totals": {"counts": totals, "rates": stats.rates(totals)},
+            "data": [
+                {"start": start, "end": end, "counts": day, "rates": stats.rates(day)}
+                for start, end, day in zip(edges, edges[1:], days, strict=False)
+            ],
+        },
+        response_only=True,
+    )
+
+
+STATS_EXAMPLE = _stats_example()
+
+
+def _stats_period(params, errors: dict) -> stats.Period | None:
+    """The period `from`/`to`/`interval`/`timezone` ask for, or None with `errors` filled in."""
+
+    def refuse(field, code, message):
+        errors.setdefault(field, []).append(ErrorDetail(message, code=code))
+
+    interval = params.get("interval") or "day"
+    if interval not in stats.INTERVALS:
+        refuse("interval", "invalid_choice", "One of: hour, day.")
+    zone_name = params.get("timezone") or "UTC"
+    if not is_timezone(zone_name):
+        refuse("timezone", "invalid_timezone", "Use an IANA timezone such as 'Europe/Berlin'.")
+    bounds = {}
+    for name in ("from", "to"):
+        if params.get(name):
+            try:
+                bounds[name] = _parse_timestamp(name, params[name])
+            except ValidationError as exc:
+                errors.update(exc.detail)
+    if errors:
+        return None
+    try:
+        until = bounds.get("to") or timezone.now()
+        since = bounds.get("from") or until - stats.DEFAULT_SPAN[interval]
+        if since >= until:
+            refuse("to", "invalid_range", "Must be later than `from`.")
+        elif until - since > stats.MAX_SPAN:
+            refuse("to", "range_too_long", "A period may span at most 366 days.")
+        elif stats.buckets_needed(since=since, until=until, interval=interval) > stats.MAX_BUCKETS:
+            refuse(
+                "interval",
+                "too_many_buckets",
+                f"At most {stats.MAX_BUCKETS} buckets a request: use interval=day or a shorter period.",
+            )
+        elif not stats.whole_hours(ZoneInfo(zone_name), since, until):
+            refuse(
+                "timezone",
+                "unsupported_timezone",
+                f"Stats are kept per UTC hour, and {zone_name} is not a whole number of hours off UTC in "
+                "this period; use a zone that is (such as UTC or Asia/Dubai).",
+            )
+        if errors:
+            return None
+        return stats.period_of(since=since, until=until, interval=interval, zone=zone_name)
+    except OverflowError:
+        # A period at the calendar's edge (year 1 or 9999), whose whole buckets do not fit in it.
+        refuse("to", "invalid_timestamp", "Use times between the years 1 and 9999 with a day to spare.")
+        return None
+
+
+STATS_FILTERS = (
+    ("senderId", "sender_id", Sender, "sender_not_found", "No such sender in this workspace."),
+    ("templateId", "template_id", Template, "template_not_found", "No such template in this workspace."),
+    (
+        "unsubscribeGroupId",
+        "unsubscribe_group_id",
+        UnsubscribeGroup,
+        "unsubscribe_group_not_found",
+        "No such unsubscribe group in this workspace.",
+    ),
+)
+
+
+class StatsView(APIView):
+    """Counts per event type and the delivery, bounce, block and complaint rates over a period."""
+
+    required_scopes = {"GET": "messages:read"}
+
+    @extend_schema(
+        summary="Event counts and rates over a period",
+        description=STATS_DESCRIPTION,
+        parameters=STATS_PARAMETERS,
+        responses={
+            200: OpenApiResponse(StatsSerializer, examples=[STATS_EXAMPLE]),
+            422: error(
+                "`validation_failed`: a bad `from`, `to` (`invalid_timestamp`, `invalid_range`, `range_too_long`), "
+                "`interval` (`invalid_choice`, `too_many_buckets`), `timezone` (`invalid_timezone`, "
+                "`unsupported_timezone`), or a filter naming nothing in this workspace (`sender_not_found`, "
+                "`template_not_found`, `unsubscribe_group_not_found`)."
+            ),
+        },
+    )
+    def get(self, request):
+        params = request.query_params
+        workspace_id = request.auth.workspace_id
+        errors: dict = {}
+        period = _stats_period(params, errors)
+        filters = {}
+        for param, key, model, code, message in STATS_FILTERS:
+            raw = params.get(param) or None
+            if raw is not None and (
+                "\x00" in raw or not model.objects.filter(workspace_id=workspace_id, pk=raw).exists()
+            ):
+                errors.setdefault(param, []).append(ErrorDetail(message, code=code))
+            filters[key] = raw
+        if errors:
+            raise ValidationError(errors)
+        buckets = stats.event_counts(
+            workspace_id=workspace_id,
+            livemode=request.auth.livemode,
+            period=period,
+            sender_id=filters["sender_id"],
+            template_id=filters["template_id"],
+            group_id=filters["unsubscribe_group_id"],
+        )
+        return Response(stats.stats_view(period=period, buckets=buckets, filters=filters))

@@ -100,7 +100,8 @@ CSRF_COOKIE_SECURE = _read("bool", "DJANGO_CSRF_COOKIE_SECURE", default=False)
 CSRF_TRUSTED_ORIGINS = _read("list", "DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin with PufferPost's site (pufferpost.admin_site): the console, named by the operator.
+    "pufferpost.apps.PufferPostAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -172,6 +173,11 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+# The name the admin console shows in its header, page titles and login page (white-label).
+PUFFERPOST_CONSOLE_NAME = " ".join(_read("str", "PUFFERPOST_CONSOLE_NAME", default="PufferPost console").split())
+if not 0 < len(PUFFERPOST_CONSOLE_NAME) <= 80 or not PUFFERPOST_CONSOLE_NAME.isprintable():
+    raise ImproperlyConfigured("PUFFERPOST_CONSOLE_NAME must be 1 to 80 printable characters.")
 
 STATIC_URL = "static/"
 # Where `manage.py collectstatic` puts the admin's and the docs page's files (the image collects

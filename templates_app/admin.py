@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from pufferpost.admin_columns import ReadableColumnsMixin
 from templates_app import services
 from templates_app.models import Template, TemplateVersion
 
@@ -22,8 +23,9 @@ class TemplateVersionInline(admin.TabularInline):
 
 
 @admin.register(Template)
-class TemplateAdmin(admin.ModelAdmin):
+class TemplateAdmin(ReadableColumnsMixin, admin.ModelAdmin):
     list_display = ("name", "slug", "workspace", "latest_version", "archived_at", "created_at")
+    column_widths = {"name": 28, "slug": 24, "workspace": 24}
     list_select_related = ("workspace",)
     search_fields = ("id", "name", "slug", "workspace__id")
     readonly_fields = ("id", "workspace", "latest_version", "archived_at", "created_at", "updated_at")

@@ -52,12 +52,10 @@ class ReputationStats:
     blocked: int = 0  # policy/reputation refusals (class `block`): about the sender, not the list
 
 
-def sender_reputation_stats(*, sender_id: str, since: datetime) -> ReputationStats:
-    """One aggregate query: messages counted, bounced and complained since `since`."""
+def _reputation_of(messages) -> ReputationStats:
+    """One aggregate query: messages counted, bounced, complained and blocked."""
     # Test messages never left the platform: they say nothing about the list's quality.
-    row = Message.objects.filter(
-        sender_id=sender_id, livemode=True, created_at__gte=since, status__in=COUNTED_STATUSES
-    ).aggregate(
+    row = messages.filter(livemode=True, status__in=COUNTED_STATUSES).aggregate(
         volume=Count("pk"),
         bounced=Count("pk", filter=Q(status="bounced") & ~Q(bounce_class="block")),
         complained=Count("pk", filter=Q(status="complained")),
@@ -122,6 +120,12 @@ def workspace_reputation_summary(*, workspace: Workspace, now: datetime | None =
     return _summary(stats, workspace, days, pausing="block")
 
 
+def sender_reputation_stats(*, sender_id: str, since: datetime) -> ReputationStats:
+    """The sender's messages created since `since` that left the platform, and their outcomes."""
+    return _reputation_of(Message.objects.filter(sender_id=sender_id, created_at__gte=since))
+
+
+
 def sender_reputation_evaluate(*, sender_id: str, now: datetime | None = None) -> bool:
     """Pause `sender_id` if it is active and its recent rates cross the thresholds; True if paused now.
 
@@ -170,8 +174,8 @@ def _summary(stats: ReputationStats, workspace: Workspace, days: int, *, pausing
     if not stats.volume:
         return f"no messages sent in the last {days} days"
     rates = " · ".join(
-        f"{kind} {_percent(Decimal(count) / stats.volume)} "
-        f"({'pauses above' if kind in pausing.split() else 'threshold'} {_percent(threshold)})"
+        f"{kind} {percent(Decimal(count) / stats.volume)} "
+        f"({'pauses above' if kind in pausing.split() else 'threshold'} {percent(threshold)})"
         for kind, count, threshold in (
             ("bounce", stats.bounced, workspace.bounce_rate_threshold),
             ("complaint", stats.complained, workspace.complaint_rate_threshold),
@@ -183,12 +187,12 @@ def _summary(stats: ReputationStats, workspace: Workspace, days: int, *, pausing
 
 def _reason(kind: str, count: int, volume: int, days: int, threshold: Decimal) -> str:
     return (
-        f"Auto-paused: {kind} rate {_percent(Decimal(count) / volume)} over the last {volume} messages "
-        f"({days} days) exceeds {_percent(threshold)}"
+        f"Auto-paused: {kind} rate {percent(Decimal(count) / volume)} over the last {volume} messages "
+        f"({days} days) exceeds {percent(threshold)}"
     )
 
 
-def _percent(rate: Decimal) -> str:
+def percent(rate: Decimal) -> str:
     """0.06 → "6.0%", 0.001 → "0.1%", 0.0015 → "0.15%"."""
     text = f"{rate * 100:.2f}".rstrip("0")
     return f"{text}0%" if text.endswith(".") else f"{text}%"

@@ -84,6 +84,15 @@ CASES = [
     ("webhook-deliveries-bad-status", "GET", "/v1/webhooks/{whk}/deliveries?status=nope", None, 422),
     ("webhook-delete", "DELETE", "/v1/webhooks/{whk}", None, 204),
     ("workspace-get", "GET", "/v1/workspace", None, 200),
+    ("stats", "GET", "/v1/stats?interval=hour&senderId={snd}", None, 200),
+    (
+        "stats-by-day",
+        "GET",
+        "/v1/stats?from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z&timezone=Europe/Berlin",
+        None,
+        200,
+    ),
+    ("stats-bad-range", "GET", "/v1/stats?from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z", None, 422),
 ]
 
 

@@ -245,3 +245,39 @@ def test_a_list_example_is_a_whole_row_of_its_resource(openapi):
     [row] = schemas["MessagePage"]["properties"]["data"]["example"]
     assert set(row) == set(schemas["MessageView"]["properties"])
     assert row["id"].startswith("msg_") and row["created_at"].endswith("+00:00")
+
+
+def test_the_stats_operation_documents_its_parameters_and_a_real_example(openapi):
+    from openapi_schema_validator import OAS30Validator, oas30_format_checker
+
+    from tests.api.conformance import strict
+
+    operation = openapi["paths"]["/v1/stats"]["get"]
+    assert {p["name"] for p in operation["parameters"]} == {
+        "from",
+        "to",
+        "interval",
+        "timezone",
+        "senderId",
+        "templateId",
+        "unsubscribeGroupId",
+    }
+    assert "Requires the `messages:read` scope." in operation["description"]
+    [example] = operation["responses"]["200"]["content"]["application/json"]["examples"].values()
+    body = example["value"]
+    schema = strict(
+        operation["responses"]["200"]["content"]["application/json"]["schema"], openapi["components"]["schemas"]
+    )
+    assert list(OAS30Validator(schema, format_checker=oas30_format_checker).iter_errors(body)) == []
+    assert [(b["start"], b["end"]) for b in body["data"]] == [
+        ("2026-11-29T23:00:00+00:00", "2026-11-30T23:00:00+00:00"),
+        ("2026-11-30T23:00:00+00:00", "2026-12-01T23:00:00+00:00"),
+    ]
+    for key, total in body["totals"]["counts"].items():
+        assert total == sum(b["counts"][key] for b in body["data"]), key
+    assert body["totals"]["rates"] == {
+        "delivery_rate": round(2149 / 2179, 4),
+        "bounce_rate": round(26 / 2179, 4),
+        "block_rate": round(4 / 2179, 4),
+        "complaint_rate": round(1 / 2149, 4),
+    }

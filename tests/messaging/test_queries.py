@@ -1,10 +1,20 @@
 """messaging/queries.py's SQL returns exactly what its ORM reading returns."""
 
-from django.db.models import Q
+import threading
+from datetime import UTC, datetime, timedelta
+
+from django.db import connections, transaction
+from django.db.models import F, Q
 
 from domains.models import DkimStatus, Domain
-from messaging.models import Message, Suppression, Unsubscribe, UnsubscribeGroup
-from messaging.queries import SendContextRow, messages_update_returning, send_context_rows
+from messaging.models import EventRollup, Message, Suppression, Unsubscribe, UnsubscribeGroup
+from messaging.queries import (
+    ROLLUP_KEY,
+    SendContextRow,
+    event_rollup_add,
+    messages_update_returning,
+    send_context_rows,
+)
 from senders.models import Sender, SenderState
 from templates_app.models import Template, TemplateVersion
 from tests.factories import DomainFactory, SenderFactory, TemplateFactory, TemplateVersionFactory, WorkspaceFactory
@@ -148,3 +158,79 @@ def test_for_a_test_key_every_registered_sender_passes_and_nothing_else_changes(
         )
     )
     assert {(row.from_address, row.sender_id) for row in test_rows} == expected and len(expected) == 2
+
+
+def _rollup_state(workspace_id) -> dict:
+    return {
+        tuple(getattr(r, name) for name in ROLLUP_KEY[1:]): r.n
+        for r in EventRollup.objects.filter(workspace_id=workspace_id)
+    }
+
+
+def _orm_rollup_add(rows) -> None:
+    """The ORM reading of the upsert: create the row at zero if missing, then add (two statements)."""
+    for *key, n in rows:
+        fields = dict(zip(ROLLUP_KEY, key, strict=True))
+        EventRollup.objects.get_or_create(**fields, defaults={"n": 0})
+        EventRollup.objects.filter(**fields).update(n=F("n") + n)
+
+
+def test_the_rollup_upsert_adds_exactly_what_its_orm_reading_adds(db):
+    upsert, orm = WorkspaceFactory(), WorkspaceFactory()
+    hour = datetime(2026, 12, 1, 15, tzinfo=UTC)
+    batches = [
+        [("snd_A", "", "", "accepted", 0, 3), ("snd_A", "tpl_T", "", "accepted", 0, 2)],
+        [("snd_A", "", "", "accepted", 0, 1), ("snd_A", "", "", "bounced", 1, 1), ("snd_B", "", "grp_G", "sent", 2, 5)],
+        [("snd_A", "tpl_T", "", "accepted", 0, 4), ("snd_A", "", "", "bounced", 1, 2)],
+    ]
+    for batch in batches:
+        for workspace, add in ((upsert, event_rollup_add), (orm, _orm_rollup_add)):
+            add(
+                [
+                    (
+                        workspace.id,
+                        True,
+                        hour + timedelta(hours=h),
+                        kind,
+                        sender,
+                        template,
+                        group,
+                        "block" if h else "",
+                        n,
+                    )
+                    for sender, template, group, kind, h, n in batch
+                ]
+            )
+
+    assert _rollup_state(upsert.id) == _rollup_state(orm.id)
+    assert sum(_rollup_state(upsert.id).values()) == 18
+    event_rollup_add([])  # nothing to add: no statement, no error
+
+
+def test_concurrent_upserts_into_one_bucket_lose_no_count(transactional_db):
+    workspace = WorkspaceFactory()
+    hour = datetime(2026, 12, 1, 15, tzinfo=UTC)
+    key = (workspace.id, True, hour, "delivered", "snd_A", "", "", "")
+    other = (workspace.id, True, hour, "sent", "snd_A", "", "", "")
+    start = threading.Barrier(4)
+
+    def worker(rows):
+        try:
+            start.wait()
+            for _ in range(50):
+                with transaction.atomic():
+                    event_rollup_add(rows)
+        finally:
+            connections.close_all()
+
+    # Four transactions at a time on the same rows, two of them listing the rows in the other order.
+    threads = [
+        threading.Thread(target=worker, args=(rows,))
+        for rows in ([(*key, 1), (*other, 2)], [(*other, 2), (*key, 1)]) * 2
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert _rollup_state(workspace.id) == {key[1:]: 200, other[1:]: 400}

@@ -1,7 +1,11 @@
 """The staff review queue, driven through the Django admin like a person would."""
 
+import re
+
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.auth.models import Permission
+from django.test import Client
 
 from senders.models import SenderStateChange
 from tests.factories import DomainFactory, WorkspaceFactory
@@ -305,3 +309,96 @@ def test_a_filtered_queue_costs_the_same_queries_for_many_rows(admin_client, dja
     with django_assert_max_num_queries(10):
         response = admin_client.get(CHANGELIST, params)
     assert len(response.context["cl"].result_list) == 20
+
+
+def review_url(sender):
+    return f"{CHANGELIST}{sender.pk}/review/"
+
+
+@pytest.mark.parametrize(
+    ("factory", "verb", "done", "to_state"),
+    [
+        (SenderFactory, "approve", "Approved", "active"),
+        (ActiveSenderFactory, "pause", "Paused", "paused"),
+        (PausedSenderFactory, "resume", "Resumed", "active"),
+    ],
+)
+def test_the_sender_page_reviews_the_sender_with_a_reason(admin_client, admin_user, factory, verb, done, to_state):
+    sender = factory()
+    page = admin_client.get(f"{CHANGELIST}{sender.pk}/change/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert f'<form method="post" action="{review_url(sender)}" class="pp-review-form">' in html
+    assert 'name="csrfmiddlewaretoken"' in html.split('class="pp-review-form"')[1].split("</form>")[0]
+    buttons = re.findall(r'<button type="submit" name="verb" value="(\w+)"', html)
+    assert buttons == [verb]  # only the verb the current state allows
+
+    response = admin_client.post(review_url(sender), {"verb": verb, "reason": "Checked by hand."}, follow=True)
+
+    assert response.redirect_chain == [(f"{CHANGELIST}{sender.pk}/change/", 302)]
+    assert messages_of(response) == [f"{done} {sender.from_address}."]
+    sender.refresh_from_db()
+    assert (sender.state, sender.state_reason) == (to_state, "Checked by hand.")
+    change = SenderStateChange.objects.filter(sender=sender).latest("created_at")
+    assert (change.to_state, change.actor, change.reason) == (to_state, admin_user, "Checked by hand.")
+
+
+def test_a_review_the_state_does_not_allow_changes_nothing_and_says_why(admin_client):
+    sender = SenderFactory()
+
+    response = admin_client.post(review_url(sender), {"verb": "resume", "reason": "Oops."}, follow=True)
+
+    assert messages_of(response) == [f"Cannot resume {sender.from_address}: it is under review."]
+    sender.refresh_from_db()
+    assert sender.state == "under_review" and not SenderStateChange.objects.filter(sender=sender).exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"verb": "approve", "reason": "  "}, "Approve: give a reason (up to 500 characters)."),
+        ({"verb": "approve", "reason": "x" * 501}, "Approve: give a reason (up to 500 characters)."),
+        ({"verb": "delete", "reason": "Why not."}, "Choose approve, pause or resume."),
+        ({"reason": "No verb."}, "Choose approve, pause or resume."),
+    ],
+)
+def test_a_review_without_a_reason_or_verb_is_refused(admin_client, data, message):
+    sender = SenderFactory()
+
+    response = admin_client.post(review_url(sender), data, follow=True)
+
+    assert messages_of(response) == [message]
+    sender.refresh_from_db()
+    assert sender.state == "under_review"
+
+
+def test_the_review_endpoint_takes_only_a_csrf_protected_post_from_a_reviewer(client, django_user_model):
+    sender = SenderFactory()
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_sender"))
+    reviewer = django_user_model.objects.create_user("rev", password="pw", is_staff=True)
+    reviewer.user_permissions.add(Permission.objects.get(codename="change_sender"))
+    outsider = django_user_model.objects.create_user("outsider", password="pw", is_staff=False)
+
+    assert client.post(review_url(sender), {"verb": "approve", "reason": "x"}).status_code == 302  # to the login
+    client.force_login(outsider)
+    assert client.post(review_url(sender), {"verb": "approve", "reason": "x"})["Location"].startswith("/admin/login/")
+    client.force_login(viewer)
+    assert client.post(review_url(sender), {"verb": "approve", "reason": "x"}).status_code == 403
+    page = client.get(f"{CHANGELIST}{sender.pk}/change/").content.decode()
+    assert 'name="verb"' not in page and "you may only view senders" in page
+    client.force_login(reviewer)
+    assert client.get(review_url(sender)).status_code == 405
+
+    csrf_client = Client(enforce_csrf_checks=True)
+    csrf_client.force_login(reviewer)
+    assert csrf_client.post(review_url(sender), {"verb": "approve", "reason": "x"}).status_code == 403
+    page = csrf_client.get(f"{CHANGELIST}{sender.pk}/change/")
+    token = re.search(
+        r'class="pp-review-form">.*?name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode(), re.S
+    )
+    response = csrf_client.post(review_url(sender), {"verb": "approve", "reason": "x", "csrfmiddlewaretoken": token[1]})
+    assert response.status_code == 302
+    sender.refresh_from_db()
+    assert sender.state == "active"
+    assert client.post(f"{CHANGELIST}snd_unknown/review/", {"verb": "approve", "reason": "x"}).status_code == 404

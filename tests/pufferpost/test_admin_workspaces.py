@@ -23,9 +23,10 @@ def test_staff_edit_limits_thresholds_and_tracking(admin_client):
         "monthly_quota": 5000,
         "max_domains": 10,
         "max_senders": 20,
-        "bounce_rate_threshold": "0.0300",
-        "complaint_rate_threshold": "0.0020",
-        "block_rate_threshold": "0.0800",
+        # Typed as percentages (the form shows them so), stored as fractions.
+        "bounce_rate_threshold": "3",
+        "complaint_rate_threshold": "0.2",
+        "block_rate_threshold": "8.00",
         "reputation_min_volume": 50,
         "open_tracking": "on",
         "click_tracking": "on",
@@ -43,6 +44,7 @@ def test_staff_edit_limits_thresholds_and_tracking(admin_client):
     assert str(workspace.bounce_rate_threshold) == "0.0300"
     assert (workspace.max_domains, workspace.max_senders) == (10, 20)
     assert str(workspace.block_rate_threshold) == "0.0800"
+    assert str(workspace.complaint_rate_threshold) == "0.0020"
     assert workspace.open_tracking and workspace.click_tracking
     assert (workspace.message_retention_days, workspace.content_retention_days) == (120, 14)
     assert workspace.sending_paused is False  # read-only on the form: only the actions pause
