@@ -1,7 +1,11 @@
-"""Helpers every test shares: the API envelope assertions and the one polling loop."""
+"""Helpers every test shares: the API envelope assertions, the published operations and the one
+polling loop."""
 
+import functools
 import re
 import time
+
+from django.test import Client
 
 REQUEST_ID = re.compile(r"^req_[0-9A-HJKMNP-TV-Z]{26}$")
 
@@ -40,3 +44,19 @@ def wait_for(predicate, *, what: str, timeout: float = 30.0, interval: float = 0
         message += f": {detail()}"
     logs = "\n".join(f"--- {p.name}\n{p.log()[-4000:]}" for p in processes)
     raise AssertionError(f"{message}\n{logs}" if logs else message)
+
+
+@functools.cache
+def schema_operations() -> tuple[tuple[str, str], ...]:
+    """(METHOD, path) of every operation `GET /v1/openapi.json` publishes, for tests that must cover
+    every route (401 for a bad key, 404 across workspaces) without a hand-kept list.
+
+    Read at collection, before pytest-django allows the `testserver` host, hence an explicit one.
+    """
+    schema = Client(HTTP_HOST="localhost").get("/v1/openapi.json").json()
+    return tuple((method.upper(), path) for path, item in schema["paths"].items() for method in item)
+
+
+def routes_with_an_id(prefix: str) -> list[tuple[str, str]]:
+    """(method, path) of the published operations under `prefix` whose path names one resource."""
+    return [(m.lower(), p) for m, p in schema_operations() if p.startswith(prefix) and "{" in p]

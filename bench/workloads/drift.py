@@ -30,10 +30,13 @@ def _load_domains(fixture, count: int) -> str:
             INSERT INTO domains_domain (
                 id, workspace_id, domain, selector, dkim_private_key, dkim_public_key, dkim_status,
                 dmarc_status, dkim_error, dmarc_error, verified_at, verification_lost_at,
-                last_checked_at, next_check_at, created_at, updated_at)
+                last_checked_at, next_check_at, created_at, updated_at, dmarc_policy, record_checks,
+                return_path_status, return_path_error, next_dkim_private_key, next_dkim_public_key,
+                next_selector, retired_dkim_public_key, retired_selector)
             SELECT 'dom_' || lpad(i::text, 26, '0'), %(ws)s, 'd' || i || '.' || %(zone)s, %(selector)s,
                    %(private)s, %(public)s, 'verified', 'present', '', '', now() - interval '30 days', NULL,
-                   now() - interval '1 hour', now() - interval '1 minute', now() - interval '30 days', now()
+                   now() - interval '1 hour', now() - interval '1 minute', now() - interval '30 days', now(),
+                   '{}', '[]', 'pending', '', '', '', '', '', ''
             FROM generate_series(1, %(count)s) AS i
             """,
             {

@@ -34,7 +34,8 @@ def bulk_load(fixture, count: int) -> float:
             INSERT INTO messaging_message (
                 id, workspace_id, sender_id, from_address, "to", cc, reply_to, template_id,
                 template_version_id, data, metadata, tags, locale, timezone, unsubscribe_group_id,
-                status, subject, attempts, next_attempt_at, last_response, created_at, updated_at)
+                status, subject, attempts, next_attempt_at, last_response, created_at, updated_at,
+                livemode, bounce_class)
             SELECT
                 'msg_' || lpad((%(count)s - i)::text, 26, '0'),
                 %(ws)s,
@@ -49,7 +50,8 @@ def bulk_load(fixture, count: int) -> float:
                 'Your order O-' || (100000 + i) || ' is confirmed',
                 1, NULL, '250 2.0.0 OK: queued',
                 now() - interval '1 hour' - i * interval '%(spacing)s seconds',
-                now() - interval '1 hour' - i * interval '%(spacing)s seconds' + interval '3 seconds'
+                now() - interval '1 hour' - i * interval '%(spacing)s seconds' + interval '3 seconds',
+                true, CASE WHEN i %% 50 = 7 THEN 'hard' ELSE '' END
             FROM generate_series(1, %(count)s) AS i
             """,
             {

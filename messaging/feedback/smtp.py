@@ -27,6 +27,7 @@ from django.db import close_old_connections
 from domains.selectors import return_path_domain_accepted
 from messaging.feedback.services import feedback_report_process
 from messaging.return_path import message_id_from_return_path
+from messaging.smtp_handler import ExecutorHandler, envelope_bytes
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +81,8 @@ def _process(raw: bytes, envelope_recipients: list[str]) -> None:
         close_old_connections()
 
 
-class FeedbackHandler:
+class FeedbackHandler(ExecutorHandler):
     """aiosmtpd handler: RCPT filtering, and DATA recorded through the feedback services."""
-
-    def __init__(self, executor: ThreadPoolExecutor | None = None):
-        self.in_flight: set[asyncio.Future] = set()
-        # Its own pool, not the loop's default one, which asyncio.run() joins without a time limit.
-        self.executor = executor
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         try:
@@ -100,24 +96,14 @@ class FeedbackHandler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        raw = envelope.original_content or envelope.content
-        if isinstance(raw, str):
-            raw = raw.encode("utf-8", errors="surrogateescape")
-        loop = asyncio.get_running_loop()
-        work = asyncio.ensure_future(loop.run_in_executor(self.executor, _process, raw, list(envelope.rcpt_tos)))
-        self.in_flight.add(work)
-        work.add_done_callback(self.in_flight.discard)
+        raw = envelope_bytes(envelope)
+        recipients = list(envelope.rcpt_tos)
         try:
-            # Shielded so a shutdown that cancels the connection still lets the recording finish.
-            await asyncio.shield(work)
+            await self.run_shielded(lambda: _process(raw, recipients))
         except Exception:  # answered 451, so the sending server retries later
             log.exception("could not record inbound mail from %s", envelope.mail_from)
             return "451 4.3.0 Temporary failure, please try again later"
         return "250 2.0.0 OK"
-
-    async def drain(self, timeout: float) -> None:
-        if self.in_flight:
-            await asyncio.wait(set(self.in_flight), timeout=timeout)
 
 
 async def inbound_smtp_serve(*, host: str, port: int, on_ready: Callable[[str, int], None] | None = None) -> int:

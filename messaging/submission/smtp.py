@@ -34,6 +34,7 @@ from rest_framework.exceptions import ValidationError
 
 from messaging import limits
 from messaging.services import SubmittedContent, message_submit, rate_limited_error, sending_paused_error
+from messaging.smtp_handler import ExecutorHandler, envelope_bytes
 from messaging.submission.mime import SubmissionInvalid, submission_parse
 from pufferpost.errors import ApiError, ApplicationError, violations_from
 from pufferpost.models import KEY_PREFIXES, ApiKey
@@ -134,11 +135,7 @@ def submission_process(*, key_hash: str, raw: bytes, recipients: list[str], enve
         close_old_connections()
 
 
-class SubmissionHandler:
-    def __init__(self, executor: ThreadPoolExecutor):
-        self.executor = executor
-        self.in_flight: set[asyncio.Future] = set()
-
+class SubmissionHandler(ExecutorHandler):
     def authenticator(self, server, session, envelope, mechanism, auth_data):
         """AUTH PLAIN/LOGIN: the password is an API key with `messages:send` (the user name is ignored).
 
@@ -163,31 +160,19 @@ class SubmissionHandler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        raw = envelope.original_content or envelope.content
-        if isinstance(raw, str):
-            raw = raw.encode("utf-8", errors="surrogateescape")
-        loop = asyncio.get_running_loop()
-        work = loop.run_in_executor(
-            self.executor,
-            lambda: submission_process(
-                key_hash=session.auth_data,
-                raw=raw,
-                recipients=list(envelope.rcpt_tos),
-                envelope_from=envelope.mail_from or "",
-            ),
-        )
-        self.in_flight.add(work)
-        work.add_done_callback(self.in_flight.discard)
+        raw = envelope_bytes(envelope)
         try:
-            # Shielded: a shutdown that cancels the connection still lets an accepted submission commit.
-            return await asyncio.shield(work)
+            return await self.run_shielded(
+                lambda: submission_process(
+                    key_hash=session.auth_data,
+                    raw=raw,
+                    recipients=list(envelope.rcpt_tos),
+                    envelope_from=envelope.mail_from or "",
+                )
+            )
         except Exception:  # a database failure: 451, so the client's queue retries (the replay guard dedupes)
             log.exception("could not accept a submission from %s", envelope.mail_from)
             return "451 4.3.0 internal_error: temporary failure, please try again later"
-
-    async def drain(self, timeout: float) -> None:
-        if self.in_flight:
-            await asyncio.wait(set(self.in_flight), timeout=timeout)
 
 
 def submission_tls_context() -> ssl.SSLContext | None:

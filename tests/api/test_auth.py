@@ -3,7 +3,7 @@
 import pytest
 from django.test import Client
 
-from tests.helpers import assert_envelope
+from tests.helpers import assert_envelope, schema_operations
 
 BAD = {
     "missing": None,
@@ -14,13 +14,7 @@ BAD = {
 }
 
 
-def _operations():
-    # Collected before pytest-django allows the `testserver` host, hence an explicit one.
-    schema = Client(HTTP_HOST="localhost").get("/v1/openapi.json").json()
-    return [(method.upper(), path) for path, item in schema["paths"].items() for method in item]
-
-
-OPERATIONS = _operations()
+OPERATIONS = schema_operations()
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])

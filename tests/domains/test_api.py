@@ -10,7 +10,7 @@ from domains.services import domain_create
 from pufferpost.errors import Conflict
 from tests.domains.factories import IssuedDomainFactory, publish_dkim
 from tests.factories import DomainFactory
-from tests.helpers import assert_envelope
+from tests.helpers import assert_envelope, routes_with_an_id
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$")
 FIELDS = {
@@ -287,11 +287,7 @@ def test_refresh_returns_the_rechecked_domain(api, workspace, dns):
     assert TIMESTAMP.match(body["last_checked_at"])
 
 
-ID_ROUTES = [
-    ("get", "/v1/domains/{id}"),
-    ("delete", "/v1/domains/{id}"),
-    ("post", "/v1/domains/{id}/refresh"),
-]
+ID_ROUTES = routes_with_an_id("/v1/domains/")
 
 
 @pytest.mark.parametrize(("method", "route"), ID_ROUTES)

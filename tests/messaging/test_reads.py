@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from messaging.models import Message, MessageAttachment, MessageEvent
-from tests.helpers import assert_envelope
+from tests.helpers import assert_envelope, routes_with_an_id
 from tests.messaging.conftest import make_sendable
 from tests.messaging.factories import MessageFactory
 
@@ -54,7 +54,7 @@ def test_an_unknown_message_is_404_message_not_found(api):
     assert_envelope(api.get("/v1/messages/msg_01J9Z2K3M4N5P6Q7R8S9T0V1W2/events"), 404, "message_not_found")
 
 
-@pytest.mark.parametrize("route", ["/v1/messages/{id}", "/v1/messages/{id}/events"])
+@pytest.mark.parametrize("route", [route for _, route in routes_with_an_id("/v1/messages/")])
 def test_another_workspaces_message_is_404_on_every_route(api, other_workspace, route):
     foreign = MessageFactory(workspace=other_workspace)
     response = api.get(route.format(id=foreign.id))

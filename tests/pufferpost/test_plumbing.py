@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 from pufferpost import ids
 from pufferpost.models import ApiKey
 from pufferpost.services import api_key_revoke
-from tests.helpers import REQUEST_ID, assert_envelope
+from tests.helpers import REQUEST_ID, assert_envelope, routes_with_an_id
 
 
 def test_workspace_read_with_a_valid_key(api, workspace):
@@ -131,27 +131,25 @@ def test_json_nested_deeper_than_the_stack_is_400_invalid_json(api):
     assert_envelope(response, 400, "invalid_json")
 
 
+NOT_FOUND = {
+    "domains": "domain_not_found",
+    "senders": "sender_not_found",
+    "templates": "template_not_found",
+    "messages": "message_not_found",
+    "suppressions": "suppression_not_found",
+    "unsubscribe-groups": "unsubscribe_group_not_found",
+    "webhooks": "webhook_not_found",
+}
+# Every route of the schema with an id: the resource's id goes where `{}` is.
 ID_ROUTES = [
-    ("get", "/v1/domains/{}", "domain_not_found"),
-    ("delete", "/v1/domains/{}", "domain_not_found"),
-    ("post", "/v1/domains/{}/refresh", "domain_not_found"),
-    ("get", "/v1/senders/{}", "sender_not_found"),
-    ("get", "/v1/templates/{}", "template_not_found"),
-    ("patch", "/v1/templates/{}", "template_not_found"),
-    ("delete", "/v1/templates/{}", "template_not_found"),
-    ("get", "/v1/templates/{}/versions", "template_not_found"),
-    ("post", "/v1/templates/{}/versions", "template_not_found"),
-    ("get", "/v1/templates/{}/versions/1", "template_not_found"),
-    ("post", "/v1/templates/{}/render", "template_not_found"),
-    ("get", "/v1/messages/{}", "message_not_found"),
-    ("get", "/v1/messages/{}/events", "message_not_found"),
-    ("delete", "/v1/suppressions/{}", "suppression_not_found"),
-    ("get", "/v1/unsubscribe-groups/{}", "unsubscribe_group_not_found"),
-    ("post", "/v1/unsubscribe-groups/{}/unsubscribes", "unsubscribe_group_not_found"),
-    ("delete", "/v1/unsubscribe-groups/{}/unsubscribes/a@example.com", "unsubscribe_group_not_found"),
-    ("get", "/v1/webhooks/{}", "webhook_not_found"),
-    ("delete", "/v1/webhooks/{}", "webhook_not_found"),
-    ("get", "/v1/webhooks/{}/deliveries", "webhook_not_found"),
+    (
+        method,
+        route.replace("{id}", "{}").replace("{number}", "1").replace("{email}", "a@example.com")
+        if "{id}" in route
+        else route.replace("{email}", "{}"),
+        NOT_FOUND[route.split("/")[2]],
+    )
+    for method, route in routes_with_an_id("/v1/")
 ]
 
 

@@ -6,7 +6,7 @@ from pufferpost import ids
 from senders.models import Sender
 from senders.services import sender_pause
 from tests.domains.factories import IssuedDomainFactory
-from tests.helpers import assert_envelope
+from tests.helpers import assert_envelope, routes_with_an_id
 from tests.senders.factories import ActiveSenderFactory, SenderFactory
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$")
@@ -182,7 +182,7 @@ def test_an_unknown_id_is_404_sender_not_found(api, sender_id):
     assert error["message"] == "No such sender."
 
 
-ID_ROUTES = [("get", "/v1/senders/{id}")]
+ID_ROUTES = routes_with_an_id("/v1/senders/")
 
 
 @pytest.mark.parametrize(("method", "route"), ID_ROUTES)

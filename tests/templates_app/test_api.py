@@ -5,7 +5,7 @@ import pytest
 from pufferpost import ids
 from templates_app.models import Template, TemplateVersion
 from tests.factories import TemplateFactory, TemplateVersionFactory
-from tests.helpers import assert_envelope, violations
+from tests.helpers import assert_envelope, routes_with_an_id, violations
 from tests.templates_app.factories import TranslatedVersionFactory, VersionedTemplateFactory
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$")
@@ -319,14 +319,16 @@ def test_a_render_failure_is_422_template_render_failed(api, workspace):
     assert "division by zero" in error["message"]
 
 
+# The bodies that would change the template if its workspace did not matter; every other route
+# of the schema under /v1/templates/{id} is called without one.
+BODIES = {
+    ("patch", "/v1/templates/{id}"): {"name": "Mine now"},
+    ("post", "/v1/templates/{id}/versions"): {"subject": "s", "html": "h"},
+    ("post", "/v1/templates/{id}/render"): {"data": {}},
+}
 ROUTES_WITH_AN_ID = [
-    ("get", "/v1/templates/{ref}", None),
-    ("patch", "/v1/templates/{ref}", {"name": "Mine now"}),
-    ("delete", "/v1/templates/{ref}", None),
-    ("get", "/v1/templates/{ref}/versions", None),
-    ("post", "/v1/templates/{ref}/versions", {"subject": "s", "html": "h"}),
-    ("get", "/v1/templates/{ref}/versions/1", None),
-    ("post", "/v1/templates/{ref}/render", {"data": {}}),
+    (method, route.replace("{id}", "{ref}").replace("{number}", "1"), BODIES.get((method, route)))
+    for method, route in routes_with_an_id("/v1/templates/")
 ]
 
 

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from messaging.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from messaging.webhooks.services import EVENT_TYPES, webhook_endpoint_create
-from tests.helpers import assert_envelope
+from tests.helpers import assert_envelope, routes_with_an_id
 
 WHK = re.compile(r"^whk_[0-9A-HJKMNP-TV-Z]{26}$")
 URL = "https://hooks.acme.com/pufferpost"
@@ -135,11 +135,7 @@ def test_the_list_is_cursor_paginated_newest_first(api, workspace):
     assert violation_codes(api.get("/v1/webhooks?limit=0")) == {"limit": "out_of_range"}
 
 
-ROUTES = [
-    ("get", "/v1/webhooks/{id}"),
-    ("delete", "/v1/webhooks/{id}"),
-    ("get", "/v1/webhooks/{id}/deliveries"),
-]
+ROUTES = routes_with_an_id("/v1/webhooks/")
 
 
 @pytest.mark.parametrize("method, route", ROUTES)
