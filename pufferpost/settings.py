@@ -441,6 +441,11 @@ PUFFERPOST_SHAPING_HOST_SKIP = _read("float", "PUFFERPOST_SHAPING_HOST_SKIP", de
 PUFFERPOST_GREYLIST_RETRY = _read("float", "PUFFERPOST_GREYLIST_RETRY", default=300.0, positive=True)
 # Extra CA certificates (PEM) trusted when verifying MX and MTA-STS certificates: a test or dev CA.
 PUFFERPOST_TLS_CA_FILE = _read("str", "PUFFERPOST_TLS_CA_FILE", default="")
+# MTA-STS (RFC 8461) for direct-to-MX delivery: on unless turned off; the policy host's HTTPS port
+# (443; tests and `make up` serve policies on loopback at another) and the fetch's overall timeout.
+PUFFERPOST_MTA_STS = _read("bool", "PUFFERPOST_MTA_STS", default=True)
+PUFFERPOST_MTA_STS_PORT = _read("int", "PUFFERPOST_MTA_STS_PORT", default=443, positive=True, maximum=65535)
+PUFFERPOST_MTA_STS_TIMEOUT = _read("float", "PUFFERPOST_MTA_STS_TIMEOUT", default=10.0, positive=True, maximum=60)
 # Domain of the VERP return path (bounces+msg_…@DOMAIN); its MX must reach run_inbound_smtp.
 # Empty: the from-domain of each message.
 PUFFERPOST_RETURN_PATH_DOMAIN = _read("str", "PUFFERPOST_RETURN_PATH_DOMAIN", default="").strip().lower()

@@ -34,7 +34,7 @@ from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 
-from pufferpost import dns, http
+from pufferpost import dns, http, mta_sts
 from pufferpost.shaping import Limits, Shaper
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,38 @@ class Route:
     password: str = ""
     resolve_with_dns_module: bool = True
     failure: DeliveryResult | None = None
+    # The recipient domain's MTA-STS policy lookup (direct-to-MX only; None through the relay).
+    sts: mta_sts.Lookup | None = None
+
+    @property
+    def enforced(self) -> bool:
+        return self.sts is not None and self.sts.enforced
+
+    def host_allowed(self, host: str) -> bool:
+        """May mail of this route go to `host`? (Under an enforced MTA-STS policy only matching MX hosts.)"""
+        return not self.enforced or self.sts.policy.matches(host)
+
+    def sts_record(self, host: str, tls: dict) -> dict | None:
+        """What the `sent` event says about MTA-STS for a delivery to `host` over `tls`."""
+        if self.sts is None:
+            return None
+        record = self.sts.record()
+        if record is None or self.sts.policy is None or self.sts.policy.mode == "none":
+            return record
+        record["mx_match"] = self.sts.policy.matches(host)
+        record["tls_verified"] = bool(tls.get("used") and tls.get("verified"))
+        failures = []
+        if not record["mx_match"]:
+            failures.append(f"{host} matches none of the policy's mx patterns ({', '.join(self.sts.policy.mx)})")
+        if not record["tls_verified"]:
+            failures.append(
+                f"the connection to {host} was not TLS with a verified certificate"
+                if tls.get("used")
+                else f"the connection to {host} was not encrypted"
+            )
+        if failures:
+            record["failure"] = "; ".join(failures)
+        return record
 
 
 def classify(code: int | None, text: str = "", mx_host: str = "") -> DeliveryResult:
@@ -140,7 +172,7 @@ def resolve_route(domain: str) -> Route:
             same = [host for _, host in group]
             random.shuffle(same)
             hosts.extend(same)
-        return Route(domain, hosts=tuple(hosts), port=port)
+        return _with_sts(Route(domain, hosts=tuple(hosts), port=port))
     if answer.outcome == dns.Outcome.NXDOMAIN:
         return Route(domain, failure=classify(550, f"{domain} does not exist (NXDOMAIN)"))
     if answer.outcome == dns.Outcome.ERROR:
@@ -148,10 +180,27 @@ def resolve_route(domain: str) -> Route:
     # No MX record: the domain itself is the implicit MX when it has an address.
     implicit = dns.addresses(domain)
     if implicit.outcome == dns.Outcome.FOUND:
-        return Route(domain, hosts=(domain,), port=port)
+        return _with_sts(Route(domain, hosts=(domain,), port=port))
     if implicit.outcome == dns.Outcome.ERROR:
         return Route(domain, failure=classify(None, f"address lookup failed: {implicit.error}"))
     return Route(domain, failure=classify(550, f"{domain} has no MX and no address record"))
+
+
+def _with_sts(route: Route) -> Route:
+    """The route under the domain's MTA-STS policy: an `enforce` policy none of whose patterns matches
+    any MX host defers the mail before any connection (never plaintext, never an unlisted host)."""
+    if not settings.PUFFERPOST_MTA_STS:
+        return route
+    lookup = mta_sts.lookup(route.key)
+    route = dataclasses.replace(route, sts=lookup)
+    if lookup.enforced and not any(lookup.policy.matches(h) for h in route.hosts):
+        failure = classify(
+            None,
+            f"the MTA-STS policy of {route.key} (mode enforce, id {lookup.policy.id}) allows only "
+            f"{', '.join(lookup.policy.mx)}; none of its MX hosts ({', '.join(route.hosts)}) matches: not connected",
+        )
+        route = dataclasses.replace(route, failure=dataclasses.replace(failure, rule="mta-sts:mx_mismatch"))
+    return route
 
 
 @functools.cache
@@ -281,7 +330,9 @@ def _open(
     verify: bool = True,
 ) -> tuple[smtplib.SMTP, dict]:
     """Connect, EHLO, STARTTLS and AUTH as the route asks; (connection, TLS facts).
-    Raises _TryNextHost on any failure, _RetryUnverified when opportunistic TLS failed to verify."""
+    Raises _TryNextHost on any failure, _RetryUnverified when opportunistic TLS failed to verify.
+    Under an enforced MTA-STS policy the certificate must verify for the MX host name, or nothing is sent."""
+    enforced = route.enforced
     cls = smtplib.SMTP_SSL if route.security == "tls" else smtplib.SMTP
     kwargs = {"context": verified_context()} if route.security == "tls" else {}
     if source_address:
@@ -295,17 +346,22 @@ def _open(
         if code != 220:
             raise _TryNextHost(classify(code, _text(banner), host))
         smtp.ehlo_or_helo_if_needed()
-        must_encrypt = route.security == "starttls" or tls_required
+        must_encrypt = route.security == "starttls" or tls_required or enforced
         if route.security != "tls" and must_encrypt and not smtp.has_extn("starttls"):
+            why = (
+                f"the MTA-STS policy of {route.key} (enforce) requires TLS"
+                if enforced
+                else "TLS is required for this destination"
+            )
             raise _TryNextHost(
                 dataclasses.replace(
-                    classify(None, f"{host} does not offer STARTTLS and TLS is required for this destination", host),
-                    rule="tls_required",
+                    classify(None, f"{host} does not offer STARTTLS and {why}", host),
+                    rule="mta-sts:starttls" if enforced else "tls_required",
                 )
             )
         if route.security == "starttls" or (route.security == "opportunistic" and smtp.has_extn("starttls")):
             context = verified_context()
-            checked = route.security == "starttls" or verify
+            checked = route.security == "starttls" or verify or enforced
             if not checked:
                 # Opportunistic TLS to an MX (RFC 7435): encrypt when offered, do not insist on
                 # a certificate many MX hosts do not have for their own name.
@@ -313,7 +369,19 @@ def _open(
                 context.verify_mode = ssl.CERT_NONE
             try:
                 code, text = smtp.starttls(context=context)
-            except ssl.SSLCertVerificationError:
+            except ssl.SSLCertVerificationError as exc:
+                if enforced:
+                    raise _TryNextHost(
+                        dataclasses.replace(
+                            classify(
+                                None,
+                                f"the certificate of {host} did not verify ({exc.verify_message}); the MTA-STS "
+                                f"policy of {route.key} (enforce) requires a verified one: not sent",
+                                host,
+                            ),
+                            rule="mta-sts:certificate",
+                        )
+                    ) from None
                 if route.security == "starttls":
                     raise
                 _verification_failed(host)
@@ -351,6 +419,15 @@ def _close_quietly(smtp: smtplib.SMTP, *, quit: bool = False) -> None:
             smtp.quit()
     with contextlib.suppress(OSError):
         smtp.close()
+
+
+def _fits(route: Route, connection: _Connection) -> bool:
+    """May an open connection (opened for another domain with the same MX hosts) carry this route's
+    mail? Not when the route's MTA-STS policy is enforced and the connection is not verified TLS to
+    a host the policy lists."""
+    if not route.enforced:
+        return True
+    return bool(connection.tls.get("used") and connection.tls.get("verified")) and route.host_allowed(connection.host)
 
 
 class _ConnectionLost(Exception):
@@ -463,6 +540,9 @@ class Mailer:
     def _send_route(self, route: Route, mail_from: str, recipients: list[str], data: bytes, before_data=None):
         key = _connection_key(route)
         connection = self._connections.get(key)
+        if connection is not None and not _fits(route, connection):
+            self._drop(key, quit=True)
+            connection = None
         if connection is not None:
             try:
                 return self._transaction(connection, mail_from, recipients, data, before_data)
@@ -495,7 +575,7 @@ class Mailer:
             self._waits[destination] = (deadline + step, result, step)
             return dict.fromkeys(recipients, dataclasses.replace(result, wait=deadline + step - now))
         connection = self._connections.get(key)
-        if connection is not None and connection.messages >= limits.per_connection:
+        if connection is not None and (connection.messages >= limits.per_connection or not _fits(route, connection)):
             self._drop(key, quit=True)
             connection = None
         for _ in range(2):  # a second pass when our lease vanished (Redis state lost)
@@ -528,9 +608,11 @@ class Mailer:
             self._drop(key)
             results = dict.fromkeys(recipients, exc.result)
         connection.last_used = time.monotonic()
-        results = {
-            r: dataclasses.replace(v, tls=dict(connection.tls), destination=destination) for r, v in results.items()
-        }
+        tls = dict(connection.tls)
+        sts = route.sts_record(connection.host, connection.tls)
+        if sts is not None:
+            tls["mta_sts"] = sts
+        results = {r: dataclasses.replace(v, tls=tls, destination=destination) for r, v in results.items()}
         return self._observe(destination, connection, results)
 
     def _wait(self, destination: str, reason: str, wait: float, step: float = 0.0) -> DeliveryResult:
@@ -596,7 +678,7 @@ class Mailer:
     def _connect(self, route: Route, *, tls_required: bool = False, skip=frozenset()) -> _Connection:
         last = None
         for host in route.hosts:
-            if host in skip:
+            if host in skip or not route.host_allowed(host):
                 continue
             try:
                 for address in _host_addresses(host, route):
@@ -618,7 +700,8 @@ class Mailer:
     def _open(self, route: Route, host: str, address: str, tls_required: bool):
         options = {"source_address": self.source_address, "helo": self.helo, "tls_required": tls_required}
         try:
-            return _open(route, host, address, self.timeout, verify=not _verification_known_to_fail(host), **options)
+            verify = route.enforced or not _verification_known_to_fail(host)
+            return _open(route, host, address, self.timeout, verify=verify, **options)
         except _RetryUnverified:
             return _open(route, host, address, self.timeout, verify=False, **options)
 
