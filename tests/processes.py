@@ -10,11 +10,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
+
+from tests.helpers import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 CELERY = str(Path(sys.executable).with_name("celery"))
@@ -67,14 +68,14 @@ class Process:
         return self.log_path.read_text(errors="replace")
 
     def wait_for_log(self, needle: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def logged():
             if needle in self.log():
-                return
+                return True
             if self.popen.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{self.log()}")
-            time.sleep(0.1)
-        raise TimeoutError(f"{self.name} did not log {needle!r} within {timeout}s:\n{self.log()}")
+            return False
+
+        wait_for(logged, what=f"{self.name} to log {needle!r}", timeout=timeout, processes=[self])
 
     def kill(self, sig=signal.SIGKILL) -> None:
         """Signal the whole process group (a prefork worker's children too)."""

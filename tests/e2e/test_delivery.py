@@ -11,9 +11,9 @@ from django.conf import settings
 
 from messaging.models import AttemptState, DeliveryAttempt, Message, MessageEvent, Suppression
 from messaging.return_path import verp_local_part
-from tests.delivery.conftest import RELAY_PASSWORD, RELAY_USER
-from tests.delivery.pipeline import FROM, dkimpy_verifies, make_sendable, parse, perl_verifies, timeline
-from tests.helpers import assert_envelope
+from tests.helpers import assert_envelope, wait_for
+from tests.messaging.delivery.conftest import RELAY_PASSWORD, RELAY_USER
+from tests.messaging.delivery.pipeline import FROM, dkimpy_verifies, make_sendable, parse, perl_verifies, timeline
 
 pytestmark = pytest.mark.e2e
 
@@ -39,23 +39,13 @@ def sent_id(response) -> str:
     return response.json()["id"]
 
 
-def wait_for(predicate, what, timeout=30.0, processes=()):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    logs = "\n".join(f"--- {p.name}\n{p.log()[-4000:]}" for p in processes)
-    raise TimeoutError(f"{what} did not happen within {timeout}s\n{logs}")
-
-
 def wait_for_status(message_id, status, processes=(), timeout=30.0):
     return wait_for(
         lambda: Message.objects.filter(pk=message_id, status=status).first(),
-        f"{message_id} → {status} (now {Message.objects.filter(pk=message_id).values_list('status', flat=True)})",
-        timeout,
-        processes,
+        what=f"{message_id} → {status}",
+        detail=lambda: f"now {list(Message.objects.filter(pk=message_id).values_list('status', flat=True))}",
+        timeout=timeout,
+        processes=processes,
     )
 
 
@@ -94,7 +84,9 @@ def test_a_451_is_deferred_and_retried_until_it_is_delivered(processes, smtp_sin
     message_id = sent_id(send("busy@example.com"))
 
     wait_for(
-        lambda: MessageEvent.objects.filter(message_id=message_id, type="deferred").exists(), "deferral", 30, [worker]
+        lambda: MessageEvent.objects.filter(message_id=message_id, type="deferred").exists(),
+        what="deferral",
+        processes=[worker],
     )
     smtp_sink.rules.clear()  # the receiving server recovers; the countdown retry delivers
     wait_for_status(message_id, "delivered", [worker])
@@ -128,7 +120,7 @@ def test_a_worker_killed_inside_the_smtp_transaction_delivers_exactly_once(proce
     message_id = sent_id(send("stuck@example.com"))
 
     # The worker is inside the transaction (RCPT sent, no answer yet) when it dies.
-    wait_for(lambda: smtp_sink.handler.peers, "the worker's RCPT", 30, [doomed])
+    wait_for(lambda: smtp_sink.handler.peers, what="the worker's RCPT", processes=[doomed])
     doomed.kill()
     assert Message.objects.get(pk=message_id).status == "queued"
     assert not DeliveryAttempt.objects.filter(message_id=message_id).exists()  # it died before the commit point

@@ -6,13 +6,13 @@ import os
 import signal
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import wait_for
 from tests.processes import REPO, child_env
 
 pytestmark = pytest.mark.e2e
@@ -70,13 +70,10 @@ def alive(pid: int) -> bool:
 
 
 def wait_until(predicate, what: str, timeout: float, log: Path | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    tail = log.read_text(errors="replace")[-4000:] if log and log.exists() else ""
-    raise TimeoutError(f"{what} within {timeout}s\n{tail}")
+    def tail():
+        return "\n" + log.read_text(errors="replace")[-4000:] if log and log.exists() else ""
+
+    wait_for(predicate, what=what, timeout=timeout, interval=0.25, detail=tail)
 
 
 def get(url):
@@ -123,7 +120,7 @@ def test_make_up_prints_the_credentials_when_ready_and_sigterm_to_make_stops_eve
             ["make", "-s", "up"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
-        wait_until(lambda: (var / "run-local.ready").exists(), "make up did not get ready", 240, log)
+        wait_until(lambda: (var / "run-local.ready").exists(), "make up to get ready", 240, log)
         printed = log.read_text()
         found = credentials(var)
         assert f"API key:      {found['api_key']}" in printed
@@ -142,7 +139,7 @@ def test_make_up_prints_the_credentials_when_ready_and_sigterm_to_make_stops_eve
 
         make.send_signal(signal.SIGTERM)  # only make: run-local must notice and stop everything
         wait_until(
-            lambda: not any(alive(pid) for pid in children), "children still running after SIGTERM to make", 60, log
+            lambda: not any(alive(pid) for pid in children), "every child to stop after SIGTERM to make", 60, log
         )
         assert "run-local: stopped" in log.read_text()
         assert not (var / "run-local.pid").exists()
@@ -173,7 +170,9 @@ def test_make_start_runs_in_the_background_refuses_a_second_run_and_make_down_st
 
         down = subprocess.run(["make", "-s", "down"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
         assert down.returncode == 0 and f"Stopped the local stack (pid {pid})" in down.stdout
-        wait_until(lambda: not alive(pid) and not any(alive(p) for p in children), "children after make down", 30)
+        wait_until(
+            lambda: not alive(pid) and not any(alive(p) for p in children), "every child to stop after make down", 30
+        )
         assert "run-local: stopped" in (var / "run-local.log").read_text()
         assert (
             subprocess.run(

@@ -15,9 +15,10 @@ from messaging.models import Message, Suppression
 from messaging.return_path import message_id_from_return_path
 from pufferpost import dns as pdns
 from tests.domains.factories import publish_as_told
-from tests.e2e.test_delivery import FAST, sent_id, wait_for, wait_for_status
-from tests.feedback import samples
-from tests.feedback.test_inbound_smtp import _free_port
+from tests.e2e.test_delivery import FAST, sent_id, wait_for_status
+from tests.e2e.test_inbound_smtp import _free_port
+from tests.helpers import wait_for
+from tests.messaging.feedback import samples
 
 pytestmark = pytest.mark.e2e
 
@@ -27,7 +28,7 @@ RETURN_PATH = f"bounces.{FROM_DOMAIN}"
 
 @pytest.fixture
 def customer(api, workspace, dns):
-    from tests.delivery.pipeline import make_sendable
+    from tests.messaging.delivery.pipeline import make_sendable
 
     sendable = make_sendable(workspace, dns)
     # The from-domain's own mail goes to the customer's mailbox provider, not to us.
@@ -103,6 +104,6 @@ def test_without_a_verified_return_path_the_envelope_stays_at_the_from_domain(pr
     }
     message_id = sent_id(api.post("/v1/messages", payload, format="json"))
     wait_for_status(message_id, "delivered", [worker])
-    wait_for(lambda: smtp_sink.received, "the delivery")
+    wait_for(lambda: smtp_sink.received, what="the delivery")
     assert smtp_sink.received[0].mail_from.endswith(f"@{FROM_DOMAIN}")
     assert Message.objects.get(pk=message_id).status == "delivered"

@@ -1,1 +1,1 @@
-from tests.delivery.conftest import smtp_relay, smtp_sink  # noqa: F401
+from tests.messaging.delivery.conftest import smtp_relay, smtp_sink  # noqa: F401

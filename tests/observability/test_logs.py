@@ -6,7 +6,7 @@ import re
 import time
 
 from pufferpost.logs import JsonFormatter, TextFormatter, fields
-from tests.e2e.test_delivery import wait_for
+from tests.helpers import wait_for
 
 TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 
@@ -37,7 +37,9 @@ def test_beat_in_json_logs_its_start_but_not_every_task_it_sends(processes, redi
     queue = settings.REDIS_KEY_PREFIX + "webhooks"
     beat = processes.beat(PUFFERPOST_LOG_FORMAT="json", PUFFERPOST_WEBHOOKS_SWEEP_INTERVAL="0.5")
     # No worker runs: what beat sends piles up in the queue, which proves it ticked.
-    wait_for(lambda: redis_client.llen(queue) >= 3, "three webhook sweeps sent by beat", 60, [beat])
+    wait_for(
+        lambda: redis_client.llen(queue) >= 3, what="three webhook sweeps sent by beat", timeout=60, processes=[beat]
+    )
     time.sleep(0.5)
     lines = [line for line in beat.log().splitlines() if line.startswith("{")]
     parsed = [json.loads(line) for line in lines]

@@ -11,8 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from messaging.models import Message
 from pufferpost import celery_app
-from tests.delivery.pipeline import FROM, make_sendable
 from tests.e2e.test_delivery import wait_for_status
+from tests.messaging.delivery.pipeline import FROM, make_sendable
 
 TOKEN = "metrics-token-for-tests"
 
