@@ -271,6 +271,10 @@ def verified_context() -> ssl.SSLContext:
     return context
 
 
+# Waits whose `wait` is a slot booked for the message in the destination's schedule.
+_BOOKING_RULES = frozenset({"shaping:per_minute", "shaping:per_hour", "shaping:booked"})
+
+
 def _pacing_step(limits: Limits, reason: str, shaper: Shaper) -> float:
     """Seconds between two messages the budget lets through, for the reason it said no."""
     if reason == "per_minute" and limits.per_minute:
@@ -482,7 +486,13 @@ class Mailer:
         self._waits.clear()
 
     def send(
-        self, *, mail_from: str, recipients: list[str], data: bytes, before_data: BeforeData | None = None
+        self,
+        *,
+        mail_from: str,
+        recipients: list[str],
+        data: bytes,
+        before_data: BeforeData | None = None,
+        ticket: str = "",
     ) -> dict[str, DeliveryResult]:
         """Deliver `data` (CRLF bytes) to each recipient; the result for every one of them.
 
@@ -494,6 +504,9 @@ class Mailer:
         False abandons the transaction (the connection is closed without the final dot, so the
         server discards it) and those recipients are reported deferred; an exception it raises
         closes the connection the same way and propagates.
+
+        `ticket` (the message's id) books a paced destination's next free slot for the message
+        when its budget turns it away (see `pufferpost.shaping`).
         """
         stripped = data.replace(b"\r\n", b"")
         if b"\n" in stripped or b"\r" in stripped:
@@ -520,7 +533,7 @@ class Mailer:
             elif self.shaper is None:
                 outcome = self._send_route(route, sender, group, data, before_data)
             else:
-                outcome = self._send_shaped(route, sender, group, data, before_data)
+                outcome = self._send_shaped(route, sender, group, data, before_data, ticket)
             results.update({wire[address]: result for address, result in outcome.items()})
         return results
 
@@ -561,26 +574,61 @@ class Mailer:
 
     # -- shaped sending --
 
-    def _send_shaped(self, route: Route, mail_from: str, recipients: list[str], data: bytes, before_data=None):
+    def probe(self, recipient: str, *, ticket: str) -> DeliveryResult | None:
+        """The deferral `recipient`'s message would get from its destination's budget now (nothing
+        sent, a paced message booked its slot), or None when it may go: asked before a message is
+        rendered and signed, so mail that has to wait costs one Redis round trip, not a build."""
+        if self.shaper is None:
+            return None
+        ascii_address = ascii_address_or_none(recipient)
+        if ascii_address is None:
+            return None
+        route = self.route(ascii_address.rpartition("@")[2])
+        if route.failure is not None:
+            return None
+        destination, limits = self.destination(route)
+        known = self._known_wait(destination, ticket)
+        if known is not None:
+            return known
+        admission = self.shaper.probe(destination, limits, ticket)
+        if admission.ok:
+            return None
+        return self._wait(
+            destination, admission.reason, admission.wait, _pacing_step(limits, admission.reason, self.shaper)
+        )
+
+    def _known_wait(self, destination: str, ticket: str) -> DeliveryResult | None:
+        """A wait this batch already learnt for the destination (a backoff, full connection slots),
+        answered without asking Redis again; paced messages with a ticket always ask (they book)."""
+        now = time.monotonic()
+        waiting = self._waits.get(destination)
+        if waiting is None or waiting[0] <= now:
+            return None
+        deadline, result, step = waiting
+        if ticket and result.rule in _BOOKING_RULES:
+            return None
+        # Each message turned away comes back one pacing step after the one before it, so a
+        # backlog returns at the rate the budget allows instead of all at once.
+        self._waits[destination] = (deadline + step, result, step)
+        return dataclasses.replace(result, wait=deadline + step - now)
+
+    def _send_shaped(
+        self, route: Route, mail_from: str, recipients: list[str], data: bytes, before_data=None, ticket: str = ""
+    ):
         shaper = self.shaper
         key = _connection_key(route)
         destination, limits = self.destination(route)
         self._close_idle(keep=key)
-        now = time.monotonic()
-        waiting = self._waits.get(destination)
-        if waiting is not None and waiting[0] > now:
-            deadline, result, step = waiting
-            # Each message turned away comes back one pacing step after the one before it, so a
-            # backlog returns at the rate the budget allows instead of all at once.
-            self._waits[destination] = (deadline + step, result, step)
-            return dict.fromkeys(recipients, dataclasses.replace(result, wait=deadline + step - now))
+        known = self._known_wait(destination, ticket)
+        if known is not None:
+            return dict.fromkeys(recipients, known)
         connection = self._connections.get(key)
         if connection is not None and (connection.messages >= limits.per_connection or not _fits(route, connection)):
             self._drop(key, quit=True)
             connection = None
         for _ in range(2):  # a second pass when our lease vanished (Redis state lost)
             lease = connection.lease if connection is not None else uuid.uuid4().hex
-            admission = shaper.admit(destination, limits, lease, new_connection=connection is None)
+            admission = shaper.admit(destination, limits, lease, new_connection=connection is None, ticket=ticket)
             if admission.ok or admission.reason != "lease_lost" or connection is None:
                 break
             self._drop(key, quit=True)
@@ -616,8 +664,10 @@ class Mailer:
         return self._observe(destination, connection, results)
 
     def _wait(self, destination: str, reason: str, wait: float, step: float = 0.0) -> DeliveryResult:
-        # Jitter so the messages a budget turned away do not all come back in the same instant.
-        wait = max(wait, 0.2) * random.uniform(1.0, 1.25)
+        if f"shaping:{reason}" not in _BOOKING_RULES:
+            # Jitter so the messages a budget turned away do not all come back in the same instant
+            # (a booked slot is exact: the schedule already spreads them).
+            wait = max(wait, 0.2) * random.uniform(1.0, 1.25)
         result = DeliveryResult(
             Outcome.DEFERRED,
             None,

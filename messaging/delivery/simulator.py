@@ -68,7 +68,13 @@ class SimulatedTransport:
     attempt: int = 0
 
     def send(
-        self, *, mail_from: str, recipients: list[str], data: bytes, before_data: BeforeData | None = None
+        self,
+        *,
+        mail_from: str,
+        recipients: list[str],
+        data: bytes,
+        before_data: BeforeData | None = None,
+        ticket: str = "",  # the Mailer's shaping ticket; nothing is shaped here
     ) -> dict[str, DeliveryResult]:
         stripped = data.replace(b"\r\n", b"")
         if b"\n" in stripped or b"\r" in stripped:
