@@ -93,19 +93,14 @@ def violations(world) -> dict:
     return found
 
 
-def _accept(ctx, port: int, recipients: list[str], offset: int, *, rate: float = ACCEPT_RATE) -> float:
+def _accept(ctx, port: int, recipients: list[str], offset: int, *, rate: float = ACCEPT_RATE) -> tuple[float, int]:
     """Offer `recipients` to the batch API at `rate` messages a second (batches of ACCEPT_BATCH on
-    a fixed schedule, two requests in flight at most); the seconds acceptance took."""
-    batches = []
-    for start in range(0, len(recipients), ACCEPT_BATCH):
-        messages = []
-        for i, to in enumerate(recipients[start : start + ACCEPT_BATCH]):
-            body = seed.send_body(ctx.fixture, offset + start + i)
-            body["to"] = to
-            messages.append(body)
-        batches.append(
-            http_request("POST", "/v1/messages/batch", body={"messages": messages}, headers=ctx.auth(), port=port)
-        )
+    a fixed schedule, two requests in flight at most); (the seconds acceptance took, requests that
+    failed). What was accepted is read back from the database, so a failed request only shrinks N."""
+    batches = [
+        _one_batch(ctx, port, recipients[start : start + ACCEPT_BATCH], offset + start)
+        for start in range(0, len(recipients), ACCEPT_BATCH)
+    ]
     interval = ACCEPT_BATCH / rate
     started = time.monotonic()
     failures = []
@@ -124,8 +119,17 @@ def _accept(ctx, port: int, recipients: list[str], offset: int, *, rate: float =
                 time.sleep(delay)
             pool.submit(send, request)
     if failures:
-        raise RuntimeError(f"{len(failures)} batch request(s) failed: {failures[0][:300]}")
-    return time.monotonic() - started
+        print(f"world: {len(failures)} batch request(s) failed, e.g. {failures[0][:300]}", flush=True)
+    return time.monotonic() - started, len(failures)
+
+
+def _one_batch(ctx, port: int, recipients: list[str], offset: int) -> bytes:
+    messages = []
+    for i, to in enumerate(recipients):
+        body = seed.send_body(ctx.fixture, offset + i)
+        body["to"] = to
+        messages.append(body)
+    return http_request("POST", "/v1/messages/batch", body={"messages": messages}, headers=ctx.auth(), port=port)
 
 
 def _latencies(ids: list[str]) -> list[float]:
@@ -167,7 +171,8 @@ def run(ctx) -> None:
         "PUFFERPOST_TLS_CA_FILE": str(world.ca.ca_file),
         "PUFFERPOST_SHAPING_FILE": shaping_file(ctx, world),
         "PUFFERPOST_SHAPING_RECOVERY": "0",
-        "PUFFERPOST_LOG_LEVEL": "WARNING",
+        # INFO: the worker's "ready." line is an INFO record (WARNING hides it and the wait hangs).
+        "PUFFERPOST_LOG_LEVEL": "INFO",
     }
     workers = []
     for n in range(ctx.args.delivery_workers):
@@ -178,6 +183,9 @@ def run(ctx) -> None:
         worker.wait_for_log("ready.", timeout=240)
     port = ctx.web()
     try:
+        # Warm the web workers (their first request imports and connects; minutes on a busy machine).
+        for n in range(8):
+            run_load(port, [_one_batch(ctx, port, [f"warm{n}@tail0.test"], 50_000_000 + n)], concurrency=1)
         # The long tail alone: offered at the rate it arrives in the mix, with nothing else.
         tail_rate = ACCEPT_RATE * TAIL_SHARE
         rng = random.Random(11)
@@ -185,7 +193,7 @@ def run(ctx) -> None:
             f"solo{i}@tail{rng.randrange(TAIL_DOMAINS)}.test" for i in range(int(tail_rate * TAIL_ALONE_SECONDS))
         ]
         since = timezone.now()
-        _accept(ctx, port, tail_only, 60_000_000, rate=tail_rate)
+        _, details["tail_alone_failed_requests"] = _accept(ctx, port, tail_only, 60_000_000, rate=tail_rate)
         alone_ids = _recent_ids(since)
         alone = _observe(alone_ids, hard_limit=60.0, stall=15.0)
         details["tail_alone"] = alone
@@ -195,7 +203,7 @@ def run(ctx) -> None:
         recipients = world.recipients(count)
         ceiling = allowed_rate(world, recipients)
         since = timezone.now()
-        accepted_in = _accept(ctx, port, recipients, 70_000_000)
+        accepted_in, details["mix_failed_requests"] = _accept(ctx, port, recipients, 70_000_000)
         ids = _recent_ids(since)
         mix = _observe(ids, hard_limit=max(120.0, 3 * count / ceiling), stall=30.0)
         mix["accepted_in_s"] = round(accepted_in, 1)
