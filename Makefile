@@ -9,7 +9,7 @@ PYTEST_ARGS ?= -n 2
 BENCH_ARGS ?=
 DRILLS_ARGS ?=
 
-.PHONY: up start down test lint format migrations-check bench drills services db clean
+.PHONY: up start down test lint format migrations-check bench drills services db clean compose-check
 
 # What running needs (make up); the test and lint tools come on top (make test, make lint).
 $(RUNTIME): requirements.txt
@@ -78,6 +78,11 @@ bench: $(STAMP) services
 # Fault drills on a private PostgreSQL and Redis the drill starts (and restarts) itself.
 drills: $(STAMP)
 	$(PY) -m drills.run $(DRILLS_ARGS)
+
+# The compose install, built and run for real on a Docker engine of its own (host networking only,
+# images from Debian packages), one message from the API to a loopback MX, then everything torn down.
+compose-check: $(RUNTIME)
+	bin/compose-check
 
 clean:
 	rm -rf $(VENV) var

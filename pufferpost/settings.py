@@ -174,7 +174,12 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+# Where `manage.py collectstatic` puts the admin's and the docs page's files (the image collects
+# them at build time into its own directory, outside the var volume).
+STATIC_ROOT = Path(_read("str", "PUFFERPOST_STATIC_ROOT", default=str(VAR_DIR / "static")))
+# Let the web process itself answer /static/ from STATIC_ROOT (the compose install, which has no
+# separate file server); behind nginx or a CDN leave it off and serve STATIC_ROOT there.
+PUFFERPOST_SERVE_STATIC = _read("bool", "PUFFERPOST_SERVE_STATIC", default=False)
 
 PUFFERPOST_LOG_FORMAT = _read("str", "PUFFERPOST_LOG_FORMAT", default="text").lower()
 if PUFFERPOST_LOG_FORMAT not in ("text", "json"):

@@ -1,6 +1,8 @@
+from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
+from django.views.static import serve
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 from pufferpost import health, metrics
@@ -22,6 +24,11 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="api-docs"),
     path("", include("messaging.tracking.urls")),
 ]
+if settings.PUFFERPOST_SERVE_STATIC:
+    # Collected files only (STATIC_ROOT), with serve()'s own path checks; see PUFFERPOST_SERVE_STATIC.
+    urlpatterns.insert(
+        0, re_path(r"^static/(?P<path>.*)$", serve, {"document_root": settings.STATIC_ROOT}, name="static")
+    )
 
 handler400 = "pufferpost.errors.bad_request_view"
 handler404 = "pufferpost.errors.not_found_view"
