@@ -1,4 +1,4 @@
-"""`make bench`: `python -m bench.run [--quick] [--only send,batch,delivery,reads,drift,world]`.
+"""`make bench`: `python -m bench.run [--quick] [--only send,batch,delivery,reads,drift,world,retention]`.
 
 Creates its own database (`pufferpost_bench`, dropped and re-created) and Redis key prefix,
 starts gunicorn, Celery workers, a loopback DNS server and a loopback MX as it needs them,
@@ -19,7 +19,7 @@ from pathlib import Path
 from bench.common import REPO, Children, background_cpu, database_url, isolated_env, loopback_only, write_json
 
 BUSY_WARNING = 0.15
-WORKLOADS = ("send", "batch", "delivery", "reads", "drift", "world")
+WORKLOADS = ("send", "batch", "delivery", "reads", "drift", "world", "retention")
 FULL = {
     "send_count": 5000,
     "warmup": 500,
@@ -30,6 +30,8 @@ FULL = {
     "ceiling_count": 4000,
     "domains": 10_000,
     "world_count": 20_000,
+    "retention_messages": 1_000_000,
+    "retention_rows": 10_000_000,
 }
 QUICK = {
     "send_count": 300,
@@ -41,6 +43,8 @@ QUICK = {
     "ceiling_count": 300,
     "domains": 300,
     "world_count": 2000,
+    "retention_messages": 20_000,
+    "retention_rows": 200_000,
 }
 
 
@@ -161,7 +165,7 @@ def main(argv=None) -> int:
         seed.clean_redis(args.redis_prefix)
         seed.migrate()
         ctx.fixture = seed.seed()
-        from bench.workloads import delivery, drift, reads, send, world
+        from bench.workloads import delivery, drift, reads, retention, send, world
 
         plan = [
             ("send", send.run if "send" in args.only or "batch" in args.only else None),
@@ -169,6 +173,7 @@ def main(argv=None) -> int:
             ("reads", reads.run if "reads" in args.only else None),
             ("drift", drift.run if "drift" in args.only else None),
             ("world", world.run if "world" in args.only else None),
+            ("retention", retention.run if "retention" in args.only else None),
         ]
         for name, fn in plan:
             if fn is None:

@@ -14,3 +14,12 @@ def purge_idempotency_records() -> int:
     from messaging.services import idempotency_records_purge
 
     return idempotency_records_purge()
+
+
+@shared_task(name="messaging.tasks.retention")
+def retention() -> list[str]:
+    """Create the months ahead, then drop what retention no longer keeps (messaging.partitions)."""
+    from messaging.partitions import ensure_partitions, purge
+
+    created = ensure_partitions()
+    return created + purge().as_lines()

@@ -17,7 +17,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ErrorDetail, ValidationError
 from rest_framework.response import Response
 
-from messaging import limits, selectors, services, suppressions, timeline
+from messaging import limits, partitions, selectors, services, suppressions, timeline
 from messaging.models import MessageStatus, Suppression, UnsubscribeGroup
 from messaging.presenters import (
     content_view,
@@ -289,6 +289,13 @@ class MessageViewSet(WorkspaceScopedViewSet):
     def content(self, request, id=None):
         message = self.get_object()
         content = selectors.message_content(message_id=message.pk)
+        if content is None and partitions.content_dropped(message.pk):
+            raise ApiError(
+                status_code=409,
+                code="content_not_available",
+                message="The content of this message is past the workspace's content retention "
+                f"({message.workspace.content_retention_days} days after its month) and was removed.",
+            )
         if content is None:
             raise ApiError(
                 status_code=409,

@@ -27,6 +27,8 @@ class WorkspaceAdmin(admin.ModelAdmin):
         "reputation_min_volume",
         "open_tracking",
         "click_tracking",
+        "message_retention_days",
+        "content_retention_days",
         "created_at",
         "updated_at",
     )

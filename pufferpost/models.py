@@ -2,6 +2,7 @@ import hashlib
 import secrets
 
 from django.contrib.postgres.fields import ArrayField
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from pufferpost.ids import PrefixedIdField
@@ -49,6 +50,18 @@ class Workspace(models.Model):
     block_rate_threshold = models.DecimalField(max_digits=5, decimal_places=4, default="0.1000")
     reputation_min_volume = models.PositiveIntegerField(default=100)
     open_tracking = models.BooleanField(default=False)
+    # Retention (messaging.partitions, README "Retention"): a month of mail goes once it ended more
+    # than this many days ago for every workspace with mail in it, and nothing in it is on its way.
+    message_retention_days = models.PositiveIntegerField(
+        default=90,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text="Days messages (status, addresses, subject, data) are kept after their month ends.",
+    )
+    content_retention_days = models.PositiveIntegerField(
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text="Days events, delivery attempts, rendered content and attachments are kept after their month ends.",
+    )
     click_tracking = models.BooleanField(default=False)
     # How many enabled webhook endpoints the workspace has, kept by messaging.webhooks' services in
     # the transaction that adds or disables one. It rides along with the API key lookup, so a send

@@ -360,6 +360,11 @@ PUFFERPOST_SUBMISSION_ALLOW_INSECURE_AUTH = _read("bool", "PUFFERPOST_SUBMISSION
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(PUFFERPOST_SEND_MAX_BODY_BYTES, PUFFERPOST_BATCH_MAX_BODY_BYTES)
 CELERY_TASK_ROUTES["messaging.tasks.*"] = {"queue": "default"}
 CELERY_BEAT_SCHEDULE["messaging-outbox-sweep"] = {"task": "messaging.tasks.sweep_outbox", "schedule": 30.0}
+# Retention (messaging.partitions): months created ahead, and how long a purge waits for a table lock
+# before it gives up until the next run (it never queues behind live traffic).
+PUFFERPOST_PARTITIONS_AHEAD = _read("int", "PUFFERPOST_PARTITIONS_AHEAD", default=3, positive=True, maximum=24)
+PUFFERPOST_PURGE_LOCK_TIMEOUT = _read("float", "PUFFERPOST_PURGE_LOCK_TIMEOUT", default=5.0, positive=True, maximum=600)
+CELERY_BEAT_SCHEDULE["messaging-retention"] = {"task": "messaging.tasks.retention", "schedule": 6 * 3600.0}
 CELERY_BEAT_SCHEDULE["messaging-idempotency-purge"] = {
     "task": "messaging.tasks.purge_idempotency_records",
     "schedule": 3600.0,

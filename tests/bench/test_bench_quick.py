@@ -35,3 +35,23 @@ def test_quick_send_and_batch_run_prints_a_table_and_writes_results(tmp_path):
         assert send[side]["ok"] == send[side]["requests"] == 100
         assert send[side]["p50_ms"] > 0
     assert result["details"]["batch"]["ok"] == 2
+
+
+def test_quick_retention_run_purges_one_month_and_reads_across_months(tmp_path):
+    tag = uuid.uuid4().hex[:10]
+    output = tmp_path / "results.json"
+    argv = [sys.executable, "-m", "bench.run", "--quick", "--only", "retention", "--retention-messages", "500"]
+    argv += ["--retention-rows", "3000", "--read-count", "10", "--database", f"pufferpost_bench_smoke_{tag}"]
+    argv += ["--redis-prefix", f"pp-bench-smoke-{tag}:", "--output", str(output)]
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(output.read_text())
+    assert result["failures"] == {}
+    purge = result["details"]["retention_purge"]
+    # The seeded month went whole (the workload itself checks that no other month lost a row).
+    assert purge["messages"] == 500 and any(line.endswith("dropped (500 messages)") for line in purge["report"])
+    assert purge["bytes_after"]["messaging_message"] < purge["bytes_before"]["messaging_message"]
+    reads = result["details"]["retention_reads"]
+    assert reads["partitions"] >= 2 and len(reads["cases"]) == 2
+    assert all(case["errors"] == 0 and case["ok"] == 10 for case in reads["cases"].values())

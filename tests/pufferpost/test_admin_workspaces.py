@@ -30,6 +30,8 @@ def test_staff_edit_limits_thresholds_and_tracking(admin_client):
         "open_tracking": "on",
         "click_tracking": "on",
         "sending_paused": "on",
+        "message_retention_days": 120,
+        "content_retention_days": 14,
     }
 
     response = admin_client.post(f"{CHANGELIST}{workspace.pk}/change/", form)
@@ -42,6 +44,7 @@ def test_staff_edit_limits_thresholds_and_tracking(admin_client):
     assert (workspace.max_domains, workspace.max_senders) == (10, 20)
     assert str(workspace.block_rate_threshold) == "0.0800"
     assert workspace.open_tracking and workspace.click_tracking
+    assert (workspace.message_retention_days, workspace.content_retention_days) == (120, 14)
     assert workspace.sending_paused is False  # read-only on the form: only the actions pause
 
 

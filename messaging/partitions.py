@@ -1,0 +1,362 @@
+"""Monthly partitions of the message tables, and retention by dropping them (README "Retention").
+
+Every table below is partitioned by RANGE on a message id (`msg_` + a ULID). A ULID starts with
+its creation time in milliseconds, so the ids of one calendar month (UTC) form one contiguous
+range: from the ULID of the month's first millisecond with zero randomness (`msg_01JD…000`) to
+the next month's. `messaging_message` is partitioned on its primary key itself, so Django's
+single-column primary key and every foreign key to it keep working; the other tables are
+partitioned on their `message_id`, so a message's events, attempts, content, body and
+attachments live in the same month as the message and a month goes in one piece.
+
+A DEFAULT partition of each table catches ids outside every month (hand-made ids, or a month
+that was not created in time). `ensure_partitions` (beat, daily, and `manage.py partitions`)
+keeps the current month and PUFFERPOST_PARTITIONS_AHEAD months ahead; it is idempotent.
+
+Purging (`purge`, beat daily and `manage.py partitions --purge`) works a month at a time, oldest
+first, only on months that ended before both horizons below, and only when no message in the
+month is still on its way (accepted, queued or sent: a DSN can still turn `sent` into bounced):
+- the *content* tables (events, attempts, rendered content, submitted bodies, attachments) are
+  dropped once the month ended more than the longest `content_retention_days` of the workspaces
+  with mail in it;
+- the *message* partition (the metadata: status, addresses, subject, tags, data) once the month
+  ended more than the longest `message_retention_days` of those workspaces.
+Suppressions are never dropped: their `source_message` is set to null first, as Django's
+SET_NULL would. Idempotency records of the month (a day's life at most) are deleted with it.
+"""
+
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
+from ulid import ULID
+
+from messaging.models import TERMINAL_STATUSES
+from pufferpost.models import Workspace
+
+logger = logging.getLogger("pufferpost.retention")
+
+MESSAGES = "messaging_message"
+# The content tables, partitioned on message_id in the months of messaging_message. Dropped
+# children first (their foreign keys point at the message partition).
+CONTENT = (
+    "messaging_messageevent",
+    "messaging_deliveryattempt",
+    "messaging_messagecontent",
+    "messaging_messagebody",
+    "messaging_messageattachment",
+)
+# Table -> partition key column.
+PARTITIONED = {MESSAGES: "id", **{table: "message_id" for table in CONTENT}}
+# Tables outside the partitions that reference messages, and what a dropped month does to them.
+REFERENCING = {
+    "messaging_suppression": ("source_message_id", "set_null"),
+    "messaging_idempotencyrecord": ("message_id", "delete"),
+}
+PREFIX = "msg_"
+# No message id is older than this; ids below it (or outside every month) go to the default partition.
+EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
+_NAME = re.compile(r"^(?P<table>.+)_p(?P<year>\d{4})_(?P<month>\d{2})$")
+NOT_TERMINAL = ("accepted", "queued", "sent")
+assert not set(NOT_TERMINAL) & {str(s) for s in TERMINAL_STATUSES}
+
+
+def month_start(moment: datetime) -> datetime:
+    moment = moment.astimezone(UTC)
+    return datetime(moment.year, moment.month, 1, tzinfo=UTC)
+
+
+def add_months(month: datetime, n: int) -> datetime:
+    index = month.year * 12 + month.month - 1 + n
+    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
+
+
+def bound(moment: datetime) -> str:
+    """The smallest message id made at `moment` (millisecond precision): the ULID with zero randomness."""
+    millis = int(moment.timestamp() * 1000)
+    return PREFIX + str(ULID.from_bytes(millis.to_bytes(6, "big") + bytes(10)))
+
+
+def id_time(message_id: str) -> datetime | None:
+    """When a message id was made, or None for an id that is not `msg_` + a ULID."""
+    try:
+        return ULID.from_str(message_id.removeprefix(PREFIX)).datetime if message_id.startswith(PREFIX) else None
+    except ValueError:
+        return None
+
+
+def partition_name(table: str, month: datetime) -> str:
+    return f"{table}_p{month.year:04d}_{month.month:02d}"
+
+
+def default_name(table: str) -> str:
+    return f"{table}_default"
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def is_partitioned(table: str, cursor=None) -> bool:
+    sql = "SELECT 1 FROM pg_partitioned_table WHERE partrelid = to_regclass(%s)"
+    if cursor is not None:
+        cursor.execute(sql, [table])
+        return cursor.fetchone() is not None
+    with connection.cursor() as c:
+        c.execute(sql, [table])
+        return c.fetchone() is not None
+
+
+def months(table: str, cursor) -> dict[datetime, str]:
+    """The monthly partitions of `table` that exist: {month start: partition name}."""
+    cursor.execute(
+        """SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+            WHERE i.inhparent = to_regclass(%s)""",
+        [table],
+    )
+    found = {}
+    for (name,) in cursor.fetchall():
+        match = _NAME.match(name)
+        if match and match["table"] == table:
+            found[datetime(int(match["year"]), int(match["month"]), 1, tzinfo=UTC)] = name
+    return found
+
+
+def create_month(cursor, table: str, month: datetime) -> bool:
+    """Create `table`'s partition for `month` unless it exists; True when it was created."""
+    name = partition_name(table, month)
+    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
+    if cursor.fetchone()[0]:
+        return False
+    lo, hi = bound(month), bound(add_months(month, 1))
+    key = PARTITIONED[table]
+    cursor.execute(f"SELECT count(*) FROM {_q(default_name(table))} WHERE {_q(key)} >= %s AND {_q(key)} < %s", [lo, hi])
+    stray = cursor.fetchone()[0]
+    if stray:
+        # PostgreSQL refuses the partition while the default one holds rows of its range.
+        raise PartitionError(
+            f"{default_name(table)} holds {stray} row(s) of {month:%Y-%m}; the month was not created "
+            f"in time (see README, Retention: moving rows out of the default partition)"
+        )
+    cursor.execute(f"CREATE TABLE {_q(name)} PARTITION OF {_q(table)} FOR VALUES FROM (%s) TO (%s)", [lo, hi])
+    return True
+
+
+class PartitionError(RuntimeError):
+    pass
+
+
+def ensure_partitions(now: datetime | None = None, ahead: int | None = None) -> list[str]:
+    """Create the current month and `ahead` months after it in every partitioned table (idempotent)."""
+    now = now or datetime.now(UTC)
+    ahead = settings.PUFFERPOST_PARTITIONS_AHEAD if ahead is None else ahead
+    created = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        for table in PARTITIONED:
+            if not is_partitioned(table, cursor):
+                continue
+            for n in range(ahead + 1):
+                month = add_months(month_start(now), n)
+                if create_month(cursor, table, month):
+                    created.append(partition_name(table, month))
+    if created:
+        logger.info("partitions created: %s", ", ".join(created))
+    return created
+
+
+@dataclass
+class MonthReport:
+    month: str
+    action: str  # dropped, content_dropped, kept, blocked
+    detail: str = ""
+    messages: int | None = None
+
+
+@dataclass
+class PurgeReport:
+    months: list[MonthReport] = field(default_factory=list)
+    late_rows_deleted: int = 0
+
+    def as_lines(self) -> list[str]:
+        lines = [f"{m.month}: {m.action}{' (' + m.detail + ')' if m.detail else ''}" for m in self.months]
+        if self.late_rows_deleted:
+            lines.append(f"default partitions: {self.late_rows_deleted} late row(s) of purged months deleted")
+        return lines
+
+
+def _longest(cursor, partition: str, column: str) -> int | None:
+    """The longest retention (days) among the workspaces with mail in `partition`; None when empty."""
+    cursor.execute(
+        f"""SELECT max(w.{_q(column)}) FROM pufferpost_workspace w
+             WHERE EXISTS (SELECT 1 FROM {_q(partition)} m WHERE m.workspace_id = w.id)"""
+    )
+    return cursor.fetchone()[0]
+
+
+def _unfinished(cursor, partition: str) -> dict[str, int]:
+    cursor.execute(
+        f"SELECT status, count(*) FROM {_q(partition)} WHERE status = ANY(%s) GROUP BY status ORDER BY status",
+        [list(NOT_TERMINAL)],
+    )
+    return dict(cursor.fetchall())
+
+
+def _drop_content(cursor, month: datetime) -> list[str]:
+    dropped = []
+    for table in CONTENT:
+        name = partition_name(table, month)
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
+        if cursor.fetchone()[0]:
+            cursor.execute(f"DROP TABLE {_q(name)}")
+            dropped.append(name)
+    return dropped
+
+
+def _release_references(cursor, month: datetime) -> None:
+    lo, hi = bound(month), bound(add_months(month, 1))
+    for table, (column, action) in REFERENCING.items():
+        where = f"{_q(column)} >= %s AND {_q(column)} < %s"
+        if action == "set_null":
+            cursor.execute(f"UPDATE {_q(table)} SET {_q(column)} = NULL WHERE {where}", [lo, hi])
+        else:
+            cursor.execute(f"DELETE FROM {_q(table)} WHERE {where}", [lo, hi])
+    # Any other table referencing messages would block the drop: refuse rather than guess.
+    cursor.execute(
+        """SELECT conrelid::regclass::text FROM pg_constraint
+            WHERE contype = 'f' AND confrelid = to_regclass(%s) AND conparentid = 0""",
+        [MESSAGES],
+    )
+    unknown = {row[0] for row in cursor.fetchall()} - set(REFERENCING) - set(CONTENT)
+    if unknown:
+        raise PartitionError(f"{', '.join(sorted(unknown))} reference(s) messages; retention does not know them")
+
+
+def purge(now: datetime | None = None, *, dry_run: bool = False) -> PurgeReport:
+    """Drop what every workspace with mail in a month no longer keeps, a month at a time."""
+    now = now or datetime.now(UTC)
+    report = PurgeReport()
+    with connection.cursor() as cursor:
+        if not is_partitioned(MESSAGES, cursor):
+            return report
+        message_months = months(MESSAGES, cursor)
+    for month, partition in sorted(message_months.items()):
+        end = add_months(month, 1)
+        if end > now - timedelta(days=1):
+            break  # this month and the later ones are still being written
+        label = f"{month:%Y-%m}"
+        try:
+            _purge_month(report, month, partition, label, now, dry_run)
+        except OperationalError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) != "55P03":  # lock_not_available
+                raise
+            logger.warning("retention: %s not purged this run, its tables are busy: %s", label, exc)
+            report.months.append(MonthReport(label, "busy", "lock timeout; tried again next run"))
+            break
+    report.late_rows_deleted = _delete_late_rows()
+    return report
+
+
+def _purge_month(report, month, partition, label, now, dry_run) -> None:
+    """One month, in one transaction."""
+    end = add_months(month, 1)
+    # An empty month: the defaults a new workspace gets.
+    default_message_days = Workspace._meta.get_field("message_retention_days").default
+    default_content_days = Workspace._meta.get_field("content_retention_days").default
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Never wait behind live traffic for the table locks a drop takes: try again tomorrow.
+        cursor.execute("SET LOCAL lock_timeout = %s", [f"{settings.PUFFERPOST_PURGE_LOCK_TIMEOUT}s"])
+        # A table with pending deferred foreign-key checks cannot be dropped: run them now.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        message_days = _longest(cursor, partition, "message_retention_days") or default_message_days
+        content_days = _longest(cursor, partition, "content_retention_days") or default_content_days
+        content_due = end <= now - timedelta(days=content_days)
+        message_due = end <= now - timedelta(days=message_days)
+        has_content = any(_exists(cursor, partition_name(table, month)) for table in CONTENT)
+        if not message_due and not (content_due and has_content):
+            report.months.append(MonthReport(label, "kept", f"kept for {message_days} days after the month"))
+            return
+        unfinished = _unfinished(cursor, partition)
+        if unfinished:
+            detail = ", ".join(f"{n} {status}" for status, n in unfinished.items())
+            logger.warning("retention: %s not purged, messages still on their way: %s", label, detail)
+            report.months.append(MonthReport(label, "blocked", f"still on their way: {detail}"))
+            return
+        if dry_run:
+            report.months.append(MonthReport(label, "would drop" if message_due else "would drop content"))
+            transaction.set_rollback(True)
+            return
+        cursor.execute(f"SELECT count(*) FROM {_q(partition)}")
+        count = cursor.fetchone()[0]
+        dropped = _drop_content(cursor, month)
+        if message_due:
+            _release_references(cursor, month)
+            cursor.execute(f"ALTER TABLE {_q(MESSAGES)} DETACH PARTITION {_q(partition)}")
+            cursor.execute(f"DROP TABLE {_q(partition)}")
+            dropped.append(partition)
+            action = "dropped"
+        else:
+            action = "content dropped"
+        logger.info("retention: %s %s (%d messages): %s", label, action, count, ", ".join(dropped))
+        report.months.append(MonthReport(label, action, f"{count} messages", messages=count))
+
+
+def _exists(cursor, name: str) -> bool:
+    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
+    return cursor.fetchone()[0]
+
+
+def _delete_late_rows() -> int:
+    """Rows written after their month's content was dropped (a late open, click or DSN event)
+    land in the default partition; they are past retention too, so they go, bounded per run."""
+    deleted = 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        message_months = months(MESSAGES, cursor)
+        for table in CONTENT:
+            existing = months(table, cursor)
+            gone = [m for m in message_months if m not in existing]
+            if not gone or not _exists(cursor, default_name(table)):
+                continue
+            # Everything below the newest month whose content is gone, and not in a kept month.
+            hi = bound(add_months(max(gone), 1))
+            lo = bound(min(existing)) if existing else None
+            key = _q(PARTITIONED[table])
+            sql = f"DELETE FROM {_q(default_name(table))} WHERE {key} >= %s AND {key} < %s"
+            params = [bound(EPOCH), hi]
+            if lo is not None and lo < hi:
+                sql += f" AND {key} < %s"
+                params.append(lo)
+            cursor.execute(sql, params)
+            deleted += cursor.rowcount
+    return deleted
+
+
+def content_dropped(message_id: str) -> bool:
+    """Whether the month of `message_id` no longer has its rendered content (past content retention)."""
+    created = id_time(message_id)
+    if created is None or created >= month_start(datetime.now(UTC)):
+        return False
+    with connection.cursor() as cursor:
+        table = "messaging_messagecontent"
+        return is_partitioned(table, cursor) and not _exists(cursor, partition_name(table, month_start(created)))
+
+
+def status() -> list[dict]:
+    """Every partitioned table's partitions with their row estimates and sizes (for the command)."""
+    rows = []
+    with connection.cursor() as cursor:
+        for table in PARTITIONED:
+            cursor.execute(
+                """SELECT c.relname, pg_get_expr(c.relpartbound, c.oid), c.reltuples::bigint,
+                          pg_total_relation_size(c.oid)
+                     FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                    WHERE i.inhparent = to_regclass(%s) ORDER BY c.relname""",
+                [table],
+            )
+            for name, bounds, tuples, size in cursor.fetchall():
+                rows.append(
+                    {"table": table, "partition": name, "bounds": bounds, "rows": max(tuples, 0), "bytes": size}
+                )
+    return rows
