@@ -96,18 +96,31 @@ class Message(models.Model):
     """One accepted send, with its rendering inputs pinned (template version, data, locale, zone)."""
 
     id = PrefixedIdField(prefix="msg")
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="messages")
-    sender = models.ForeignKey("senders.Sender", on_delete=models.PROTECT, related_name="messages")
+    # messaging_message keeps only the indexes a read or a guarantee needs (see Meta.indexes): the
+    # foreign keys' own indexes are prefixes of those, or serve deletes that never happen in the
+    # API (a template, version or group is archived or kept, never deleted with its messages).
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="messages", db_index=False)
+    sender = models.ForeignKey("senders.Sender", on_delete=models.PROTECT, related_name="messages", db_index=False)
     from_address = models.CharField(max_length=254)
     to = models.CharField(max_length=254)
     cc = ArrayField(models.CharField(max_length=254), default=list, blank=True)
     reply_to = models.CharField(max_length=254, null=True, blank=True)
     # Both null for a message submitted with its own content (SMTP submission; see MessageBody).
     template = models.ForeignKey(
-        "templates_app.Template", null=True, blank=True, on_delete=models.PROTECT, related_name="messages"
+        "templates_app.Template",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="messages",
+        db_index=False,
     )
     template_version = models.ForeignKey(
-        "templates_app.TemplateVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="messages"
+        "templates_app.TemplateVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="messages",
+        db_index=False,
     )
     data = models.JSONField(default=dict, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
@@ -115,7 +128,7 @@ class Message(models.Model):
     locale = models.CharField(max_length=35)
     timezone = models.CharField(max_length=64, default="UTC")
     unsubscribe_group = models.ForeignKey(
-        UnsubscribeGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+        UnsubscribeGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages", db_index=False
     )
     status = models.CharField(max_length=16, choices=MessageStatus.choices, default=MessageStatus.ACCEPTED)
     subject = models.TextField(blank=True, default="")
@@ -139,12 +152,17 @@ class Message(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
+            # GET /v1/messages and its filters, newest first from the cursor on; the first also
+            # serves the monthly quota count and a workspace's cascade delete.
             models.Index(fields=["workspace", "-created_at", "-id"], name="message_page_idx"),
             models.Index(fields=["workspace", "status", "-created_at", "-id"], name="message_status_page_idx"),
             models.Index(fields=["workspace", "to", "-created_at", "-id"], name="message_to_page_idx"),
             models.Index(fields=["workspace", "from_address", "-created_at", "-id"], name="message_from_page_idx"),
-            models.Index(fields=["workspace", "template", "-created_at", "-id"], name="message_template_page_idx"),
-            # Sender auto-pause (messaging.feedback.reputation): one sender's recent messages, read from the index alone.
+            # A template belongs to one workspace, so the template leads: the same list read, and
+            # the PROTECT check when a template is deleted.
+            models.Index(fields=["template", "-created_at", "-id"], name="message_template_page_idx"),
+            # Sender auto-pause (messaging.feedback.reputation): one sender's recent messages, read
+            # from the index alone; sender_id leads, so it also serves the sender's PROTECT check.
             models.Index(
                 fields=["sender", "created_at"], include=["status", "bounce_class"], name="message_sender_recent_idx"
             ),

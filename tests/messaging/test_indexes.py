@@ -1,0 +1,135 @@
+"""Every read of messaging_message runs on the index kept for it (messaging/migrations/0010).
+
+Each case runs the product's own code, captures the statements it sends to PostgreSQL, and
+EXPLAINs the ones over messaging_message with sequential scans disabled: the plan names the index
+that serves the read, so dropping or reshaping it fails here. (How flat the reads stay at 1 M rows
+is `make bench`'s reads workload.)
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from messaging import limits
+from messaging.delivery.sweeper import delivery_sweep
+from messaging.feedback.reputation import sender_reputation_stats
+from messaging.feedback.services import bounce_suppresses
+from messaging.models import Message
+from messaging.observability import pending_messages
+from messaging.services import message_outbox_sweep
+from pufferpost.pagination import encode_cursor
+from tests.factories import WorkspaceFactory
+from tests.messaging.factories import MessageFactory
+
+TABLE = '"messaging_message"'
+
+
+@pytest.fixture
+def messages(workspace):
+    """Enough messages for the planner's statistics to tell the filters apart (a few thousand over
+    ten workspaces, in 50 senders' names, to distinct recipients, delivered, with another
+    template), plus one of each kind the reads look for; none of them is due for any sweeper."""
+    first = MessageFactory(workspace=workspace, to="jane@example.com", status="delivered")
+    other = MessageFactory(workspace=workspace)
+    rows = [first] + [
+        MessageFactory(
+            workspace=workspace, sender=first.sender, template=first.template, template_version=first.template_version
+        )
+        for _ in range(4)
+    ]
+    workspaces = [workspace] + [WorkspaceFactory() for _ in range(9)]
+    Message.objects.bulk_create(
+        Message(
+            workspace=workspaces[n % 10],
+            sender=other.sender,
+            from_address=f"sender{n % 50}@mail.example.com",
+            to=f"rcpt-{n}@example.org",
+            template=other.template,
+            template_version=other.template_version,
+            locale="en",
+            status="delivered",
+        )
+        for n in range(3000)
+    )
+    Message.objects.filter(pk=rows[1].pk).update(status="bounced", bounce_class="expired")
+    Message.objects.filter(pk=rows[2].pk).update(status="queued", next_attempt_at=timezone.now() + timedelta(hours=1))
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {TABLE}")
+    return rows
+
+
+def plans(run) -> list[str]:
+    """The plans of the statements `run()` sends that read messaging_message (SELECTs only)."""
+    with CaptureQueriesContext(connection) as captured:
+        run()
+    found = []
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        for query in captured.captured_queries:
+            sql = query["sql"]
+            if sql.lstrip().upper().startswith("SELECT") and f"FROM {TABLE}" in sql:
+                cursor.execute("EXPLAIN " + sql)
+                found.append("\n".join(row[0] for row in cursor.fetchall()))
+    assert found, "the code read nothing from messaging_message"
+    return found
+
+
+def assert_served_by(index: str, run) -> None:
+    found = plans(run)
+    assert any(index in plan for plan in found), "\n\n".join(found)
+
+
+@pytest.mark.parametrize(
+    ("query", "index"),
+    [
+        ("", "message_page_idx"),
+        ("?status=bounced", "message_status_page_idx"),
+        ("?recipient=jane@example.com", "message_to_page_idx"),
+        ("?from={from_address}", "message_from_page_idx"),
+        ("?templateId={template_id}", "message_template_page_idx"),
+    ],
+)
+def test_each_message_list_reads_its_own_index(api, messages, query, index):
+    message = messages[0]
+    url = "/v1/messages" + query.format(from_address=message.from_address, template_id=message.template_id)
+    assert_served_by(index, lambda: api.get(url))
+
+
+def test_a_page_deep_in_the_list_starts_the_index_scan_at_the_cursor(api, messages, workspace):
+    cursor = encode_cursor(messages[3], "messages:" + workspace.id + ":[]")
+    found = plans(lambda: api.get(f"/v1/messages?cursor={cursor}"))
+    assert any("message_page_idx" in plan and "Index Cond" in plan and "created_at" in plan for plan in found)
+
+
+def test_the_monthly_quota_fallback_counts_on_an_index_led_by_the_workspace(messages, workspace):
+    found = plans(lambda: limits.monthly_quota_used_from_db(workspace_id=workspace.id, now=datetime.now(UTC)))
+    assert any("Index Cond: (((workspace_id)::text" in plan for plan in found), found
+
+
+def test_sender_reputation_reads_only_its_covering_index(messages):
+    found = plans(lambda: sender_reputation_stats(sender_id=messages[0].sender_id, since=timezone.now() - timedelta(1)))
+    assert any("message_sender_recent_idx" in plan for plan in found), found
+
+
+def test_an_earlier_expiry_to_the_address_is_found_on_the_recipient_index(messages, workspace):
+    assert_served_by(
+        "message_to_page_idx",
+        lambda: bounce_suppresses(
+            workspace_id=workspace.id, address="jane@example.com", bounce_class="expired", message_id="msg_x"
+        ),
+    )
+
+
+def test_the_delivery_sweeper_reads_the_due_index(messages):
+    assert_served_by("message_delivery_due_idx", delivery_sweep)
+
+
+def test_the_outbox_sweeper_reads_the_unfinished_index(messages):
+    assert_served_by("message_outbox_idx", message_outbox_sweep)
+
+
+def test_the_pending_metrics_read_the_unfinished_index(messages):
+    assert_served_by("message_outbox_idx", lambda: list(pending_messages()))
