@@ -43,7 +43,7 @@ def _drops():
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("messaging", "0009_bounce_classes"),
+        ("messaging", "0010_partition_by_month"),
         ("pufferpost", "0005_workspace_caps"),
         ("senders", "0001_initial"),
         ("templates_app", "0003_strict_variables"),
