@@ -1,4 +1,4 @@
-"""Every outbound HTTP request the platform makes goes through here (today: webhook deliveries).
+"""Every outbound HTTP request the platform makes goes through here (webhook deliveries, MTA-STS policies).
 
 Customers choose the URLs, so a request must not become a way into the private network (SSRF):
 the host is resolved once, through `pufferpost.dns` (so PUFFERPOST_DNS_NAMESERVERS is honoured),
@@ -17,6 +17,8 @@ import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
+
+from django.conf import settings
 
 from pufferpost import dns
 
@@ -50,6 +52,8 @@ class Response:
     reason: str
     body: bytes
     headers: dict
+    # The body went on past `max_body` (what is in `body` is its first `max_body` bytes).
+    truncated: bool = False
 
 
 def address_allowed(address: str) -> bool:
@@ -98,8 +102,12 @@ def _addresses(host: str, *, allow_private: bool) -> list[str]:
 
 
 def _tls_context() -> ssl.SSLContext:
-    """The system trust store with hostname checks (tests swap in one that trusts their own CA)."""
-    return ssl.create_default_context()
+    """The system trust store with hostname checks, plus PUFFERPOST_TLS_CA_FILE when it is set (a
+    test or dev CA; production leaves it unset and trusts the system store alone)."""
+    context = ssl.create_default_context()
+    if settings.PUFFERPOST_TLS_CA_FILE:
+        context.load_verify_locations(cafile=settings.PUFFERPOST_TLS_CA_FILE)
+    return context
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
@@ -156,6 +164,28 @@ def post(
     """POST `body` to `url` once and return the response (any status, 3xx included, body cut to
     `max_body` bytes). Raises BlockedAddress for a forbidden destination and OutboundError for a
     connection failure or timeout."""
+    return _request(
+        "POST", url, body=body, headers=headers, timeout=timeout, allow_private=allow_private, max_body=max_body
+    )
+
+
+def get(
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    timeout: float,
+    allow_private: bool = False,
+    max_body: int = 64 * 1024,
+) -> Response:
+    """GET `url` once, under the same address policy as `post`, redirects not followed; the body
+    is read up to `max_body` bytes (`truncated` says there was more) and the whole exchange ends
+    within `timeout` seconds."""
+    return _request(
+        "GET", url, body=None, headers=headers or {}, timeout=timeout, allow_private=allow_private, max_body=max_body
+    )
+
+
+def _request(method, url, *, body, headers, timeout, allow_private, max_body) -> Response:
     scheme, host, port, path, host_header = request_parts(url)
     request_headers = {**headers, "Host": host_header, "Connection": "close"}
 
@@ -172,13 +202,13 @@ def post(
                 # Another address of the same name may answer; nothing was sent yet.
                 last_error = OutboundError(f"could not connect to {host} ({address}): {_describe(exc)}")
                 continue
-            return _exchange(conn, path, body, request_headers, timeout, max_body, host)
+            return _exchange(conn, method, path, body, request_headers, timeout, max_body, host)
         finally:
             conn.close()
     raise last_error or OutboundError(f"could not connect to {host}")
 
 
-def _exchange(conn, path, body, headers, timeout, max_body, host) -> Response:
+def _exchange(conn, method, path, body, headers, timeout, max_body, host) -> Response:
     deadline = time.monotonic() + timeout
     # The socket timeout bounds each read; this bounds the whole exchange, so a receiver that
     # trickles its status line and headers a byte at a time cannot hold a worker indefinitely.
@@ -187,12 +217,13 @@ def _exchange(conn, path, body, headers, timeout, max_body, host) -> Response:
     watchdog.daemon = True
     watchdog.start()
     try:
-        conn.request("POST", path, body=body, headers=headers)
+        conn.request(method, path, body=body, headers=headers)
         response = conn.getresponse()
         chunk = b""
-        # Read at most max_body bytes, and never past the overall deadline (a trickling receiver).
-        while len(chunk) < max_body and time.monotonic() < deadline:
-            piece = response.read1(max_body - len(chunk))
+        # Read at most max_body bytes (and one more, to tell a body that goes on), and never past
+        # the overall deadline (a trickling receiver).
+        while len(chunk) <= max_body and time.monotonic() < deadline:
+            piece = response.read1(max_body + 1 - len(chunk))
             if not piece:
                 break
             chunk += piece
@@ -204,6 +235,7 @@ def _exchange(conn, path, body, headers, timeout, max_body, host) -> Response:
             reason=response.reason or "",
             body=chunk[:max_body],
             headers={k.lower(): v for k, v in response.getheaders()},
+            truncated=len(chunk) > max_body,
         )
     except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
         if cut.is_set():

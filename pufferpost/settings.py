@@ -452,12 +452,19 @@ PUFFERPOST_SHAPING_IDLE_CLOSE = _read("float", "PUFFERPOST_SHAPING_IDLE_CLOSE", 
 PUFFERPOST_SHAPING_RECOVERY = _read("float", "PUFFERPOST_SHAPING_RECOVERY", default=30.0, minimum=0)
 # Seconds mail waits when Redis cannot be reached (shaping fails closed).
 PUFFERPOST_SHAPING_UNAVAILABLE_WAIT = _read("float", "PUFFERPOST_SHAPING_UNAVAILABLE_WAIT", default=30.0, positive=True)
+# Seconds after its booked slot a paced message is still admitted on that slot (later: it asks again).
+PUFFERPOST_SHAPING_BOOKING_LATE = _read("float", "PUFFERPOST_SHAPING_BOOKING_LATE", default=2.0, minimum=0, maximum=60)
 # Seconds an MX host that refused a connection or timed out is skipped.
 PUFFERPOST_SHAPING_HOST_SKIP = _read("float", "PUFFERPOST_SHAPING_HOST_SKIP", default=60.0, minimum=0)
 # Seconds before retrying a greylisted message when the reply does not say.
 PUFFERPOST_GREYLIST_RETRY = _read("float", "PUFFERPOST_GREYLIST_RETRY", default=300.0, positive=True)
 # Extra CA certificates (PEM) trusted when verifying MX and MTA-STS certificates: a test or dev CA.
 PUFFERPOST_TLS_CA_FILE = _read("str", "PUFFERPOST_TLS_CA_FILE", default="")
+# MTA-STS (RFC 8461) for direct-to-MX delivery: on unless turned off; the policy host's HTTPS port
+# (443; tests and `make up` serve policies on loopback at another) and the fetch's overall timeout.
+PUFFERPOST_MTA_STS = _read("bool", "PUFFERPOST_MTA_STS", default=True)
+PUFFERPOST_MTA_STS_PORT = _read("int", "PUFFERPOST_MTA_STS_PORT", default=443, positive=True, maximum=65535)
+PUFFERPOST_MTA_STS_TIMEOUT = _read("float", "PUFFERPOST_MTA_STS_TIMEOUT", default=10.0, positive=True, maximum=60)
 # Domain of the VERP return path (bounces+msg_…@DOMAIN); its MX must reach run_inbound_smtp.
 # Empty: the from-domain of each message.
 PUFFERPOST_RETURN_PATH_DOMAIN = _read("str", "PUFFERPOST_RETURN_PATH_DOMAIN", default="").strip().lower()

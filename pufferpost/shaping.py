@@ -24,6 +24,13 @@ Backoff: a deferral whose text matches a throttle pattern (provider codes and "t
 recipient and never count) pauses that (source, destination): no new connection and no message
 for `pause_seconds` (doubling with each repeat, up to `max_pause_seconds`), then one connection and
 `per_minute` messages until `recovery_successes` deliveries in a row bring it a level back.
+
+Pacing books slots: a message the rate turns away is given the destination's next free slot in
+Redis (one schedule for every worker) and is due exactly then, so a paced backlog is claimed once
+per message at its slot instead of coming back every second to be turned away again; workers
+probe the budget before rendering and signing, so mail that has to wait costs one round trip.
+A booked message admitted up to PUFFERPOST_SHAPING_BOOKING_LATE after its slot keeps it (later,
+it asks again): within any minute, at most that many seconds' worth of extra messages.
 Greylisting replies are not throttles: the message is retried after the greylist delay. A host
 that refuses connections or times out is skipped for PUFFERPOST_SHAPING_HOST_SKIP seconds.
 """
@@ -246,14 +253,22 @@ def policy() -> Policy:
     return parsed
 
 
-# KEYS: leases (zset), minute TAT, hour TAT, backoff (hash), state sentinel.
+# KEYS: leases (zset), minute TAT, hour TAT, backoff (hash), state sentinel, bookings (hash).
 # ARGV: lease, need connection (1/0), connections, per minute (0 = none), per hour (0 = none),
-#       lease ttl ms, recovery ms, backoff connections, backoff per minute.
-# Returns {ok (1/0), wait ms, reason}.
+#       lease ttl ms, recovery ms, backoff connections, backoff per minute, ticket ('' = none),
+#       booking lateness ms, probe (1/0).
+# Returns {ok (1 admitted, 2 probe: would be, 0 no), wait ms, reason}.
+#
+# Pacing books slots: a message with a ticket (its id) that the rate turns away is given the next
+# free slot (the TAT moves on by one interval for it), so every worker's turned-away mail lines
+# up behind one schedule instead of all coming back at once; when it comes back at its slot (up
+# to `lateness` after) it is admitted without asking the rate again. A probe asks without taking
+# a connection slot or a rate slot (it does book a turned-away ticket).
 _ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local conns, per_min, per_hour = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local ticket, late, probe = ARGV[10], tonumber(ARGV[11]), ARGV[12] == '1'
 local reason = 'ok'
 local sentinel = redis.call('GET', KEYS[5])
 if not sentinel then
@@ -274,28 +289,58 @@ if b[1] then
   if per_min == 0 or per_min > bpm then per_min = bpm end
   reason = 'backoff_recovery'
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local held = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not held and redis.call('ZCARD', KEYS[1]) >= conns then
-  if ARGV[2] == '1' then return {0, 1000, 'connections'} end
-  return {0, 0, 'lease_lost'}
+if not probe then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+  local held = redis.call('ZSCORE', KEYS[1], ARGV[1])
+  if not held and redis.call('ZCARD', KEYS[1]) >= conns then
+    if ARGV[2] == '1' then return {0, 1000, 'connections'} end
+    return {0, 0, 'lease_lost'}
+  end
 end
-local function pace(key, limit, period)
-  if limit <= 0 then return 0, nil end
-  local interval = period / limit
-  local tat = tonumber(redis.call('GET', key) or '0')
-  if tat > now then return tat - now, nil end
-  return 0, now + interval
+local function take()
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[6]), ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[6]) * 2)
 end
-local wait_m, tat_m = pace(KEYS[2], per_min, 60000)
-local wait_h, tat_h = pace(KEYS[3], per_hour, 3600000)
-if wait_m > 0 or wait_h > 0 then
-  return {0, math.max(wait_m, wait_h), wait_h > wait_m and 'per_hour' or 'per_minute'}
+if ticket ~= '' then
+  local raw = redis.call('HGET', KEYS[6], ticket)
+  if raw then
+    local slot = tonumber(raw)
+    if now < slot then return {0, slot - now, 'booked'} end
+    if now <= slot + late then
+      if probe then return {2, 0, 'booked'} end
+      redis.call('HDEL', KEYS[6], ticket)
+      take()
+      return {1, 0, 'booked'}
+    end
+    redis.call('HDEL', KEYS[6], ticket)  -- came back too late: its slot is gone, ask again
+  end
 end
-if tat_m then redis.call('SET', KEYS[2], tat_m, 'PX', 120000) end
-if tat_h then redis.call('SET', KEYS[3], tat_h, 'PX', 7200000) end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[6]), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[6]) * 2)
+local tat_m, tat_h = 0, 0
+if per_min > 0 then tat_m = tonumber(redis.call('GET', KEYS[2]) or '0') end
+if per_hour > 0 then tat_h = tonumber(redis.call('GET', KEYS[3]) or '0') end
+local slot = math.max(now, tat_m, tat_h)
+local function advance(at)
+  if per_min > 0 then
+    local next_m = at + 60000 / per_min
+    redis.call('SET', KEYS[2], next_m, 'PX', math.floor(next_m - now) + 120000)
+  end
+  if per_hour > 0 then
+    local next_h = at + 3600000 / per_hour
+    redis.call('SET', KEYS[3], next_h, 'PX', math.floor(next_h - now) + 7200000)
+  end
+end
+if slot > now then
+  local why = tat_h > tat_m and 'per_hour' or 'per_minute'
+  if ticket ~= '' then
+    advance(slot)
+    redis.call('HSET', KEYS[6], ticket, slot)
+    redis.call('PEXPIRE', KEYS[6], math.floor(slot - now) + late + 600000)
+  end
+  return {0, slot - now, why}
+end
+if probe then return {2, 0, reason} end
+advance(now)
+take()
 return {1, 0, reason}
 """
 
@@ -354,10 +399,30 @@ class Shaper:
 
     def _keys(self, destination: str) -> list[str]:
         base = (self.source, destination)
-        return [_key("conn", *base), _key("min", *base), _key("hour", *base), _key("backoff", *base), _key("state")]
+        return [
+            _key("conn", *base),
+            _key("min", *base),
+            _key("hour", *base),
+            _key("backoff", *base),
+            _key("state"),
+            _key("book", *base),
+        ]
 
-    def admit(self, destination: str, limits: Limits, lease: str, *, new_connection: bool) -> Admission:
-        """May one more message go to `destination` (on a new connection, or the one `lease` holds)?"""
+    def admit(
+        self, destination: str, limits: Limits, lease: str, *, new_connection: bool, ticket: str = ""
+    ) -> Admission:
+        """May one more message go to `destination` (on a new connection, or the one `lease` holds)?
+
+        With a `ticket` (the message's id), a message the rate turns away is booked the next free
+        slot (`wait` says when) and admitted when it comes back then."""
+        return self._ask(destination, limits, lease, new_connection=new_connection, ticket=ticket, probe=False)
+
+    def probe(self, destination: str, limits: Limits, ticket: str) -> Admission:
+        """Would `ticket` be admitted now? Takes nothing (a turned-away ticket is booked its slot), so
+        a worker learns before rendering and signing a message that it has to wait."""
+        return self._ask(destination, limits, "", new_connection=False, ticket=ticket, probe=True)
+
+    def _ask(self, destination, limits, lease, *, new_connection, ticket, probe) -> Admission:
         b = self.policy.backoff
         try:
             ok, wait, reason = self._admit(
@@ -372,6 +437,9 @@ class Shaper:
                     int(settings.PUFFERPOST_SHAPING_RECOVERY * 1000),
                     b.connections,
                     b.per_minute,
+                    ticket,
+                    int(settings.PUFFERPOST_SHAPING_BOOKING_LATE * 1000),
+                    1 if probe else 0,
                 ],
             )
         except redis.RedisError as exc:

@@ -34,7 +34,7 @@ from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 
-from pufferpost import dns, http
+from pufferpost import dns, http, mta_sts
 from pufferpost.shaping import Limits, Shaper
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,38 @@ class Route:
     password: str = ""
     resolve_with_dns_module: bool = True
     failure: DeliveryResult | None = None
+    # The recipient domain's MTA-STS policy lookup (direct-to-MX only; None through the relay).
+    sts: mta_sts.Lookup | None = None
+
+    @property
+    def enforced(self) -> bool:
+        return self.sts is not None and self.sts.enforced
+
+    def host_allowed(self, host: str) -> bool:
+        """May mail of this route go to `host`? (Under an enforced MTA-STS policy only matching MX hosts.)"""
+        return not self.enforced or self.sts.policy.matches(host)
+
+    def sts_record(self, host: str, tls: dict) -> dict | None:
+        """What the `sent` event says about MTA-STS for a delivery to `host` over `tls`."""
+        if self.sts is None:
+            return None
+        record = self.sts.record()
+        if record is None or self.sts.policy is None or self.sts.policy.mode == "none":
+            return record
+        record["mx_match"] = self.sts.policy.matches(host)
+        record["tls_verified"] = bool(tls.get("used") and tls.get("verified"))
+        failures = []
+        if not record["mx_match"]:
+            failures.append(f"{host} matches none of the policy's mx patterns ({', '.join(self.sts.policy.mx)})")
+        if not record["tls_verified"]:
+            failures.append(
+                f"the connection to {host} was not TLS with a verified certificate"
+                if tls.get("used")
+                else f"the connection to {host} was not encrypted"
+            )
+        if failures:
+            record["failure"] = "; ".join(failures)
+        return record
 
 
 def classify(code: int | None, text: str = "", mx_host: str = "") -> DeliveryResult:
@@ -142,7 +174,7 @@ def resolve_route(domain: str) -> Route:
             same = [host for _, host in group]
             random.shuffle(same)
             hosts.extend(same)
-        return Route(domain, hosts=tuple(hosts), port=port)
+        return _with_sts(Route(domain, hosts=tuple(hosts), port=port))
     if answer.outcome == dns.Outcome.NXDOMAIN:
         return Route(domain, failure=classify(550, f"{domain} does not exist (NXDOMAIN)"))
     if answer.outcome == dns.Outcome.ERROR:
@@ -150,10 +182,27 @@ def resolve_route(domain: str) -> Route:
     # No MX record: the domain itself is the implicit MX when it has an address.
     implicit = dns.addresses(domain)
     if implicit.outcome == dns.Outcome.FOUND:
-        return Route(domain, hosts=(domain,), port=port)
+        return _with_sts(Route(domain, hosts=(domain,), port=port))
     if implicit.outcome == dns.Outcome.ERROR:
         return Route(domain, failure=classify(None, f"address lookup failed: {implicit.error}"))
     return Route(domain, failure=classify(550, f"{domain} has no MX and no address record"))
+
+
+def _with_sts(route: Route) -> Route:
+    """The route under the domain's MTA-STS policy: an `enforce` policy none of whose patterns matches
+    any MX host defers the mail before any connection (never plaintext, never an unlisted host)."""
+    if not settings.PUFFERPOST_MTA_STS:
+        return route
+    lookup = mta_sts.lookup(route.key)
+    route = dataclasses.replace(route, sts=lookup)
+    if lookup.enforced and not any(lookup.policy.matches(h) for h in route.hosts):
+        failure = classify(
+            None,
+            f"the MTA-STS policy of {route.key} (mode enforce, id {lookup.policy.id}) allows only "
+            f"{', '.join(lookup.policy.mx)}; none of its MX hosts ({', '.join(route.hosts)}) matches: not connected",
+        )
+        route = dataclasses.replace(route, failure=dataclasses.replace(failure, rule="mta-sts:mx_mismatch"))
+    return route
 
 
 @functools.cache
@@ -224,6 +273,10 @@ def verified_context() -> ssl.SSLContext:
     return context
 
 
+# Waits whose `wait` is a slot booked for the message in the destination's schedule.
+_BOOKING_RULES = frozenset({"shaping:per_minute", "shaping:per_hour", "shaping:booked"})
+
+
 def _pacing_step(limits: Limits, reason: str, shaper: Shaper) -> float:
     """Seconds between two messages the budget lets through, for the reason it said no."""
     if reason == "per_minute" and limits.per_minute:
@@ -283,7 +336,9 @@ def _open(
     verify: bool = True,
 ) -> tuple[smtplib.SMTP, dict]:
     """Connect, EHLO, STARTTLS and AUTH as the route asks; (connection, TLS facts).
-    Raises _TryNextHost on any failure, _RetryUnverified when opportunistic TLS failed to verify."""
+    Raises _TryNextHost on any failure, _RetryUnverified when opportunistic TLS failed to verify.
+    Under an enforced MTA-STS policy the certificate must verify for the MX host name, or nothing is sent."""
+    enforced = route.enforced
     cls = smtplib.SMTP_SSL if route.security == "tls" else smtplib.SMTP
     kwargs = {"context": verified_context()} if route.security == "tls" else {}
     if source_address:
@@ -297,17 +352,22 @@ def _open(
         if code != 220:
             raise _TryNextHost(classify(code, _text(banner), host))
         smtp.ehlo_or_helo_if_needed()
-        must_encrypt = route.security == "starttls" or tls_required
+        must_encrypt = route.security == "starttls" or tls_required or enforced
         if route.security != "tls" and must_encrypt and not smtp.has_extn("starttls"):
+            why = (
+                f"the MTA-STS policy of {route.key} (enforce) requires TLS"
+                if enforced
+                else "TLS is required for this destination"
+            )
             raise _TryNextHost(
                 dataclasses.replace(
-                    classify(None, f"{host} does not offer STARTTLS and TLS is required for this destination", host),
-                    rule="tls_required",
+                    classify(None, f"{host} does not offer STARTTLS and {why}", host),
+                    rule="mta-sts:starttls" if enforced else "tls_required",
                 )
             )
         if route.security == "starttls" or (route.security == "opportunistic" and smtp.has_extn("starttls")):
             context = verified_context()
-            checked = route.security == "starttls" or verify
+            checked = route.security == "starttls" or verify or enforced
             if not checked:
                 # Opportunistic TLS to an MX (RFC 7435): encrypt when offered, do not insist on
                 # a certificate many MX hosts do not have for their own name.
@@ -315,7 +375,19 @@ def _open(
                 context.verify_mode = ssl.CERT_NONE
             try:
                 code, text = smtp.starttls(context=context)
-            except ssl.SSLCertVerificationError:
+            except ssl.SSLCertVerificationError as exc:
+                if enforced:
+                    raise _TryNextHost(
+                        dataclasses.replace(
+                            classify(
+                                None,
+                                f"the certificate of {host} did not verify ({exc.verify_message}); the MTA-STS "
+                                f"policy of {route.key} (enforce) requires a verified one: not sent",
+                                host,
+                            ),
+                            rule="mta-sts:certificate",
+                        )
+                    ) from None
                 if route.security == "starttls":
                     raise
                 _verification_failed(host)
@@ -353,6 +425,15 @@ def _close_quietly(smtp: smtplib.SMTP, *, quit: bool = False) -> None:
             smtp.quit()
     with contextlib.suppress(OSError):
         smtp.close()
+
+
+def _fits(route: Route, connection: _Connection) -> bool:
+    """May an open connection (opened for another domain with the same MX hosts) carry this route's
+    mail? Not when the route's MTA-STS policy is enforced and the connection is not verified TLS to
+    a host the policy lists."""
+    if not route.enforced:
+        return True
+    return bool(connection.tls.get("used") and connection.tls.get("verified")) and route.host_allowed(connection.host)
 
 
 class _ConnectionLost(Exception):
@@ -407,7 +488,13 @@ class Mailer:
         self._waits.clear()
 
     def send(
-        self, *, mail_from: str, recipients: list[str], data: Payload, before_data: BeforeData | None = None
+        self,
+        *,
+        mail_from: str,
+        recipients: list[str],
+        data: Payload,
+        before_data: BeforeData | None = None,
+        ticket: str = "",
     ) -> dict[str, DeliveryResult]:
         """Deliver `data` (CRLF bytes) to each recipient; the result for every one of them.
 
@@ -421,6 +508,9 @@ class Mailer:
         False abandons the transaction (the connection is closed without the final dot, so the
         server discards it) and those recipients are reported deferred; an exception it raises
         closes the connection the same way and propagates.
+
+        `ticket` (the message's id) books a paced destination's next free slot for the message
+        when its budget turns it away (see `pufferpost.shaping`).
         """
         check_line_endings(data)
         sender = ascii_address_or_none(mail_from)
@@ -447,7 +537,7 @@ class Mailer:
             elif self.shaper is None:
                 outcome = self._send_route(route, sender, group, data, before_data)
             else:
-                outcome = self._send_shaped(route, sender, group, data, before_data)
+                outcome = self._send_shaped(route, sender, group, data, before_data, ticket)
             results.update({wire[address]: result for address, result in outcome.items()})
         return results
 
@@ -464,9 +554,12 @@ class Mailer:
             return _connection_key(route), Limits()
         return self.shaper.destination(route.hosts)
 
-    def _send_route(self, route: Route, mail_from: str, recipients: list[str], data: bytes, before_data=None):
+    def _send_route(self, route: Route, mail_from: str, recipients: list[str], data: Payload, before_data=None):
         key = _connection_key(route)
         connection = self._connections.get(key)
+        if connection is not None and not _fits(route, connection):
+            self._drop(key, quit=True)
+            connection = None
         if connection is not None:
             try:
                 return self._transactions(connection, mail_from, recipients, data, before_data)
@@ -485,26 +578,61 @@ class Mailer:
 
     # -- shaped sending --
 
-    def _send_shaped(self, route: Route, mail_from: str, recipients: list[str], data: bytes, before_data=None):
+    def probe(self, recipient: str, *, ticket: str) -> DeliveryResult | None:
+        """The deferral `recipient`'s message would get from its destination's budget now (nothing
+        sent, a paced message booked its slot), or None when it may go: asked before a message is
+        rendered and signed, so mail that has to wait costs one Redis round trip, not a build."""
+        if self.shaper is None:
+            return None
+        ascii_address = ascii_address_or_none(recipient)
+        if ascii_address is None:
+            return None
+        route = self.route(ascii_address.rpartition("@")[2])
+        if route.failure is not None:
+            return None
+        destination, limits = self.destination(route)
+        known = self._known_wait(destination, ticket)
+        if known is not None:
+            return known
+        admission = self.shaper.probe(destination, limits, ticket)
+        if admission.ok:
+            return None
+        return self._wait(
+            destination, admission.reason, admission.wait, _pacing_step(limits, admission.reason, self.shaper)
+        )
+
+    def _known_wait(self, destination: str, ticket: str) -> DeliveryResult | None:
+        """A wait this batch already learnt for the destination (a backoff, full connection slots),
+        answered without asking Redis again; paced messages with a ticket always ask (they book)."""
+        now = time.monotonic()
+        waiting = self._waits.get(destination)
+        if waiting is None or waiting[0] <= now:
+            return None
+        deadline, result, step = waiting
+        if ticket and result.rule in _BOOKING_RULES:
+            return None
+        # Each message turned away comes back one pacing step after the one before it, so a
+        # backlog returns at the rate the budget allows instead of all at once.
+        self._waits[destination] = (deadline + step, result, step)
+        return dataclasses.replace(result, wait=deadline + step - now)
+
+    def _send_shaped(
+        self, route: Route, mail_from: str, recipients: list[str], data: Payload, before_data=None, ticket: str = ""
+    ):
         shaper = self.shaper
         key = _connection_key(route)
         destination, limits = self.destination(route)
         self._close_idle(keep=key)
-        now = time.monotonic()
-        waiting = self._waits.get(destination)
-        if waiting is not None and waiting[0] > now:
-            deadline, result, step = waiting
-            # Each message turned away comes back one pacing step after the one before it, so a
-            # backlog returns at the rate the budget allows instead of all at once.
-            self._waits[destination] = (deadline + step, result, step)
-            return dict.fromkeys(recipients, dataclasses.replace(result, wait=deadline + step - now))
+        known = self._known_wait(destination, ticket)
+        if known is not None:
+            return dict.fromkeys(recipients, known)
         connection = self._connections.get(key)
-        if connection is not None and connection.messages >= limits.per_connection:
+        if connection is not None and (connection.messages >= limits.per_connection or not _fits(route, connection)):
             self._drop(key, quit=True)
             connection = None
         for _ in range(2):  # a second pass when our lease vanished (Redis state lost)
             lease = connection.lease if connection is not None else uuid.uuid4().hex
-            admission = shaper.admit(destination, limits, lease, new_connection=connection is None)
+            admission = shaper.admit(destination, limits, lease, new_connection=connection is None, ticket=ticket)
             if admission.ok or admission.reason != "lease_lost" or connection is None:
                 break
             self._drop(key, quit=True)
@@ -532,14 +660,18 @@ class Mailer:
             self._drop(key)
             results = dict.fromkeys(recipients, exc.result)
         connection.last_used = time.monotonic()
-        results = {
-            r: dataclasses.replace(v, tls=dict(connection.tls), destination=destination) for r, v in results.items()
-        }
+        tls = dict(connection.tls)
+        sts = route.sts_record(connection.host, connection.tls)
+        if sts is not None:
+            tls["mta_sts"] = sts
+        results = {r: dataclasses.replace(v, tls=tls, destination=destination) for r, v in results.items()}
         return self._observe(destination, connection, results)
 
     def _wait(self, destination: str, reason: str, wait: float, step: float = 0.0) -> DeliveryResult:
-        # Jitter so the messages a budget turned away do not all come back in the same instant.
-        wait = max(wait, 0.2) * random.uniform(1.0, 1.25)
+        if f"shaping:{reason}" not in _BOOKING_RULES:
+            # Jitter so the messages a budget turned away do not all come back in the same instant
+            # (a booked slot is exact: the schedule already spreads them).
+            wait = max(wait, 0.2) * random.uniform(1.0, 1.25)
         result = DeliveryResult(
             Outcome.DEFERRED,
             None,
@@ -600,7 +732,7 @@ class Mailer:
     def _connect(self, route: Route, *, tls_required: bool = False, skip=frozenset()) -> _Connection:
         last = None
         for host in route.hosts:
-            if host in skip:
+            if host in skip or not route.host_allowed(host):
                 continue
             try:
                 for address in _host_addresses(host, route):
@@ -622,7 +754,8 @@ class Mailer:
     def _open(self, route: Route, host: str, address: str, tls_required: bool):
         options = {"source_address": self.source_address, "helo": self.helo, "tls_required": tls_required}
         try:
-            return _open(route, host, address, self.timeout, verify=not _verification_known_to_fail(host), **options)
+            verify = route.enforced or not _verification_known_to_fail(host)
+            return _open(route, host, address, self.timeout, verify=verify, **options)
         except _RetryUnverified:
             return _open(route, host, address, self.timeout, verify=False, **options)
 

@@ -54,12 +54,17 @@ def redis_client():
 
 @pytest.fixture(autouse=True)
 def _fresh_shaping_state(settings):
-    """Each test starts with no shaping state (connection slots, rates, backoffs) left by another,
-    and without the conservative start that follows lost state (tests of that ask for it)."""
+    """Each test starts with no shaping state (connection slots, rates, backoffs) or cached MTA-STS
+    policy left by another, and without the conservative start that follows lost state (tests of
+    that ask for it)."""
     settings.PUFFERPOST_SHAPING_RECOVERY = 0
     try:
         client = redis.Redis.from_url(settings.REDIS_URL)
-        keys = list(client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}shp:*", count=1000))
+        keys = [
+            key
+            for kind in ("shp", "sts")  # shaping state, cached MTA-STS policies
+            for key in client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}{kind}:*", count=1000)
+        ]
         if keys:
             client.delete(*keys)
     except redis.RedisError:

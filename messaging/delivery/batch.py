@@ -26,8 +26,8 @@ Choices:
 
 import logging
 import time
-from collections import defaultdict
-from datetime import datetime
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -77,8 +77,12 @@ class Batch:
                 source = egress.address if egress else ""
                 with Mailer(shaper=Shaper(source), source_address=source, helo=egress.helo if egress else "") as mailer:
                     # One destination (MX rollup) after another: its connections close before the
-                    # next destination's open, so this batch holds few of the shared slots.
-                    group.sort(key=lambda m: (self._destination(mailer, m.to), domain_of(m.to), m.pk))
+                    # next destination's open, so this batch holds few of the shared slots. The
+                    # destinations with the fewest messages go first: the long tail is never
+                    # behind a big (and perhaps paced or throttled) destination's share.
+                    destinations = {m.pk: self._destination(mailer, m.to) for m in group}
+                    sizes = Counter(destinations.values())
+                    group.sort(key=lambda m: (sizes[destinations[m.pk]], destinations[m.pk], domain_of(m.to), m.pk))
                     for message in group:
                         result = self._one(mailer, message)
                         if result is not None:
@@ -164,6 +168,12 @@ class Batch:
         held = held_reason(message)
         if held is not None:
             return Result(message, Outcome.DEFERRED, detail=held, response=held["reason"])
+        if message.livemode and message.to.lower() not in self.settled.get(message.pk, set()):
+            # Ask the destination's budget before building: mail that has to wait (a paced backlog,
+            # a backoff) costs one round trip, and a paced message is booked its slot.
+            waiting = mailer.probe(message.to, ticket=message.pk)
+            if waiting is not None:
+                return _waiting(message, waiting)
         domain = self.domains.get((message.workspace_id, domain_of(message.from_address)))
         can_sign = domain is not None and bool(domain.dkim_private_key and domain.selector)
         if message.livemode and not (can_sign and domain.dkim_status == DkimStatus.VERIFIED):
@@ -245,7 +255,7 @@ class Batch:
         transport = mailer if message.livemode else SimulatedTransport(attempt=message.attempts)
         try:
             results = transport.send(
-                mail_from=outgoing.mail_from, recipients=recipients, data=signed, before_data=fence
+                mail_from=outgoing.mail_from, recipients=recipients, data=signed, before_data=fence, ticket=message.pk
             )
         except ValueError as exc:  # addresses the transport cannot carry
             return Result(message, Outcome.ERRORED, detail={"reason": "build_error", "message": _describe(exc)})
@@ -311,8 +321,10 @@ class Batch:
             detail["destination"] = to_result.destination
         outcome = Outcome(effective[to_key])
         retry_after = to_result.retry_after
+        retry_at = None
         if to_result.wait is not None:
             retry_after = to_result.wait
+            retry_at = finished_at + timedelta(seconds=to_result.wait)
             # Nothing was sent: the message waits for the budget. (When a cc of it already passed
             # the commit point, it is an ordinary deferral so that attempt is recorded.)
             if fence.attempt_id is None:
@@ -341,6 +353,7 @@ class Batch:
             bounced_addresses=bounced,
             bounce_class=classes[to_key].bounce_class.value if outcome == Outcome.BOUNCED else "",
             retry_after=retry_after,
+            retry_at=retry_at,
             tls=to_result.tls,
         )
 
@@ -370,6 +383,27 @@ def _unique(addresses: list[str]) -> list[str]:
     """The addresses in order, each once (compared without case)."""
     seen: set[str] = set()
     return [a for a in addresses if not (a.lower() in seen or seen.add(a.lower()))]
+
+
+def _waiting(message: Message, result: DeliveryResult) -> Result:
+    """A message its destination's budget holds back before anything was built or sent."""
+    detail = {
+        "recipient": message.to,
+        "code": None,
+        "response": result.response_text,
+        "mx_host": "",
+        "rule": result.rule,
+        "destination": result.destination,
+        "reason": "shaping",
+    }
+    return Result(
+        message,
+        Outcome.WAITING,
+        detail=detail,
+        response=result.response_text,
+        retry_after=result.wait,
+        retry_at=timezone.now() + timedelta(seconds=result.wait or 0.0),
+    )
 
 
 def _as_mime_text(text: str) -> str:

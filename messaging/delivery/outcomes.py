@@ -91,6 +91,8 @@ class Result:
     bounce_class: str = ""  # for `bounced`: hard or block (messaging.feedback.classes)
     # Seconds until the retry when the server (greylisting, a throttle) or the budget said so.
     retry_after: float | None = None
+    # When the budget said the message may go (its booked slot): due then, however late it is recorded.
+    retry_at: datetime | None = None
     tls: dict | None = None
     # What was built and handed to the transport (subject, html as instrumented, text).
     content: Rendered | None = None
@@ -209,9 +211,10 @@ def _retries_plan(deferred: list[Result], *, now: datetime) -> tuple[list[tuple[
 
 
 def _waits_plan(waiting: list[Result], *, now: datetime):
-    """Messages over their destination's budget stay queued, due when it allows them, in one
-    retry task per destination and second; the retry window still ends them. Returns ((ids, delay) per task,
-    results that gave up, results not worth a timeline event: already waiting for the same reason)."""
+    """Messages over their destination's budget stay queued, due when it allows them, in one retry
+    task per destination and half second; the retry window still ends them. Returns ((ids, delay)
+    per task, results that gave up, results not worth a timeline event: already waiting for the
+    same reason)."""
     window = timedelta(seconds=settings.PUFFERPOST_DELIVERY_RETRY_WINDOW)
     groups: dict[str, tuple[list[str], float]] = {}
     gave_up, quiet = [], set()
@@ -221,13 +224,16 @@ def _waits_plan(waiting: list[Result], *, now: datetime):
         if now >= deadline:
             gave_up.append(r)
             continue
-        delay = min(r.retry_after or 1.0, (deadline - now).total_seconds())
+        # The booked slot (an absolute time: recording may come a flush later), else the wait.
+        due_in = (r.retry_at - now).total_seconds() if r.retry_at is not None else (r.retry_after or 1.0)
+        delay = min(max(due_in, 0.0), (deadline - now).total_seconds())
         if message.last_response == r.response[:2000]:
             quiet.add(message.pk)
         message.next_attempt_at = now + timedelta(seconds=delay)
         r.detail["next_attempt_at"] = message.next_attempt_at.isoformat()
-        # One task per destination and second of delay: a paced backlog comes back as paced.
-        key = f"{r.detail.get('destination', '')}:{math.ceil(delay)}"
+        # One task per destination and half second of delay: a paced (booked) backlog comes back
+        # as paced, in small batches close to their slots.
+        key = f"{r.detail.get('destination', '')}:{math.ceil(delay * 2)}"
         ids, longest = groups.get(key, ([], 0.0))
         ids.append(message.pk)
         groups[key] = (ids, max(longest, delay))

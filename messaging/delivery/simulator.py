@@ -68,7 +68,13 @@ class SimulatedTransport:
     attempt: int = 0
 
     def send(
-        self, *, mail_from: str, recipients: list[str], data: Payload, before_data: BeforeData | None = None
+        self,
+        *,
+        mail_from: str,
+        recipients: list[str],
+        data: Payload,
+        before_data: BeforeData | None = None,
+        ticket: str = "",  # the Mailer's shaping ticket; nothing is shaped here
     ) -> dict[str, DeliveryResult]:
         check_line_endings(data)
         if not isinstance(data, bytes):  # a copy per recipient: a transaction each, as Mailer does
@@ -76,7 +82,11 @@ class SimulatedTransport:
             for recipient in recipients:
                 results.update(
                     self.send(
-                        mail_from=mail_from, recipients=[recipient], data=data[recipient], before_data=before_data
+                        mail_from=mail_from,
+                        recipients=[recipient],
+                        data=data[recipient],
+                        before_data=before_data,
+                        ticket=ticket,
                     )
                 )
             return results

@@ -20,6 +20,11 @@ What a provider can be told to do, per client address (the sending IP), as recei
 - `reputation_blocked` / `auth_blocked`: sender addresses or domains refused with
   `550 5.7.1 … very low reputation …` / `550 5.7.515 …`.
 
+MTA-STS (RFC 8461): `World.mta_sts(domain, mode=…, mx=[…])` publishes the domain's
+`_mta-sts` TXT record and serves its policy from a loopback HTTPS `PolicyServer` (certificates
+from the same test CA, one per `mta-sts.<domain>` name by SNI) at `World.policy_port`; the
+server can serve any status, media type or body, and be stopped and started again.
+
 Everything is recorded in `World.log`: every connection (client address, start, end, TLS and its
 version, whether it was refused), every accepted transaction, every reply, so tests assert on how
 the platform behaved, not only on outcomes.
@@ -28,9 +33,11 @@ the platform behaved, not only on outcomes.
 import asyncio
 import bisect
 import contextlib
+import http.server
 import itertools
 import random
 import socket
+import ssl
 import threading
 import time
 from collections import defaultdict, deque
@@ -345,6 +352,83 @@ class _Handler:
         return f"250 2.0.0 OK {record.id}.{record.messages} - world"
 
 
+def sts_policy(mode: str, mx: list[str], max_age: int = 86400) -> str:
+    """An MTA-STS policy body (RFC 8461 §3.2)."""
+    return "\r\n".join(["version: STSv1", f"mode: {mode}", *(f"mx: {m}" for m in mx), f"max_age: {max_age}", ""])
+
+
+class PolicyServer:
+    """A loopback HTTPS server for MTA-STS policies: `serve(domain, body, …)` answers
+    `https://mta-sts.<domain>/.well-known/mta-sts.txt`; every request is recorded in `requests`."""
+
+    def __init__(self, ca: TestCA, address: str = "127.0.21.1", port: int = 0):
+        self.ca, self.address, self.port = ca, address, port
+        self.documents: dict[str, tuple[int, str, bytes, dict]] = {}
+        self.requests: list[tuple[str, str, float]] = []
+        self._contexts: dict[str, ssl.SSLContext] = {}
+        self._lock = threading.Lock()
+        self._server: http.server.ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def serve(
+        self, domain: str, body: str | bytes, *, status: int = 200, content_type: str = "text/plain", headers=None
+    ) -> None:
+        raw = body.encode() if isinstance(body, str) else body
+        with self._lock:
+            self.documents[domain.lower()] = (status, content_type, raw, dict(headers or {}))
+
+    def _context_for(self, name: str) -> ssl.SSLContext:
+        with self._lock:
+            if name not in self._contexts:
+                self._contexts[name] = self.ca.server_context(name)
+            return self._contexts[name]
+
+    def start(self) -> "PolicyServer":
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                host = (self.headers.get("Host") or "").split(":")[0].lower()
+                domain = host.removeprefix("mta-sts.")
+                owner.requests.append((domain, self.path, time.monotonic()))
+                document = owner.documents.get(domain) if self.path == "/.well-known/mta-sts.txt" else None
+                status, content_type, body, extra = document or (404, "text/plain", b"not found\n", {})
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                for key, value in extra.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                with contextlib.suppress(OSError):
+                    self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*self.ca.issue("mta-sts.invalid"))
+        context.sni_callback = lambda sock, name, _ctx: setattr(sock, "context", self._context_for(name or ""))
+        server = http.server.ThreadingHTTPServer((self.address, self.port), Handler, bind_and_activate=False)
+        server.allow_reuse_address = True
+        server.daemon_threads = True
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        server.server_bind()
+        server.server_activate()
+        self.port = server.server_address[1]
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="mta-sts-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening (fetches fail: connection refused) until `start()` again, on the same port."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(timeout=5)
+            self._server = None
+
+
 def google(domains: int = 40, **overrides) -> Provider:
     """Google-like: 5 connections per IP, a per-minute rate, TLS required, the 4.7.28 throttle."""
     return Provider(
@@ -457,6 +541,8 @@ class World:
         self._thread: threading.Thread | None = None
         self._servers: dict[str, asyncio.AbstractServer] = {}
         self._states: dict[str, _State] = {}
+        self.policy_server: PolicyServer | None = None
+        self._sts: dict[str, str] = {}  # domain → the id its _mta-sts TXT record carries
 
     # -- lifecycle --
 
@@ -525,6 +611,8 @@ class World:
                 if task is not asyncio.current_task():
                     task.cancel()
 
+        if self.policy_server is not None:
+            self.policy_server.stop()
         with contextlib.suppress(Exception):
             self._run(close())
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -551,11 +639,51 @@ class World:
         if name not in self._servers:
             self._servers[name] = self._run(self._serve(self.providers[name]))
 
+    # -- MTA-STS --
+
+    @property
+    def policy_port(self) -> int:
+        """The port the MTA-STS policy server listens on (the platform's PUFFERPOST_MTA_STS_PORT)."""
+        if self.policy_server is None:
+            self.policy_server = PolicyServer(self.ca, address=self._address_base.rsplit(".", 2)[0] + ".21.1").start()
+        return self.policy_server.port
+
+    def mta_sts(
+        self,
+        domain: str,
+        *,
+        mode: str = "enforce",
+        mx: list[str] | None = None,
+        max_age: int = 86400,
+        policy_id: str = "1",
+        body: str | bytes | None = None,
+        **serve,
+    ) -> None:
+        """Give `domain` an MTA-STS policy: its TXT record (id `policy_id`), the policy host's address
+        and the policy itself (`body` overrides the one built from mode, mx and max_age)."""
+        self.policy_port  # noqa: B018 (starts the server)
+        if body is None:
+            provider = next((p for p in self.providers.values() if domain in p.domains), None)
+            body = sts_policy(mode, mx if mx is not None else list(provider.mx_hosts if provider else []), max_age)
+        self.policy_server.serve(domain, body, **serve)
+        self._sts[domain] = policy_id
+        if self.zone is not None:
+            self.zone.remove(f"_mta-sts.{domain}", "TXT")
+            for name, rtype, value in self._sts_records(domain):
+                self.zone.publish(name, rtype, value)
+
+    def _sts_records(self, domain: str) -> list[tuple[str, str, object]]:
+        return [
+            (f"_mta-sts.{domain}", "TXT", f"v=STSv1; id={self._sts[domain]}"),
+            (f"mta-sts.{domain}", "A", self.policy_server.address),
+        ]
+
     # -- DNS --
 
     def records(self) -> list[tuple[str, str, object]]:
-        """(name, type, value) for every recipient domain's MX and every MX host's address."""
-        records = []
+        """(name, type, value) for every recipient domain's MX, every MX host's address and every
+        MTA-STS policy the world serves."""
+        records = [r for domain in self._sts for r in self._sts_records(domain)]
         for provider in self.providers.values():
             for host in provider.mx_hosts:
                 records.append((host, "A", provider.address))
@@ -614,10 +742,12 @@ __all__ = [
     "Provider",
     "Reply",
     "Transaction",
+    "PolicyServer",
     "World",
     "google",
     "long_tail",
     "microsoft",
     "realistic",
+    "sts_policy",
     "yahoo",
 ]

@@ -12,7 +12,7 @@ from django.db import connection as db_connection
 from django.utils import timezone
 
 from messaging.delivery.services import deliver_due_messages, deliver_messages
-from messaging.models import Message, MessageEvent
+from messaging.models import Message, MessageContent, MessageEvent
 from pufferpost import shaping
 from pufferpost.localdev import world as w
 from pufferpost.shaping import Limits, Shaper
@@ -334,10 +334,48 @@ def test_a_workspace_outside_every_pool_uses_the_hosts_default_address(db, senda
 
 def test_a_paced_backlog_is_rescheduled_one_step_apart(db, sendable, receiving_world, shaping_file):
     receiving_world(*w.long_tail(1))
-    shaping_file({"destinations": {"small": {"mx_suffixes": ["tail0.test"], "per_minute": 60}}})
+    shaping_file({"destinations": {"small": {"mx_suffixes": ["tail0.test"], "per_minute": 6}}})
     messages = [sendable.message(to=f"u{i}@tail0.test") for i in range(5)]
     deliver_messages(message_ids=[m.pk for m in messages])
-    assert statuses(messages[:1]) == ["delivered"]
+    assert statuses(messages) == ["delivered"] + ["queued"] * 4
     due = sorted(Message.objects.get(pk=m.pk).next_attempt_at for m in messages[1:])
     gaps = [(b - a).total_seconds() for a, b in zip(due, due[1:], strict=False)]
-    assert all(0.9 <= g <= 1.6 for g in gaps), gaps  # 60/min: a second apart (plus jitter), not all at once
+    assert all(9.9 <= g <= 10.1 for g in gaps), gaps  # 6/min: each its own slot ten seconds on, not all at once
+
+
+def test_a_paced_backlog_is_booked_one_schedule_across_workers_and_sent_at_its_slots(
+    db, sendable, receiving_world, shaping_file, settings
+):
+    settings.PUFFERPOST_SHAPING_BOOKING_LATE = 30  # a loaded test machine may bring a message back late
+    world = receiving_world(*w.long_tail(1))
+    shaping_file({"destinations": {"small": {"mx_suffixes": ["tail0.test"], "per_minute": 15}}})
+    first = [sendable.message(to=f"a{i}@tail0.test") for i in range(3)]
+    second = [sendable.message(to=f"b{i}@tail0.test") for i in range(2)]
+    deliver_messages(message_ids=[m.pk for m in first])  # two workers' batches, one budget
+    deliver_messages(message_ids=[m.pk for m in second])
+    messages = first + second
+    assert statuses(messages).count("delivered") == 1
+    waiting = sorted(
+        (Message.objects.get(pk=m.pk) for m in messages if Message.objects.get(pk=m.pk).status == "queued"),
+        key=lambda m: m.next_attempt_at,
+    )
+    gaps = [(b.next_attempt_at - a.next_attempt_at).total_seconds() for a, b in zip(waiting, waiting[1:], strict=False)]
+    assert len(waiting) == 4 and all(3.9 <= g <= 4.1 for g in gaps), gaps  # one schedule: distinct slots 4 s apart
+    for message in waiting:  # each comes back at its slot, as its countdown would bring it
+        time.sleep(max(0.0, (message.next_attempt_at - timezone.now()).total_seconds()))
+        deliver_due_messages(message_ids=[message.pk])
+    assert statuses(messages) == ["delivered"] * 5
+    # Booked once: one wait each, never turned away again (no re-claim, no re-render per second).
+    assert all(len(events(m)) == 1 for m in waiting)
+    assert all(events(m)[0].detail["rule"] == "shaping:per_minute" for m in waiting)
+    assert len(world.log.accepted("tail0")) == 5 and world.log.max_per_minute("tail0") <= 16
+
+
+def test_a_message_that_must_wait_is_not_built(db, sendable, receiving_world, shaping_file):
+    receiving_world(*w.long_tail(1))
+    shaping_file({"destinations": {"small": {"mx_suffixes": ["tail0.test"], "per_minute": 6}}})
+    messages = [sendable.message(to=f"u{i}@tail0.test") for i in range(3)]
+    deliver_messages(message_ids=[m.pk for m in messages])
+    assert statuses(messages) == ["delivered", "queued", "queued"]
+    # The budget was asked before rendering and signing: nothing was built for the waiting ones.
+    assert [MessageContent.objects.filter(message_id=m.pk).exists() for m in messages] == [True, False, False]
