@@ -125,7 +125,6 @@ def sender_reputation_stats(*, sender_id: str, since: datetime) -> ReputationSta
     return _reputation_of(Message.objects.filter(sender_id=sender_id, created_at__gte=since))
 
 
-
 def sender_reputation_evaluate(*, sender_id: str, now: datetime | None = None) -> bool:
     """Pause `sender_id` if it is active and its recent rates cross the thresholds; True if paused now.
 
