@@ -469,14 +469,14 @@ def _stats_example() -> OpenApiExample:
     """Two Berlin days of one sender's mail; the rates are computed from the counts as the server does."""
     days = [
         {
-            "accepted": 1204, "queued": 1204, "sent": 1183, "deferred": 37, "delivered": 1179, "opened": 0,
-            "clicked": 0, "bounced": 19, "complained": 1, "suppressed": 6, "unsubscribed": 2, "errored": 0,
+            "accepted": 1204, "queued": 1204, "sent": 1183, "deferred": 37, "delivered": 1179, "opened": 412,
+            "clicked": 97, "bounced": 19, "complained": 1, "suppressed": 6, "unsubscribed": 2, "errored": 3,
             "blocked": 4,
         },
         {
-            "accepted": 987, "queued": 987, "sent": 975, "deferred": 12, "delivered": 970, "opened": 0,
-            "clicked": 0, "bounced": 11, "complained": 0, "suppressed": 3, "unsubscribed": 1, "errored": 1,
-            "blocked": 0,
+            "accepted": 987, "queued": 987, "sent": 975, "deferred": 12, "delivered": 970, "opened": 288,
+            "clicked": 61, "bounced": 11, "complained": 2, "suppressed": 3, "unsubscribed": 1, "errored": 1,
+            "blocked": 2,
         },
     ]  # fmt: skip
     totals = {key: sum(day[key] for day in days) for key in stats.COUNT_KEYS}

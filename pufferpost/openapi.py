@@ -285,7 +285,9 @@ def add_examples(result, generator, request, public):
                 if "example" in parameter:
                     continue
                 key = (parameter["in"], parameter["name"])
-                if key == ("path", "id"):
+                if (path, parameter["name"]) in examples.PATH_PARAMETERS:
+                    parameter["example"] = examples.PATH_PARAMETERS[(path, parameter["name"])]
+                elif key == ("path", "id"):
                     parameter["example"] = examples.PATH_IDS.get(resource, examples.MSG)
                 elif key == ("query", "status") and path in examples.STATUS_PARAMETERS:
                     parameter["example"] = examples.STATUS_PARAMETERS[path]

@@ -492,3 +492,69 @@ ERROR_EXTRA: dict[str, dict] = {
 }
 # A list's 422 is about its query, not a body.
 LIST_VIOLATION = {"field": "limit", "code": "invalid", "message": "Enter a whole number from 1 to 100."}
+
+# GET /v1/stats: one Berlin day of one sender's mail (the rates computed from the counts as the
+# server does: outcomes are delivered + bounced; `blocked` is the part of `bounced` of class block).
+STATS_SENDER = "snd_01JDQ3V8K4M2N7P5R9S6T0W1X3"
+STATS_COUNTS = {
+    "accepted": 1204,
+    "queued": 1204,
+    "sent": 1183,
+    "deferred": 37,
+    "delivered": 1179,
+    "opened": 412,
+    "clicked": 97,
+    "bounced": 19,
+    "complained": 1,
+    "suppressed": 6,
+    "unsubscribed": 2,
+    "errored": 3,
+    "blocked": 4,
+}
+STATS_RATES = {"delivery_rate": 0.9841, "bounce_rate": 0.0125, "block_rate": 0.0033, "complaint_rate": 0.0008}
+STATS_START, STATS_END = "2026-11-29T23:00:00+00:00", "2026-11-30T23:00:00+00:00"
+PROPERTIES.update(
+    {
+        **{
+            f"StatsCounts.{kind}": (f"`{kind}` events in the bucket or period.", count)
+            for kind, count in STATS_COUNTS.items()
+        },
+        "StatsCounts.blocked": ("Bounces of class `block` (part of `bounced`).", STATS_COUNTS["blocked"]),
+        "StatsRates.delivery_rate": ("delivered / (delivered + bounced); null without outcomes.", 0.9841),
+        "StatsRates.bounce_rate": ("Bounces other than blocks / (delivered + bounced).", 0.0125),
+        "StatsRates.block_rate": ("Bounces of class `block` / (delivered + bounced).", 0.0033),
+        "StatsRates.complaint_rate": ("complained / delivered.", 0.0008),
+        "StatsTotals.counts": ("Events of each type over the whole period.", STATS_COUNTS),
+        "StatsTotals.rates": ("The rates over the whole period.", STATS_RATES),
+        "StatsBucket.start": ("The bucket's first instant.", STATS_START),
+        "StatsBucket.end": ("The next bucket's start (exclusive).", STATS_END),
+        "StatsBucket.counts": ("Events of each type in the bucket.", STATS_COUNTS),
+        "StatsBucket.rates": ("The rates in the bucket.", STATS_RATES),
+        "StatsFilters.sender_id": ("The `snd_…` sender asked for (null: every sender).", STATS_SENDER),
+        "StatsFilters.unsubscribe_group_id": ("The `grp_…` group asked for (null: any).", GRP),
+        "Stats.from": ("Start of the first bucket (`from` rounded down to a bucket edge).", STATS_START),
+        "Stats.to": ("End of the last bucket (`to` rounded up to a bucket edge), exclusive.", STATS_END),
+        "Stats.interval": ("The bucket size: `hour` or `day`.", "day"),
+        "Stats.filters": (
+            "The filters applied (null where none was asked).",
+            {"sender_id": STATS_SENDER, "template_id": None, "unsubscribe_group_id": None},
+        ),
+        "Stats.totals": ("Counts and rates over the whole period.", {"counts": STATS_COUNTS, "rates": STATS_RATES}),
+        "Stats.data": (
+            "Every bucket in order, zeros included.",
+            [{"start": STATS_START, "end": STATS_END, "counts": STATS_COUNTS, "rates": STATS_RATES}],
+        ),
+    }
+)
+ENUMS["IntervalEnum"] = "The bucket size of a stats answer."
+
+# Parameters whose meaning (and so example) differs on one path from the same name elsewhere.
+PATH_PARAMETERS: dict[tuple[str, str], object] = {
+    ("/v1/stats", "from"): "2026-11-30T00:00:00+01:00",
+    ("/v1/stats", "to"): "2026-12-02T00:00:00+01:00",
+    ("/v1/stats", "interval"): "day",
+    ("/v1/stats", "timezone"): "Europe/Berlin",
+    ("/v1/stats", "senderId"): STATS_SENDER,
+    ("/v1/stats", "templateId"): TPL,
+    ("/v1/stats", "unsubscribeGroupId"): GRP,
+}

@@ -277,7 +277,7 @@ def test_the_stats_operation_documents_its_parameters_and_a_real_example(openapi
         assert total == sum(b["counts"][key] for b in body["data"]), key
     assert body["totals"]["rates"] == {
         "delivery_rate": round(2149 / 2179, 4),
-        "bounce_rate": round(26 / 2179, 4),
-        "block_rate": round(4 / 2179, 4),
-        "complaint_rate": round(1 / 2149, 4),
+        "bounce_rate": round(24 / 2179, 4),
+        "block_rate": round(6 / 2179, 4),
+        "complaint_rate": round(3 / 2149, 4),
     }

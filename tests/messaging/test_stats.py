@@ -229,10 +229,14 @@ def record(message, type_, at):
 def test_days_follow_the_asked_timezone_and_every_bucket_is_listed(db, api, workspace):
     message = MessageFactory(workspace=workspace)
     Message.objects.filter(pk=message.pk).update(created_at=datetime(2026, 10, 1, tzinfo=UTC))
+    MessageEvent.objects.filter(message=message).update(occurred_at=datetime(2026, 10, 1, tzinfo=UTC))
     message.refresh_from_db()  # accepted before every event below, so none is moved to its acceptance
+    # Recorded in the order they happened: a reported time is never put before the message's
+    # latest event (messaging.lifecycle), so an out-of-order record would move.
+    record(message, "opened", datetime(2026, 10, 25, 22, 30, tzinfo=UTC))  # 23:30 CET, still the 25th
+    record(message, "clicked", datetime(2026, 11, 30, 22, 59, tzinfo=UTC))
     # 23:30 UTC on 30 November is already 1 December in Berlin (UTC+1).
     record(message, "opened", datetime(2026, 11, 30, 23, 30, tzinfo=UTC))
-    record(message, "clicked", datetime(2026, 11, 30, 22, 59, tzinfo=UTC))
     record(message, "opened", datetime(2026, 12, 2, 9, 0, tzinfo=UTC))
 
     berlin = stats(
@@ -256,7 +260,6 @@ def test_days_follow_the_asked_timezone_and_every_bucket_is_listed(db, api, work
         ("2026-11-30T23:00:00+00:00", 1, 0),
     ]
     # A DST change inside the period: Berlin's 25-hour day in October is one bucket.
-    record(message, "opened", datetime(2026, 10, 25, 22, 30, tzinfo=UTC))  # 23:30 CET, still the 25th
     october = stats(
         api, **{"from": "2026-10-25T00:00:00+02:00", "to": "2026-10-26T00:00:00+01:00", "timezone": "Europe/Berlin"}
     )

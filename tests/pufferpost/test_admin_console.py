@@ -196,6 +196,8 @@ def _change_form(workspace, **overrides):
         "complaint_rate_threshold": "0.1",
         "block_rate_threshold": "10",
         "reputation_min_volume": workspace.reputation_min_volume,
+        "message_retention_days": workspace.message_retention_days,
+        "content_retention_days": workspace.content_retention_days,
         **overrides,
     }
 
