@@ -33,7 +33,7 @@ from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from ulid import ULID
 
-from messaging.models import TERMINAL_STATUSES
+from messaging.models import TERMINAL_STATUSES, IdempotencyRecord, Suppression
 from pufferpost.models import Workspace
 
 logger = logging.getLogger("pufferpost.retention")
@@ -51,10 +51,8 @@ CONTENT = (
 # Table -> partition key column.
 PARTITIONED = {MESSAGES: "id", **{table: "message_id" for table in CONTENT}}
 # Tables outside the partitions that reference messages, and what a dropped month does to them.
-REFERENCING = {
-    "messaging_suppression": ("source_message_id", "set_null"),
-    "messaging_idempotencyrecord": ("message_id", "delete"),
-}
+# Tables whose rows point at messages; `_release_references` lets go of a month's before its drop.
+REFERENCING = {"messaging_suppression", "messaging_idempotencyrecord"}
 PREFIX = "msg_"
 # No message id is older than this; ids below it (or outside every month) go to the default partition.
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
@@ -216,12 +214,9 @@ def _drop_content(cursor, month: datetime) -> list[str]:
 
 def _release_references(cursor, month: datetime) -> None:
     lo, hi = bound(month), bound(add_months(month, 1))
-    for table, (column, action) in REFERENCING.items():
-        where = f"{_q(column)} >= %s AND {_q(column)} < %s"
-        if action == "set_null":
-            cursor.execute(f"UPDATE {_q(table)} SET {_q(column)} = NULL WHERE {where}", [lo, hi])
-        else:
-            cursor.execute(f"DELETE FROM {_q(table)} WHERE {where}", [lo, hi])
+    # Suppressions outlive the mail that caused them; a month's idempotency records go with it.
+    Suppression.objects.filter(source_message_id__gte=lo, source_message_id__lt=hi).update(source_message=None)
+    IdempotencyRecord.objects.filter(message_id__gte=lo, message_id__lt=hi).delete()
     # Any other table referencing messages would block the drop: refuse rather than guess.
     cursor.execute(
         """SELECT conrelid::regclass::text FROM pg_constraint
