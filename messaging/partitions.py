@@ -146,6 +146,12 @@ def months(table: str, cursor) -> dict[datetime, str]:
     return found
 
 
+def message_months() -> list[datetime]:
+    """The months messaging_message has a partition for, oldest first ([] while it is not partitioned)."""
+    with connection.cursor() as cursor:
+        return sorted(months(MESSAGES, cursor)) if is_partitioned(MESSAGES, cursor) else []
+
+
 def create_month(cursor, table: str, month: datetime) -> bool:
     """Create `table`'s partition for `month` unless it exists; True when it was created."""
     name = partition_name(table, month)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 
 from messaging import partitions
@@ -82,11 +82,7 @@ def workspace_retention_purge(
     batch_size = batch_size or settings.PUFFERPOST_RETENTION_BATCH
     budget = max_batches or settings.PUFFERPOST_RETENTION_MAX_BATCHES
     report = WorkspacePurgeReport()
-    with connection.cursor() as cursor:
-        if not partitions.is_partitioned(partitions.MESSAGES, cursor):
-            return report
-        message_months = sorted(partitions.months(partitions.MESSAGES, cursor))
-    for month in message_months:
+    for month in partitions.message_months():
         end = partitions.add_months(month, 1)
         if end >= now:
             break
