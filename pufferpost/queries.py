@@ -1,8 +1,8 @@
-"""pufferpost's hand-written SQL: one statement, for the measured win stated beside it, and the
-prepared-statement runner the apps' per-request statements share.
+"""pufferpost's hand-written SQL, each statement with the guarantee or measured win beside it,
+and the prepared-statement runner the apps' per-request statements share.
 
-tests/pufferpost/test_queries.py proves the statement returns what its ORM reading returns, and
-that a prepared statement returns what its text returns.
+tests/pufferpost/test_queries.py proves each returns what its ORM reading returns, and that a
+prepared statement returns what its text returns.
 """
 
 import re
@@ -10,6 +10,7 @@ import weakref
 from functools import cache
 
 from django.db import connection
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from pufferpost.models import ApiKey, Workspace
 
@@ -73,3 +74,18 @@ def api_key_with_workspace(*, key_hash: str) -> ApiKey | None:
     key = ApiKey.from_db(connection.alias, key_fields, row[: len(key_fields)])
     key.workspace = Workspace.from_db(connection.alias, workspace_fields, row[len(key_fields) :])
     return key
+
+
+def database_answers(db: BaseDatabaseWrapper) -> None:
+    """Send `SELECT 1` over `db` (e.g. `connections["default"]`) and read the answer, or raise
+    the driver's error.
+
+    The readiness probe's guarantee (pufferpost/health.py): the server answers a statement on
+    this process's connection, whatever tables exist, so an unmigrated database is reported by
+    the migrations check and not as a broken database. The ORM sends no statement without a
+    model; Django's own `connection.is_usable()` sends the same `SELECT 1` but swallows the error
+    the probe reports.
+    """
+    with db.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()

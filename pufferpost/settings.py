@@ -371,6 +371,19 @@ CELERY_BEAT_SCHEDULE["messaging-outbox-sweep"] = {"task": "messaging.tasks.sweep
 # before it gives up until the next run (it never queues behind live traffic).
 PUFFERPOST_PARTITIONS_AHEAD = _read("int", "PUFFERPOST_PARTITIONS_AHEAD", default=3, positive=True, maximum=24)
 PUFFERPOST_PURGE_LOCK_TIMEOUT = _read("float", "PUFFERPOST_PURGE_LOCK_TIMEOUT", default=5.0, positive=True, maximum=600)
+# A `sent` message whose final answer never came counts as finished for retention once it was
+# accepted more than the delivery retry window plus this many seconds ago: receiving servers keep a
+# deferred message about five days before they return a bounce (Postfix's maximal_queue_lifetime,
+# sendmail's Timeout.queuereturn), so after that no DSN is coming.
+PUFFERPOST_RETENTION_SENT_GRACE = _read(
+    "float", "PUFFERPOST_RETENTION_SENT_GRACE", default=5 * 86400.0, minimum=0, maximum=365 * 86400.0
+)
+# Per-workspace retention inside the months that are kept (messaging.retention): messages per
+# batch (one short transaction each) and batches per run; what is left goes on the next run.
+PUFFERPOST_RETENTION_BATCH = _read("int", "PUFFERPOST_RETENTION_BATCH", default=1000, positive=True, maximum=10_000)
+PUFFERPOST_RETENTION_MAX_BATCHES = _read(
+    "int", "PUFFERPOST_RETENTION_MAX_BATCHES", default=200, positive=True, maximum=100_000
+)
 CELERY_BEAT_SCHEDULE["messaging-retention"] = {"task": "messaging.tasks.retention", "schedule": 6 * 3600.0}
 CELERY_BEAT_SCHEDULE["messaging-idempotency-purge"] = {
     "task": "messaging.tasks.purge_idempotency_records",

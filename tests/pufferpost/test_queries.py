@@ -2,14 +2,15 @@
 statement what its text returns."""
 
 import threading
+import time
 
 import pytest
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from pufferpost.models import ApiKey
-from pufferpost.queries import api_key_with_workspace, execute_prepared
+from pufferpost.queries import api_key_with_workspace, database_answers, execute_prepared
 from pufferpost.services import api_key_create
 from tests.factories import WorkspaceFactory
 
@@ -34,6 +35,30 @@ def test_the_api_key_lookup_equals_its_orm_reading(db):
         assert (_values(sql), _values(sql.workspace)) == (_values(orm), _values(orm.workspace))
     assert api_key_with_workspace(key_hash=live.key_hash) is not None
     assert api_key_with_workspace(key_hash=revoked.key_hash) is None
+
+
+def test_the_database_probe_answers_exactly_when_django_finds_the_connection_usable(db):
+    """Its ORM-side reading is Django's own `is_usable()`: both say yes on a live connection, and
+    both say no once the server ended it (the probe with the driver's error, for the report)."""
+    probed = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        database_answers(probed)
+        assert probed.is_usable()
+        with probed.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+            for _ in range(100):
+                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
+                if cursor.fetchone()[0] == 0:
+                    break
+                time.sleep(0.05)
+        assert not probed.is_usable()
+        with pytest.raises(OperationalError):
+            database_answers(probed)
+    finally:
+        probed.close()
 
 
 SUM = "SELECT %(a)s + %(b)s, %(a)s * 2, %(label)s"
