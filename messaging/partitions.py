@@ -33,9 +33,10 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from django.apps import apps
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, Max, OuterRef, Q
 from ulid import ULID
 
 from messaging.models import TERMINAL_STATUSES, IdempotencyRecord, Message, MessageStatus, Suppression
@@ -159,9 +160,9 @@ def create_month(cursor, table: str, month: datetime) -> bool:
     if cursor.fetchone()[0]:
         return False
     lo, hi = bound(month), bound(add_months(month, 1))
+    # No partition covers the range yet, so its rows can only be in the default partition.
     key = PARTITIONED[table]
-    cursor.execute(f"SELECT count(*) FROM {_q(default_name(table))} WHERE {_q(key)} >= %s AND {_q(key)} < %s", [lo, hi])
-    stray = cursor.fetchone()[0]
+    stray = _model(table).objects.filter(**{f"{key}__gte": lo, f"{key}__lt": hi}).count()
     if stray:
         # PostgreSQL refuses the partition while the default one holds rows of its range.
         raise PartitionError(
@@ -214,13 +215,20 @@ class PurgeReport:
         return lines
 
 
-def _longest(cursor, partition: str, column: str) -> int | None:
-    """The longest retention (days) among the workspaces with mail in `partition`; None when empty."""
-    cursor.execute(
-        f"""SELECT max(w.{_q(column)}) FROM pufferpost_workspace w
-             WHERE EXISTS (SELECT 1 FROM {_q(partition)} m WHERE m.workspace_id = w.id)"""
-    )
-    return cursor.fetchone()[0]
+def _model(table: str):
+    """The model of a partitioned table: what DDL does not need, reads go through the ORM."""
+    return next(m for m in apps.get_app_config("messaging").get_models() if m._meta.db_table == table)
+
+
+def _in_month(month: datetime):
+    """The month's messages (the id range prunes to its partition)."""
+    return Message.objects.filter(pk__gte=bound(month), pk__lt=bound(add_months(month, 1)))
+
+
+def _longest(month: datetime, column: str) -> int | None:
+    """The longest retention (days) among the workspaces with mail in `month`; None when empty."""
+    with_mail = Exists(_in_month(month).filter(workspace_id=OuterRef("pk")))
+    return Workspace.objects.filter(with_mail).aggregate(longest=Max(column))["longest"]
 
 
 def _unfinished(month: datetime, now: datetime) -> dict[str, int]:
@@ -298,8 +306,8 @@ def _purge_month(report, month, partition, label, now, dry_run) -> None:
         cursor.execute("SET LOCAL lock_timeout = %s", [f"{settings.PUFFERPOST_PURGE_LOCK_TIMEOUT}s"])
         # A table with pending deferred foreign-key checks cannot be dropped: run them now.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        message_days = _longest(cursor, partition, "message_retention_days") or default_message_days
-        content_days = _longest(cursor, partition, "content_retention_days") or default_content_days
+        message_days = _longest(month, "message_retention_days") or default_message_days
+        content_days = _longest(month, "content_retention_days") or default_content_days
         content_due = end <= now - timedelta(days=content_days)
         message_due = end <= now - timedelta(days=message_days)
         has_content = any(_exists(cursor, partition_name(table, month)) for table in CONTENT)
@@ -316,8 +324,7 @@ def _purge_month(report, month, partition, label, now, dry_run) -> None:
             report.months.append(MonthReport(label, "would drop" if message_due else "would drop content"))
             transaction.set_rollback(True)
             return
-        cursor.execute(f"SELECT count(*) FROM {_q(partition)}")
-        count = cursor.fetchone()[0]
+        count = _in_month(month).count()
         dropped = _drop_content(cursor, month)
         if message_due:
             _release_references(cursor, month)

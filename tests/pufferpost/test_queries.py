@@ -1,13 +1,16 @@
-"""pufferpost/queries.py's SQL returns exactly what its ORM reading returns."""
+"""pufferpost/queries.py's SQL returns exactly what its ORM reading returns, and a prepared
+statement what its text returns."""
 
+import threading
 import time
 
 import pytest
-from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from pufferpost.models import ApiKey
-from pufferpost.queries import api_key_with_workspace, database_answers
+from pufferpost.queries import api_key_with_workspace, database_answers, execute_prepared
 from pufferpost.services import api_key_create
 from tests.factories import WorkspaceFactory
 
@@ -56,3 +59,60 @@ def test_the_database_probe_answers_exactly_when_django_finds_the_connection_usa
             database_answers(probed)
     finally:
         probed.close()
+
+
+SUM = "SELECT %(a)s + %(b)s, %(a)s * 2, %(label)s"
+SUM_TYPES = {"a": "integer", "b": "integer", "label": "text"}
+
+
+def _prepared(cursor) -> set[str]:
+    cursor.execute("SELECT name FROM pg_prepared_statements")
+    return {name for (name,) in cursor.fetchall()}
+
+
+def test_a_prepared_statement_answers_what_its_text_answers_and_is_prepared_once_per_connection(db):
+    with connection.cursor() as cursor:
+        cursor.execute(SUM, {"a": 2, "b": 3, "label": "it's"})
+        as_text = cursor.fetchall()
+        assert "pp_test_sum" not in _prepared(cursor)
+        for _ in range(3):  # a second PREPARE of the name would fail: it is sent once
+            execute_prepared(
+                cursor, name="pp_test_sum", sql=SUM, types=SUM_TYPES, params={"a": 2, "b": 3, "label": "it's"}
+            )
+            assert cursor.fetchall() == as_text == [(5, 4, "it's")]
+        assert "pp_test_sum" in _prepared(cursor)
+
+
+def test_a_statement_prepared_in_a_rolled_back_transaction_stays_prepared(db):
+    with pytest.raises(RuntimeError), transaction.atomic(), connection.cursor() as cursor:
+        execute_prepared(
+            cursor, name="pp_test_rollback", sql=SUM, types=SUM_TYPES, params={"a": 1, "b": 1, "label": ""}
+        )
+        raise RuntimeError("the request failed")
+    with connection.cursor() as cursor:
+        execute_prepared(
+            cursor, name="pp_test_rollback", sql=SUM, types=SUM_TYPES, params={"a": 4, "b": 1, "label": "x"}
+        )
+        assert cursor.fetchall() == [(5, 8, "x")]
+
+
+def test_every_connection_prepares_for_itself_and_a_request_logs_only_the_execute(db):
+    workspace = WorkspaceFactory()
+    key, _ = api_key_create(workspace=workspace, name="live", scopes=["messages:send"])
+    found = []
+
+    def elsewhere():  # a thread has a database connection of its own, which has prepared nothing
+        try:
+            with CaptureQueriesContext(connection) as captured:
+                found.append(api_key_with_workspace(key_hash="0" * 64))
+            found.append([query["sql"].split("(")[0] for query in captured.captured_queries])
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join(timeout=30)
+    assert found == [None, ["EXECUTE pp_api_key"]]
+    with CaptureQueriesContext(connection) as captured:
+        assert api_key_with_workspace(key_hash=key.key_hash).pk == key.pk
+    assert [query["sql"].split("(")[0] for query in captured.captured_queries] == ["EXECUTE pp_api_key"]
