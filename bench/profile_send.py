@@ -1,7 +1,8 @@
 """Profile POST /v1/messages in-process: N requests through Django's WSGI handler (test Client),
 against a real database (`pufferpost_bench_profile`, dropped and re-created) and the bench's Redis
-prefix. Prints CPU per request for the send endpoint and the bench's bare ceiling, then the top of
-a cProfile of the send requests.
+prefix. Prints CPU per request for the send endpoint and the bench's bare ceiling, in this process
+and in this process's PostgreSQL backend (the server's share of the work, which the bench's two
+cores pay too), then the top of a cProfile of the send requests.
 
     .venv/bin/python -m bench.profile_send [--requests 2000] [--sort cumulative] [--top 60]
     .venv/bin/python -m bench.profile_send --no-profile          # timings only
@@ -66,11 +67,31 @@ def main(argv=None) -> int:
             send(args.requests + i)
             ceiling(i)
 
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backend = Path(f"/proc/{cursor.fetchone()[0]}/stat")
+        ticks = os.sysconf("SC_CLK_TCK")
+
+        def backend_cpu() -> float:
+            """CPU seconds of this connection's PostgreSQL backend (utime + stime), if it runs here."""
+            try:
+                fields = backend.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                return float("nan")
+            return (int(fields[11]) + int(fields[12])) / ticks
+
         def measure(fn, n):
-            cpu, wall = time.process_time(), time.perf_counter()
+            cpu, wall, server = time.process_time(), time.perf_counter(), backend_cpu()
             for i in range(n):
                 fn(i)
-            return (time.process_time() - cpu) / n * 1000, (time.perf_counter() - wall) / n * 1000
+            per = 1000 / n
+            return (
+                (time.process_time() - cpu) * per,
+                (time.perf_counter() - wall) * per,
+                (backend_cpu() - server) * per,
+            )
 
         n = min(args.requests, 500)
         results = {}
@@ -80,7 +101,11 @@ def main(argv=None) -> int:
         for name, values in results.items():
             cpu = sorted(v[0] for v in values)[1]
             wall = sorted(v[1] for v in values)[1]
-            print(f"{name:8s} CPU {cpu:.2f} ms/request, wall {wall:.2f} ms/request (median of 3 × {n})")
+            server = sorted(v[2] for v in values)[1]
+            print(
+                f"{name:8s} CPU {cpu:.2f} ms/request, PostgreSQL backend {server:.2f} ms/request, "
+                f"wall {wall:.2f} ms/request (median of 3 × {n})"
+            )
         if not args.no_profile:
             profiler = cProfile.Profile(time.process_time if args.cpu else time.perf_counter)
             profiler.enable()

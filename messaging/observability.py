@@ -10,13 +10,14 @@ import logging
 import time
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Case, CharField, Count, F, Func, Min, Value, When
 from django.db.models.functions import Lower
 from django.utils import timezone
 from prometheus_client.metrics_core import GaugeMetricFamily
 
 from messaging.models import Message, MessageStatus
+from messaging.queries import statement_timeout_local
 from pufferpost import celery_app, metrics, redis
 from pufferpost.logs import fields
 
@@ -157,8 +158,7 @@ def pending_messages():
     )
     with transaction.atomic():
         # A scrape never waits long on a busy database: the timeout lasts to the end of this transaction.
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL statement_timeout = 2000")
+        statement_timeout_local(milliseconds=2000)
         groups = (
             Message.objects.filter(status__in=[MessageStatus.ACCEPTED, MessageStatus.QUEUED])
             .annotate(domain=domain)

@@ -14,7 +14,8 @@ keeps the current month and PUFFERPOST_PARTITIONS_AHEAD months ahead; it is idem
 
 Purging (`purge`, beat daily and `manage.py partitions --purge`) works a month at a time, oldest
 first, only on months that ended before both horizons below, and only when no message in the
-month is still on its way (accepted, queued or sent: a DSN can still turn `sent` into bounced):
+month is still on its way (`still_on_its_way`: accepted, queued, or `sent` recently enough that a
+DSN can still turn it into bounced):
 - the *content* tables (events, attempts, rendered content, submitted bodies, attachments) are
   dropped once the month ended more than the longest `content_retention_days` of the workspaces
   with mail in it;
@@ -22,6 +23,9 @@ month is still on its way (accepted, queued or sent: a DSN can still turn `sent`
   ended more than the longest `message_retention_days` of those workspaces.
 Suppressions are never dropped: their `source_message` is set to null first, as Django's
 SET_NULL would. Idempotency records of the month (a day's life at most) are deleted with it.
+
+A workspace whose settings are shorter than those of its neighbours in a month has its own rows
+of that month removed earlier, in batches, by messaging.retention.
 """
 
 import logging
@@ -29,11 +33,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from django.apps import apps
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
+from django.db.models import Count, Exists, Max, OuterRef, Q
 from ulid import ULID
 
-from messaging.models import TERMINAL_STATUSES, IdempotencyRecord, Suppression
+from messaging.models import TERMINAL_STATUSES, IdempotencyRecord, Message, MessageStatus, Suppression
 from pufferpost.models import Workspace
 
 logger = logging.getLogger("pufferpost.retention")
@@ -59,6 +65,25 @@ EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 _NAME = re.compile(r"^(?P<table>.+)_p(?P<year>\d{4})_(?P<month>\d{2})$")
 NOT_TERMINAL = ("accepted", "queued", "sent")
 assert not set(NOT_TERMINAL) & {str(s) for s in TERMINAL_STATUSES}
+
+
+def sent_settled_before(now: datetime) -> datetime:
+    """`sent` mail accepted before this moment is finished as far as retention goes.
+
+    `sent` is the status of a message the receiving server took (a DSN may still bounce it) or
+    whose answer never came (`outcome: unknown`, messaging.delivery.sweeper). A message is sent
+    within the retry window after it was accepted, and receiving servers give up on a deferred
+    message within PUFFERPOST_RETENTION_SENT_GRACE; after both, its final answer is not coming
+    and it is kept or purged like delivered mail (it still reads `sent`).
+    """
+    return now - timedelta(seconds=settings.PUFFERPOST_DELIVERY_RETRY_WINDOW + settings.PUFFERPOST_RETENTION_SENT_GRACE)
+
+
+def still_on_its_way(now: datetime) -> Q:
+    """The messages retention never touches: accepted, queued, and `sent` not yet settled."""
+    return Q(status__in=[MessageStatus.ACCEPTED, MessageStatus.QUEUED]) | Q(
+        status=MessageStatus.SENT, created_at__gte=sent_settled_before(now)
+    )
 
 
 def month_start(moment: datetime) -> datetime:
@@ -122,6 +147,12 @@ def months(table: str, cursor) -> dict[datetime, str]:
     return found
 
 
+def message_months() -> list[datetime]:
+    """The months messaging_message has a partition for, oldest first ([] while it is not partitioned)."""
+    with connection.cursor() as cursor:
+        return sorted(months(MESSAGES, cursor)) if is_partitioned(MESSAGES, cursor) else []
+
+
 def create_month(cursor, table: str, month: datetime) -> bool:
     """Create `table`'s partition for `month` unless it exists; True when it was created."""
     name = partition_name(table, month)
@@ -129,9 +160,9 @@ def create_month(cursor, table: str, month: datetime) -> bool:
     if cursor.fetchone()[0]:
         return False
     lo, hi = bound(month), bound(add_months(month, 1))
+    # No partition covers the range yet, so its rows can only be in the default partition.
     key = PARTITIONED[table]
-    cursor.execute(f"SELECT count(*) FROM {_q(default_name(table))} WHERE {_q(key)} >= %s AND {_q(key)} < %s", [lo, hi])
-    stray = cursor.fetchone()[0]
+    stray = _model(table).objects.filter(**{f"{key}__gte": lo, f"{key}__lt": hi}).count()
     if stray:
         # PostgreSQL refuses the partition while the default one holds rows of its range.
         raise PartitionError(
@@ -184,21 +215,32 @@ class PurgeReport:
         return lines
 
 
-def _longest(cursor, partition: str, column: str) -> int | None:
-    """The longest retention (days) among the workspaces with mail in `partition`; None when empty."""
-    cursor.execute(
-        f"""SELECT max(w.{_q(column)}) FROM pufferpost_workspace w
-             WHERE EXISTS (SELECT 1 FROM {_q(partition)} m WHERE m.workspace_id = w.id)"""
-    )
-    return cursor.fetchone()[0]
+def _model(table: str):
+    """The model of a partitioned table: what DDL does not need, reads go through the ORM."""
+    return next(m for m in apps.get_app_config("messaging").get_models() if m._meta.db_table == table)
 
 
-def _unfinished(cursor, partition: str) -> dict[str, int]:
-    cursor.execute(
-        f"SELECT status, count(*) FROM {_q(partition)} WHERE status = ANY(%s) GROUP BY status ORDER BY status",
-        [list(NOT_TERMINAL)],
+def _in_month(month: datetime):
+    """The month's messages (the id range prunes to its partition)."""
+    return Message.objects.filter(pk__gte=bound(month), pk__lt=bound(add_months(month, 1)))
+
+
+def _longest(month: datetime, column: str) -> int | None:
+    """The longest retention (days) among the workspaces with mail in `month`; None when empty."""
+    with_mail = Exists(_in_month(month).filter(workspace_id=OuterRef("pk")))
+    return Workspace.objects.filter(with_mail).aggregate(longest=Max(column))["longest"]
+
+
+def _unfinished(month: datetime, now: datetime) -> dict[str, int]:
+    """{status: count} of the month's messages still on their way (the id range prunes to its partition)."""
+    rows = (
+        Message.objects.filter(pk__gte=bound(month), pk__lt=bound(add_months(month, 1)))
+        .filter(still_on_its_way(now))
+        .values_list("status")
+        .annotate(n=Count("pk"))
+        .order_by("status")
     )
-    return dict(cursor.fetchall())
+    return dict(rows)
 
 
 def _drop_content(cursor, month: datetime) -> list[str]:
@@ -264,15 +306,15 @@ def _purge_month(report, month, partition, label, now, dry_run) -> None:
         cursor.execute("SET LOCAL lock_timeout = %s", [f"{settings.PUFFERPOST_PURGE_LOCK_TIMEOUT}s"])
         # A table with pending deferred foreign-key checks cannot be dropped: run them now.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        message_days = _longest(cursor, partition, "message_retention_days") or default_message_days
-        content_days = _longest(cursor, partition, "content_retention_days") or default_content_days
+        message_days = _longest(month, "message_retention_days") or default_message_days
+        content_days = _longest(month, "content_retention_days") or default_content_days
         content_due = end <= now - timedelta(days=content_days)
         message_due = end <= now - timedelta(days=message_days)
         has_content = any(_exists(cursor, partition_name(table, month)) for table in CONTENT)
         if not message_due and not (content_due and has_content):
             report.months.append(MonthReport(label, "kept", f"kept for {message_days} days after the month"))
             return
-        unfinished = _unfinished(cursor, partition)
+        unfinished = _unfinished(month, now)
         if unfinished:
             detail = ", ".join(f"{n} {status}" for status, n in unfinished.items())
             logger.warning("retention: %s not purged, messages still on their way: %s", label, detail)
@@ -282,8 +324,7 @@ def _purge_month(report, month, partition, label, now, dry_run) -> None:
             report.months.append(MonthReport(label, "would drop" if message_due else "would drop content"))
             transaction.set_rollback(True)
             return
-        cursor.execute(f"SELECT count(*) FROM {_q(partition)}")
-        count = cursor.fetchone()[0]
+        count = _in_month(month).count()
         dropped = _drop_content(cursor, month)
         if message_due:
             _release_references(cursor, month)
@@ -328,11 +369,16 @@ def _delete_late_rows() -> int:
     return deleted
 
 
-def content_dropped(message_id: str) -> bool:
-    """Whether the month of `message_id` no longer has its rendered content (past content retention)."""
+def content_dropped(message_id: str, *, content_retention_days: int, now: datetime | None = None) -> bool:
+    """Whether the content of `message_id` is past retention: its workspace's content retention ran
+    out after the message's month (messaging.retention removes it), or the month's content
+    partitions were dropped."""
+    now = now or datetime.now(UTC)
     created = id_time(message_id)
-    if created is None or created >= month_start(datetime.now(UTC)):
+    if created is None or created >= month_start(now):
         return False
+    if add_months(month_start(created), 1) + timedelta(days=content_retention_days) <= now:
+        return True
     with connection.cursor() as cursor:
         table = "messaging_messagecontent"
         return is_partitioned(table, cursor) and not _exists(cursor, partition_name(table, month_start(created)))

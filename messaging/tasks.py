@@ -18,8 +18,10 @@ def purge_idempotency_records() -> int:
 
 @shared_task(name="messaging.tasks.retention")
 def retention() -> list[str]:
-    """Create the months ahead, then drop what retention no longer keeps (messaging.partitions)."""
+    """Create the months ahead, drop the months retention no longer keeps (messaging.partitions),
+    then each workspace's rows its own shorter retention no longer keeps (messaging.retention)."""
     from messaging.partitions import ensure_partitions, purge
+    from messaging.retention import workspace_retention_purge
 
     created = ensure_partitions()
-    return created + purge().as_lines()
+    return created + purge().as_lines() + workspace_retention_purge().as_lines()

@@ -302,7 +302,9 @@ class MessageViewSet(WorkspaceScopedViewSet):
     def content(self, request, id=None):
         message = self.get_object()
         content = selectors.message_content(message_id=message.pk)
-        if content is None and partitions.content_dropped(message.pk):
+        if content is None and partitions.content_dropped(
+            message.pk, content_retention_days=message.workspace.content_retention_days
+        ):
             raise ApiError(
                 status_code=409,
                 code="content_not_available",

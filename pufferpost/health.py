@@ -17,6 +17,8 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from pufferpost.queries import database_answers
+
 logger = logging.getLogger(__name__)
 
 _migrations_applied = False
@@ -58,9 +60,7 @@ def readyz(request):
 
 
 def _check_database():
-    connection = connections[DEFAULT_DB_ALIAS]
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    database_answers(connections[DEFAULT_DB_ALIAS])
     return None
 
 

@@ -196,6 +196,14 @@ LOGGING = logging_config(level=_read("str", "PUFFERPOST_LOG_LEVEL", default="INF
 # environment before it starts; here it tells /metrics where to read every process's files.
 PROMETHEUS_MULTIPROC_DIR = _read("str", "PROMETHEUS_MULTIPROC_DIR", default="")
 PUFFERPOST_METRICS_TOKEN = _read("str", "PUFFERPOST_METRICS_TOKEN", default="")
+# host:port where a Celery worker, beat or an SMTP server serves its own processes' series (the
+# web serves its own at /metrics); empty: not served; port 0: any free port (logged). Same access
+# rule as /metrics.
+PUFFERPOST_METRICS_LISTEN = _host_ports(
+    "PUFFERPOST_METRICS_LISTEN", _read("str", "PUFFERPOST_METRICS_LISTEN", default=""), 0
+)
+if len(PUFFERPOST_METRICS_LISTEN) > 1 or any(":" in host for host, _ in PUFFERPOST_METRICS_LISTEN):
+    raise ImproperlyConfigured("PUFFERPOST_METRICS_LISTEN must be one IPv4 host:port, e.g. 127.0.0.1:9101.")
 # Recipient domains that get their own `destination` label; every other domain is `other`, so the
 # number of series stays bounded however many domains mail goes to.
 PUFFERPOST_METRICS_DESTINATIONS = frozenset(
@@ -371,6 +379,19 @@ CELERY_BEAT_SCHEDULE["messaging-outbox-sweep"] = {"task": "messaging.tasks.sweep
 # before it gives up until the next run (it never queues behind live traffic).
 PUFFERPOST_PARTITIONS_AHEAD = _read("int", "PUFFERPOST_PARTITIONS_AHEAD", default=3, positive=True, maximum=24)
 PUFFERPOST_PURGE_LOCK_TIMEOUT = _read("float", "PUFFERPOST_PURGE_LOCK_TIMEOUT", default=5.0, positive=True, maximum=600)
+# A `sent` message whose final answer never came counts as finished for retention once it was
+# accepted more than the delivery retry window plus this many seconds ago: receiving servers keep a
+# deferred message about five days before they return a bounce (Postfix's maximal_queue_lifetime,
+# sendmail's Timeout.queuereturn), so after that no DSN is coming.
+PUFFERPOST_RETENTION_SENT_GRACE = _read(
+    "float", "PUFFERPOST_RETENTION_SENT_GRACE", default=5 * 86400.0, minimum=0, maximum=365 * 86400.0
+)
+# Per-workspace retention inside the months that are kept (messaging.retention): messages per
+# batch (one short transaction each) and batches per run; what is left goes on the next run.
+PUFFERPOST_RETENTION_BATCH = _read("int", "PUFFERPOST_RETENTION_BATCH", default=1000, positive=True, maximum=10_000)
+PUFFERPOST_RETENTION_MAX_BATCHES = _read(
+    "int", "PUFFERPOST_RETENTION_MAX_BATCHES", default=200, positive=True, maximum=100_000
+)
 CELERY_BEAT_SCHEDULE["messaging-retention"] = {"task": "messaging.tasks.retention", "schedule": 6 * 3600.0}
 CELERY_BEAT_SCHEDULE["messaging-idempotency-purge"] = {
     "task": "messaging.tasks.purge_idempotency_records",

@@ -1,8 +1,8 @@
 """The import rules of STYLE.md, checked: an import that crosses a line fails the suite.
 
 `lint-imports` checks the contracts in pyproject.toml (layers, independence, no cycles); the
-tests below check what it cannot express: the task convention and that Celery's autodiscovery
-alone registers every task.
+tests below check what it cannot express: the task convention, that Celery's autodiscovery
+alone registers every task, and that hand-written SQL stays in the modules allowed to hold it.
 """
 
 import ast
@@ -104,3 +104,70 @@ def test_autodiscovery_alone_registers_every_task():
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
     )
     assert declared <= set(json.loads(result.stdout.splitlines()[-1]))
+
+
+# Where hand-written SQL may live besides each app's `queries.py` (and migrations, which
+# `_modules` leaves out): each entry says why its statements have no place there.
+SQL_ALLOWED = {
+    # Partition DDL: creating, detaching and dropping monthly partitions, the catalog reads it
+    # needs (to_regclass, pg_inherits, pg_constraint), a purge's lock timeout and constraint mode,
+    # and the bounded DELETE of late rows straight from a default partition. None has an ORM
+    # reading; the module reads rows through the ORM (tests/messaging/test_partition_reads.py).
+    "messaging/partitions.py",
+}
+# Calls that hand SQL to the database, and the names that carry raw SQL into the ORM.
+SQL_CALLS = {"cursor", "raw", "extra"}
+SQL_NAMES = {"RawSQL"}
+
+
+def _sql_sites(source: str) -> list[str]:
+    """Where `source` hands the database SQL of its own: `connection.cursor()`, `cursor.execute()`,
+    `.raw()`, `.extra()`, `RawSQL`, or psycopg's connection under Django's."""
+    sites = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            receiver = ast.unparse(node.func.value)
+            if node.func.attr in SQL_CALLS or (
+                node.func.attr in ("execute", "executemany") and "cursor" in receiver.lower()
+            ):
+                sites.append(f"{node.lineno}: {ast.unparse(node.func)}()")
+        elif isinstance(node, ast.Name) and node.id in SQL_NAMES:
+            sites.append(f"{node.lineno}: {node.id}")
+        elif isinstance(node, ast.alias) and node.name.rpartition(".")[2] in SQL_NAMES:
+            sites.append(f"{getattr(node, 'lineno', '?')}: import {node.name}")
+        elif (
+            isinstance(node, ast.Attribute)
+            and node.attr == "connection"
+            and "connection" in ast.unparse(node.value).lower()
+        ):
+            sites.append(f"{node.lineno}: {ast.unparse(node)}")
+    return sites
+
+
+def test_hand_written_sql_lives_only_in_queries_modules_and_the_allowed_ones():
+    found = []
+    for path, _ in _modules():
+        relative = path.relative_to(ROOT).as_posix()
+        if path.name == "queries.py" or relative in SQL_ALLOWED:
+            continue
+        found += [f"{relative}:{site}" for site in _sql_sites(path.read_text())]
+    assert found == [], "hand-written SQL belongs in the app's queries.py (README, Development)"
+    for relative in SQL_ALLOWED:
+        assert _sql_sites((ROOT / relative).read_text()), f"{relative} holds no SQL: drop it from SQL_ALLOWED"
+
+
+def test_the_sql_fence_catches_every_way_in():
+    """Negative control: each way of handing the database SQL is found."""
+    ways = {
+        "from django.db import connection\nwith connection.cursor() as c:\n    c.execute('SELECT 1')": 1,
+        "from django.db import connections\nconnections['default'].cursor()": 1,
+        "def f(cursor):\n    cursor.executemany('INSERT', [])": 1,
+        "Message.objects.raw('SELECT * FROM messaging_message')": 1,
+        "Message.objects.extra(where=['1 = 1'])": 1,
+        "from django.db.models.expressions import RawSQL\nMessage.objects.annotate(x=RawSQL('1', []))": 2,
+        "from django.db import connection\nconnection.connection.execute('SELECT 1')": 1,
+    }
+    for source, expected in ways.items():
+        assert len(_sql_sites(source)) == expected, (source, _sql_sites(source))
+    harmless = "pipe = redis.pipeline()\npipe.execute()\nerror.extra\nMessage.objects.filter(pk=1).update(x=1)"
+    assert _sql_sites(harmless) == []

@@ -11,11 +11,11 @@ sweeper's and a redelivered task's duplicates do nothing.
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from messaging.lifecycle import messages_transition_bulk
-from messaging.models import AttemptState, DeliveryAttempt, Message, MessageStatus
+from messaging.models import MessageStatus
+from messaging.queries import messages_claim_due_returning
 
 
 def lease_end(now: datetime) -> datetime:
@@ -34,14 +34,4 @@ def messages_claim(*, message_ids: list[str]) -> tuple[list[str], datetime]:
 def messages_claim_due(*, message_ids: list[str]) -> tuple[list[str], datetime]:
     """Re-claim `queued` messages whose retry or lease is due and that have no attempt in flight."""
     now = timezone.now()
-    table = connection.ops.quote_name(Message._meta.db_table)
-    attempts = connection.ops.quote_name(DeliveryAttempt._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""UPDATE {table} m SET claimed_at = %s, next_attempt_at = %s
-                 WHERE m.id = ANY(%s) AND m.status = %s AND m.next_attempt_at <= %s
-                   AND NOT EXISTS (SELECT 1 FROM {attempts} a WHERE a.message_id = m.id AND a.state = %s)
-             RETURNING m.id""",
-            [now, lease_end(now), list(message_ids), MessageStatus.QUEUED, now, AttemptState.IN_FLIGHT],
-        )
-        return [row[0] for row in cursor.fetchall()], now
+    return messages_claim_due_returning(message_ids=message_ids, now=now, until=lease_end(now)), now

@@ -22,14 +22,12 @@ the others are not retried after a crash; after a clean try, only recipients tha
 accepted nor refused it are sent it again (and only while `to` has not settled).
 """
 
-import json
 from datetime import datetime
 
-from django.db import connection
 from django.utils import timezone
 
 from messaging.delivery.claim import lease_end
-from messaging.models import AttemptState, DeliveryAttempt, Message, MessageStatus
+from messaging.queries import attempt_commit_in_flight
 
 
 class CommitPoint:
@@ -48,33 +46,18 @@ class CommitPoint:
             self.committed.update(r.lower() for r in recipients)
             return True
         now = timezone.now()
-        table = connection.ops.quote_name(Message._meta.db_table)
-        attempts = connection.ops.quote_name(DeliveryAttempt._meta.db_table)
         # One statement, so it commits on its own in autocommit mode: both rows or neither.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"""WITH fenced AS (
-                        UPDATE {table} SET next_attempt_at = %s, subject = %s, updated_at = %s
-                         WHERE id = %s AND status = %s AND claimed_at = %s
-                     RETURNING id)
-                    INSERT INTO {attempts} (message_id, state, started_at, mx_host, response, recipients)
-                    SELECT id, %s, %s, '', '', %s::jsonb FROM fenced RETURNING id""",
-                [
-                    lease_end(now),
-                    self.subject,
-                    now,
-                    self.message_id,
-                    MessageStatus.QUEUED,
-                    self.token,
-                    AttemptState.IN_FLIGHT,
-                    now,
-                    json.dumps({r: {"outcome": AttemptState.IN_FLIGHT.value} for r in recipients}),
-                ],
-            )
-            row = cursor.fetchone()
-        if row is None:
+        attempt_id = attempt_commit_in_flight(
+            message_id=self.message_id,
+            token=self.token,
+            subject=self.subject,
+            now=now,
+            until=lease_end(now),
+            recipients=recipients,
+        )
+        if attempt_id is None:
             self.lost = True
             return False
-        self.attempt_id = row[0]
+        self.attempt_id = attempt_id
         self.committed.update(r.lower() for r in recipients)
         return True

@@ -12,7 +12,6 @@ describes `to` (as messaging.feedback does for DSNs). A cc deferred while `to` s
 recorded, not retried.
 """
 
-import json
 import logging
 import math
 import random
@@ -23,7 +22,7 @@ from enum import StrEnum
 from functools import partial
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from messaging import observability
@@ -42,6 +41,7 @@ from messaging.models import (
     Suppression,
     SuppressionReason,
 )
+from messaging.queries import attempts_finish, messages_bookkeep
 from pufferpost import smtp
 from templates_app.rendering import Rendered
 
@@ -130,7 +130,7 @@ def outcomes_record(*, results: list[Result], token: datetime) -> None:
             message.subject = r.subject
         message.last_response = r.response[:2000]
         touched.append(message)
-    _messages_bookkeep(touched, token=token)
+    messages_bookkeep(touched, token=token)
     _contents_record(results, now=now)
     bounced = _transitions_record(results, by_outcome, gave_up, now=now, quiet=quiet)
     _suppressions_record(results, bounced=set(bounced))
@@ -182,7 +182,7 @@ def _attempts_write(results: list[Result], *, now: datetime) -> None:
         )
         (finished if r.attempt_id else created).append(attempt)
     if finished:
-        _attempts_finish(finished)
+        attempts_finish(finished)
     if created:
         DeliveryAttempt.objects.bulk_create(created)
 
@@ -361,52 +361,6 @@ def _suppressions_record(results: list[Result], *, bounced: set[str]) -> None:
         Suppression.objects.bulk_create(suppressions, ignore_conflicts=True)
         senders = {r.message.sender_id for r in results if r.message.pk in bounced}
         transaction.on_commit(partial(_evaluate_senders, senders))
-
-
-def _attempts_finish(attempts: list[DeliveryAttempt]) -> None:
-    """`bulk_update(attempts, [state, finished_at, mx_host, response, recipients])` as one
-    `UPDATE … FROM unnest(…)`: the ORM's CASE-per-row form cost more CPU than the sending."""
-    table = connection.ops.quote_name(DeliveryAttempt._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""UPDATE {table} a
-                   SET state = v.state, finished_at = v.finished_at, mx_host = v.mx_host,
-                       response = v.response, recipients = v.recipients::jsonb
-                  FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::text[])
-                       AS v(id, state, finished_at, mx_host, response, recipients)
-                 WHERE a.id = v.id""",
-            [
-                [a.pk for a in attempts],
-                [a.state for a in attempts],
-                [a.finished_at for a in attempts],
-                [a.mx_host for a in attempts],
-                [a.response for a in attempts],
-                [json.dumps(a.recipients) for a in attempts],
-            ],
-        )
-
-
-def _messages_bookkeep(messages: list[Message], *, token: datetime) -> None:
-    """`Message.objects.filter(claimed_at=token).bulk_update(messages, [attempts, next_attempt_at,
-    subject, last_response])` as one `UPDATE … FROM unnest(…)` (rows of another claim are left alone)."""
-    table = connection.ops.quote_name(Message._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""UPDATE {table} m
-                   SET attempts = v.attempts, next_attempt_at = v.next_attempt_at,
-                       subject = v.subject, last_response = v.last_response
-                  FROM unnest(%s::text[], %s::integer[], %s::timestamptz[], %s::text[], %s::text[])
-                       AS v(id, attempts, next_attempt_at, subject, last_response)
-                 WHERE m.id = v.id AND m.claimed_at = %s""",
-            [
-                [m.pk for m in messages],
-                [m.attempts for m in messages],
-                [m.next_attempt_at for m in messages],
-                [m.subject for m in messages],
-                [m.last_response for m in messages],
-                token,
-            ],
-        )
 
 
 def _evaluate_senders(sender_ids) -> None:

@@ -3,17 +3,33 @@
 import threading
 from datetime import UTC, datetime, timedelta
 
-from django.db import connections, transaction
-from django.db.models import F, Q
+import pytest
+from django.db import OperationalError, connection, connections, transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.forms.models import model_to_dict
 
 from domains.models import DkimStatus, Domain
-from messaging.models import EventRollup, Message, Suppression, Unsubscribe, UnsubscribeGroup
+from messaging.models import (
+    AttemptState,
+    DeliveryAttempt,
+    EventRollup,
+    Message,
+    MessageStatus,
+    Suppression,
+    Unsubscribe,
+    UnsubscribeGroup,
+)
 from messaging.queries import (
     ROLLUP_KEY,
     SendContextRow,
+    attempt_commit_in_flight,
+    attempts_finish,
     event_rollup_add,
+    messages_bookkeep,
+    messages_claim_due_returning,
     messages_update_returning,
     send_context_rows,
+    statement_timeout_local,
 )
 from senders.models import Sender, SenderState
 from templates_app.models import Template, TemplateVersion
@@ -234,3 +250,212 @@ def test_concurrent_upserts_into_one_bucket_lose_no_count(transactional_db):
         thread.join(timeout=120)
 
     assert _rollup_state(workspace.id) == {key[1:]: 200, other[1:]: 400}
+
+
+def _delivery_state(message_ids) -> dict:
+    """Each message's delivery columns and its attempts' columns (without ids), by message id."""
+    attempts = {}
+    for a in DeliveryAttempt.objects.filter(message_id__in=message_ids).order_by("started_at", "id"):
+        attempts.setdefault(a.message_id, []).append(
+            (a.state, a.started_at, a.finished_at, a.mx_host, a.response, a.recipients)
+        )
+    return {
+        m.pk: (
+            m.status,
+            m.claimed_at,
+            m.next_attempt_at,
+            m.attempts,
+            m.subject,
+            m.last_response,
+            m.updated_at,
+            attempts.get(m.pk, []),
+        )
+        for m in Message.objects.filter(pk__in=message_ids)
+    }
+
+
+def _claim_due_world(workspace, now):
+    """One message per case a due claim must tell apart; returns their ids, the case's name first."""
+    past, later = now - timedelta(seconds=5), now + timedelta(minutes=5)
+    cases = {
+        "due": {"status": "queued", "next_attempt_at": past},
+        "due_now": {"status": "queued", "next_attempt_at": now},
+        "not_due": {"status": "queued", "next_attempt_at": later},
+        "no_due_time": {"status": "queued", "next_attempt_at": None},
+        "in_flight": {"status": "queued", "next_attempt_at": past},
+        "deferred_before": {"status": "queued", "next_attempt_at": past},
+        "accepted": {"status": "accepted", "next_attempt_at": past},
+        "sent": {"status": "sent", "next_attempt_at": past},
+    }
+    ids = {name: MessageFactory(workspace=workspace, **fields).pk for name, fields in cases.items()}
+    DeliveryAttempt.objects.create(message_id=ids["in_flight"], state=AttemptState.IN_FLIGHT, started_at=past)
+    DeliveryAttempt.objects.create(message_id=ids["deferred_before"], state=AttemptState.DEFERRED, started_at=past)
+    return ids
+
+
+def test_the_due_claim_takes_exactly_the_rows_its_orm_reading_selects(db):
+    now = datetime(2026, 12, 1, 15, tzinfo=UTC)
+    until = now + timedelta(minutes=2)
+    sql_ids = _claim_due_world(WorkspaceFactory(), now)
+    orm_ids = _claim_due_world(WorkspaceFactory(), now)
+
+    claimed = messages_claim_due_returning(message_ids=[*sql_ids.values(), "msg_missing"], now=now, until=until)
+    due = Message.objects.filter(
+        pk__in=orm_ids.values(), status=MessageStatus.QUEUED, next_attempt_at__lte=now
+    ).exclude(Exists(DeliveryAttempt.objects.filter(message=OuterRef("pk"), state=AttemptState.IN_FLIGHT)))
+    orm_claimed = list(due.values_list("pk", flat=True))
+    Message.objects.filter(pk__in=orm_claimed).update(claimed_at=now, next_attempt_at=until)
+
+    names = {pk: name for name, pk in sql_ids.items()}
+    orm_names = {pk: name for name, pk in orm_ids.items()}
+    assert len(claimed) == len(set(claimed))
+    assert {names[pk] for pk in claimed} == {"due", "due_now", "deferred_before"}
+    assert {orm_names[pk] for pk in orm_claimed} == {"due", "due_now", "deferred_before"}
+
+    def by_name(ids, names):
+        return {names[pk]: state[:-2] for pk, state in _delivery_state(ids.values()).items()}
+
+    assert by_name(sql_ids, names) == by_name(orm_ids, orm_names)
+    # A second claim finds the claimed ones leased: nothing is claimed twice.
+    assert messages_claim_due_returning(message_ids=list(sql_ids.values()), now=now, until=until) == []
+
+
+def _commit_in_flight_orm(*, message_id, token, subject, now, until, recipients):
+    """The ORM reading of the commit point: a conditional update, then the insert, in one transaction."""
+    with transaction.atomic():
+        moved = Message.objects.filter(pk=message_id, status=MessageStatus.QUEUED, claimed_at=token).update(
+            next_attempt_at=until, subject=subject, updated_at=now
+        )
+        if not moved:
+            return None
+        return DeliveryAttempt.objects.create(
+            message_id=message_id,
+            state=AttemptState.IN_FLIGHT,
+            started_at=now,
+            recipients={r: {"outcome": AttemptState.IN_FLIGHT.value} for r in recipients},
+        ).pk
+
+
+def test_the_commit_point_writes_what_its_orm_reading_writes(db):
+    token = datetime(2026, 12, 1, 15, tzinfo=UTC)
+    now, until = token + timedelta(seconds=3), token + timedelta(minutes=2)
+    cases = {
+        "ours": {"status": "queued", "claimed_at": token},
+        "claimed_since": {"status": "queued", "claimed_at": token + timedelta(seconds=1)},
+        "never_claimed": {"status": "queued", "claimed_at": None},
+        "no_longer_queued": {"status": "sent", "claimed_at": token},
+    }
+    outcomes = {}
+    for commit in (attempt_commit_in_flight, _commit_in_flight_orm):
+        workspace = WorkspaceFactory()
+        for name, fields in cases.items():
+            pk = MessageFactory(workspace=workspace, next_attempt_at=token, **fields).pk
+            created = _delivery_state([pk])[pk]
+            attempt_id = commit(
+                message_id=pk,
+                token=token,
+                subject=f"Hello {name}",
+                now=now,
+                until=until,
+                recipients=["Jane@Example.com", "cc@example.com"],
+            )
+            assert (attempt_id is None) == (name != "ours")
+            if attempt_id is not None:
+                assert DeliveryAttempt.objects.get(pk=attempt_id).message_id == pk
+            state = _delivery_state([pk])[pk]
+            if attempt_id is None:
+                assert state == created  # a lost claim writes nothing, not even updated_at
+            # updated_at: `now` when written, else the row's own creation time.
+            outcomes.setdefault(commit, {})[name] = (*state[:6], state[6] == now, state[7])
+    assert outcomes[attempt_commit_in_flight] == outcomes[_commit_in_flight_orm]
+    ours = outcomes[attempt_commit_in_flight]["ours"]
+    assert ours[2] == until and ours[4] == "Hello ours" and ours[6] is True
+    assert ours[-1] == [
+        (
+            "in_flight",
+            now,
+            None,
+            "",
+            "",
+            {"Jane@Example.com": {"outcome": "in_flight"}, "cc@example.com": {"outcome": "in_flight"}},
+        )
+    ]
+    assert outcomes[attempt_commit_in_flight]["claimed_since"][-1] == []
+
+
+def test_finishing_attempts_equals_bulk_update(db):
+    started = datetime(2026, 12, 1, 15, tzinfo=UTC)
+    finished = started + timedelta(seconds=2)
+    changes = [
+        (AttemptState.SUCCEEDED, "mx1.example.com", "250 2.0.0 ok", {"a@example.com": {"outcome": "delivered"}}),
+        (AttemptState.DEFERRED, "mx2.example.com", "451 4.7.1 later", {"b@example.com": {"code": 451}}),
+        (AttemptState.FAILED, "", "550 5.1.1 'no such user'", {}),
+    ]
+    states = []
+    for finish in (attempts_finish, lambda rows: DeliveryAttempt.objects.bulk_update(rows, ATTEMPT_FIELDS)):
+        workspace = WorkspaceFactory()
+        attempts = [
+            DeliveryAttempt.objects.create(
+                message=MessageFactory(workspace=workspace), state=AttemptState.IN_FLIGHT, started_at=started
+            )
+            for _ in changes
+        ]
+        untouched = DeliveryAttempt.objects.create(
+            message=MessageFactory(workspace=workspace), state=AttemptState.IN_FLIGHT, started_at=started
+        )
+        for attempt, (state, mx_host, response, recipients) in zip(attempts, changes, strict=True):
+            attempt.state, attempt.finished_at, attempt.mx_host = state, finished, mx_host
+            attempt.response, attempt.recipients = response, recipients
+        finish(attempts)
+        rows = DeliveryAttempt.objects.filter(pk__in=[a.pk for a in [*attempts, untouched]]).order_by("pk")
+        states.append([{k: v for k, v in model_to_dict(a).items() if k not in ("id", "message")} for a in rows])
+    assert states[0] == states[1]
+    assert [row["state"] for row in states[0]] == ["succeeded", "deferred", "failed", "in_flight"]
+
+
+ATTEMPT_FIELDS = ["state", "finished_at", "mx_host", "response", "recipients"]
+
+
+def test_the_bookkeeping_equals_bulk_update_over_the_rows_of_its_claim(db):
+    token = datetime(2026, 12, 1, 15, tzinfo=UTC)
+    fields = ["attempts", "next_attempt_at", "subject", "last_response"]
+    states = []
+
+    def orm(messages, *, token):
+        ours = set(
+            Message.objects.filter(pk__in=[m.pk for m in messages], claimed_at=token).values_list("pk", flat=True)
+        )
+        Message.objects.bulk_update([m for m in messages if m.pk in ours], fields)
+
+    for bookkeep in (messages_bookkeep, orm):
+        workspace = WorkspaceFactory()
+        mine = [MessageFactory(workspace=workspace, status="queued", claimed_at=token) for _ in range(2)]
+        reclaimed = MessageFactory(workspace=workspace, status="queued", claimed_at=token + timedelta(seconds=1))
+        messages = [*mine, reclaimed]
+        for n, message in enumerate(messages):
+            message.attempts += n + 1
+            message.next_attempt_at = None if n == 0 else token + timedelta(minutes=n)
+            message.subject, message.last_response = f"Subject {n}", f"25{n} ok"
+        bookkeep(messages, token=token)
+        states.append([_delivery_state([m.pk])[m.pk][1:6] for m in messages])
+    assert states[0] == states[1]
+    assert [row[2] for row in states[0]] == [1, 2, 0]  # the reclaimed row is left alone
+    assert states[0][1][4] == "251 ok" and states[0][2][4] == ""
+
+
+def test_the_statement_timeout_holds_to_the_end_of_the_transaction(transactional_db):
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        before = cursor.fetchone()[0]
+    with transaction.atomic():
+        statement_timeout_local(milliseconds=2000)
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW statement_timeout")
+            assert cursor.fetchone()[0] == "2s"
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == before
+    with pytest.raises(OperationalError, match="statement timeout"), transaction.atomic():
+        statement_timeout_local(milliseconds=50)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_sleep(2)")

@@ -7,7 +7,7 @@ from django.db import connection
 from django.utils import timezone
 from ulid import ULID
 
-from messaging import partitions
+from messaging import partitions, retention
 from messaging.models import (
     DeliveryAttempt,
     IdempotencyRecord,
@@ -219,12 +219,62 @@ def test_a_month_holding_mail_still_on_its_way_is_left_alone(months, workspace, 
     with caplog.at_level("WARNING", logger="pufferpost.retention"):
         report = partitions.purge(now=JULY + timedelta(days=400))
     assert report.months[0].month == "2026-06" and report.months[0].action == "blocked"
-    assert "1 queued" in report.months[0].detail and "1 sent" in report.months[0].detail
+    # The `sent` message is a year old: settled (see the next tests); the queued one blocks.
+    assert report.months[0].detail == "still on their way: 1 queued"
     assert "2026-06 not purged" in caplog.text
     assert Message.objects.filter(pk__in=[done.pk, waiting.pk, sent.pk]).count() == 3
     for table in partitions.PARTITIONED:
         assert _exists(partitions.partition_name(table, JUNE)), table
     assert DeliveryAttempt.objects.filter(message=waiting).exists()
+
+
+def test_a_month_whose_sent_mail_never_got_its_final_answer_is_purged(months, workspace, settings):
+    sendable = make_sendable(workspace)
+    done = _message(sendable, JUNE + timedelta(days=1))
+    # Accepted on 30 June, left for the receiving server, and no DSN or final answer since.
+    unknown = _message(sendable, JUNE + timedelta(days=29), status="sent")
+    _everything(unknown)
+    now = JULY + timedelta(days=91)
+    assert partitions.sent_settled_before(now) == now - timedelta(
+        seconds=settings.PUFFERPOST_DELIVERY_RETRY_WINDOW + settings.PUFFERPOST_RETENTION_SENT_GRACE
+    )
+    report = partitions.purge(now=now)
+    assert (report.months[0].month, report.months[0].action) == ("2026-06", "dropped")
+    assert not Message.objects.filter(pk__in=[done.pk, unknown.pk]).exists()
+    assert not _exists(partitions.partition_name("messaging_message", JUNE))
+
+
+@pytest.mark.parametrize(
+    "status, accepted, blocked_by",
+    [
+        # Accepted less than the retry window (72 h) plus the DSN grace (5 days) before the purge.
+        ("sent", JULY - timedelta(hours=1), "1 sent"),
+        ("queued", JUNE + timedelta(days=1), "1 queued"),
+        ("accepted", JUNE + timedelta(days=1), "1 accepted"),
+    ],
+)
+def test_a_month_with_recent_sent_or_any_queued_or_accepted_mail_is_kept(
+    months, workspace, status, accepted, blocked_by
+):
+    workspace.content_retention_days = workspace.message_retention_days = 1
+    workspace.save()
+    sendable = make_sendable(workspace)
+    done = _message(sendable, JUNE + timedelta(days=2))
+    waiting = _message(sendable, accepted, status=status)
+    _everything(waiting)
+    now = JULY + timedelta(days=2)  # a day past both settings
+    report = partitions.purge(now=now)
+    assert (report.months[0].month, report.months[0].action) == ("2026-06", "blocked")
+    assert report.months[0].detail == f"still on their way: {blocked_by}"
+    assert Message.objects.filter(pk__in=[done.pk, waiting.pk]).count() == 2
+    for table in partitions.PARTITIONED:
+        assert _exists(partitions.partition_name(table, JUNE)), table
+    # The per-workspace purge leaves that mail alone too.
+    retention.workspace_retention_purge(now=now)
+    assert _where("messaging_messagecontent", "message_id", waiting.pk) == "messaging_messagecontent_p2026_06"
+    # A week later the `sent` one has settled, and the month goes; queued and accepted still block.
+    later = partitions.purge(now=now + timedelta(days=7))
+    assert later.months[0].action == ("dropped" if status == "sent" else "blocked")
 
 
 def test_content_goes_before_the_message_and_the_api_says_why(api, months, workspace):

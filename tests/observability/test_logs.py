@@ -1,12 +1,11 @@
-"""Log lines as the processes really write them: one timestamp format, text or JSON, no beat chatter."""
+"""Log lines: one timestamp format, text or JSON, with the fields after the message. Beat's own
+lines, from a real beat: tests/e2e/test_observability.py."""
 
 import json
 import logging
 import re
-import time
 
 from pufferpost.logs import JsonFormatter, TextFormatter, fields
-from tests.helpers import wait_for
 
 TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 
@@ -29,20 +28,3 @@ def test_json_lines_are_one_object_with_the_fields_at_the_top():
     assert body["level"] == "WARNING" and body["logger"] == "pufferpost.delivery"
     assert body["message"] == "delivery bounced" and body["code"] == 550
     assert body["message"] != "msg_1"  # a field never overwrites the core keys
-
-
-def test_beat_in_json_logs_its_start_but_not_every_task_it_sends(processes, redis_client):
-    from django.conf import settings
-
-    queue = settings.REDIS_KEY_PREFIX + "webhooks"
-    beat = processes.beat(PUFFERPOST_LOG_FORMAT="json", PUFFERPOST_WEBHOOKS_SWEEP_INTERVAL="0.5")
-    # No worker runs: what beat sends piles up in the queue, which proves it ticked.
-    wait_for(
-        lambda: redis_client.llen(queue) >= 3, what="three webhook sweeps sent by beat", timeout=60, processes=[beat]
-    )
-    time.sleep(0.5)
-    lines = [line for line in beat.log().splitlines() if line.startswith("{")]
-    parsed = [json.loads(line) for line in lines]
-    assert any(entry["message"] == "beat: Starting..." for entry in parsed)
-    assert all(re.fullmatch(TS, entry["ts"]) for entry in parsed)
-    assert "Sending due task" not in beat.log()

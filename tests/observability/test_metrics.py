@@ -1,18 +1,16 @@
-"""/metrics: who may read it, and the series it shows after real traffic."""
+"""/metrics: who may read it and what it shows. After real traffic through gunicorn and a prefork
+worker: tests/e2e/test_observability.py."""
 
-import json
 import logging
-import re
+import urllib.error
 import urllib.request
 
 import pytest
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from messaging.models import Message
-from pufferpost import celery_app
-from tests.e2e.test_delivery import wait_for_status
-from tests.messaging.delivery.pipeline import FROM, make_sendable
+from pufferpost import celery_app, metrics
+from tests.messaging.delivery.pipeline import make_sendable
 
 TOKEN = "metrics-token-for-tests"
 
@@ -127,62 +125,65 @@ def test_an_unreachable_redis_blanks_only_its_own_series(db, settings):
     assert value(found, "pufferpost_scrape_collector_up", collector="pending_messages") == 1
 
 
-def _http(method, url, body=None, headers=None):
-    request = urllib.request.Request(url, method=method, data=body, headers=headers or {})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return response.status, response.read()
+def _get(url, **headers):
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
 
 
-@pytest.mark.e2e
-def test_after_a_delivered_message_the_series_add_up_across_web_and_worker(
-    processes, smtp_sink, workspace, make_client, dns, tmp_path
-):
-    """gunicorn and a prefork Celery worker write to one multiprocess directory; the web's /metrics
-    shows both: the accepted send, the delivery, its duration and the log line of the outcome."""
-    sendable = make_sendable(workspace, dns)
-    prom = tmp_path / "prometheus"
-    prom.mkdir()
-    env = {
-        "PROMETHEUS_MULTIPROC_DIR": prom,
-        "PUFFERPOST_METRICS_TOKEN": TOKEN,
-        "PUFFERPOST_METRICS_DESTINATIONS": "example.com",
-        "PUFFERPOST_SMTP_PORT": smtp_sink.port,
-        "PUFFERPOST_SMTP_HELO_NAME": "out.acme.test",
-        "PUFFERPOST_SMTP_TIMEOUT": "5",
-    }
-    worker = processes.worker(pool="prefork", concurrency=1, **env)
-    web = processes.web(**env)
-    key = make_client(workspace).raw_key
-    body = {"from": FROM, "to": "jane@example.com", "templateId": sendable.template.id, "data": {"name": "J"}}
-    status, answer = _http(
-        "POST",
-        f"{web.url}/v1/messages",
-        json.dumps(body).encode(),
-        {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-    )
-    assert status == 202, answer
-    message_id = json.loads(answer)["id"]
-    wait_for_status(message_id, "delivered", [worker, web])
+@pytest.fixture
+def process_metrics(settings):
+    """serve_process_metrics on a free loopback port, shut down afterwards."""
+    settings.PUFFERPOST_METRICS_LISTEN = [("127.0.0.1", 0)]
+    settings.PROMETHEUS_MULTIPROC_DIR = ""
+    server = metrics.serve_process_metrics("test")
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
 
-    status, text = _http("GET", f"{web.url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
-    found = samples(text.decode())
-    send = {"route": "/v1/messages", "method": "POST", "status": "202"}
-    assert value(found, "pufferpost_api_requests_total", **send) == 1
-    assert value(found, "pufferpost_send_accept_seconds_count", endpoint="single", status="202") == 1
-    for event in ("accepted", "queued", "sent", "delivered"):
-        assert value(found, "pufferpost_message_events_total", type=event) == 1, event
-    delivered = {"outcome": "delivered", "bounce_class": "none", "destination": "example.com"}
-    assert value(found, "pufferpost_delivery_outcomes_total", **delivered) == 1
-    assert value(found, "pufferpost_delivery_seconds_count", outcome="delivered") == 1
-    assert value(found, "pufferpost_queue_depth", queue="delivery") == 0
-    assert value(found, "pufferpost_messages_pending", status="queued") == 0
-    assert Message.objects.get(pk=message_id).status == "delivered"
 
-    (line,) = [line for line in worker.log().splitlines() if "delivery delivered" in line]
-    assert f"message={message_id}" in line and f"workspace={workspace.id}" in line
-    assert "destination=example.com" in line and "code=250" in line
-    assert "GET /metrics" not in web.log()  # scrapes stay out of the request log
-    ts = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO|WARNING|ERROR|DEBUG|CRITICAL) ")
-    for process in (worker, web):
-        logged = [line for line in process.log().splitlines() if line[:2] == "20"]
-        assert logged and all(ts.match(line) for line in logged), process.name
+def test_a_worker_serves_its_own_series_on_its_port_with_the_same_access_rule(process_metrics, settings):
+    settings.PUFFERPOST_METRICS_TOKEN = TOKEN
+    labels = {"outcome": "delivered", "bounce_class": "none", "destination": "other"}
+    status, text = _get(f"{process_metrics}/metrics", Authorization=f"Bearer {TOKEN}")
+    assert status == 200
+    before = value(samples(text), "pufferpost_delivery_outcomes_total", **labels) or 0
+    metrics.DELIVERY_OUTCOMES.labels(*labels.values()).inc()
+    status, text = _get(f"{process_metrics}/metrics", Authorization=f"Bearer {TOKEN}")
+    found = samples(text)
+    assert value(found, "pufferpost_delivery_outcomes_total", **labels) == before + 1
+    # Only what the process counted: the scrape-time series (queues, pending mail) are the web's.
+    assert not any(name.startswith(("pufferpost_queue_", "pufferpost_messages_pending")) for name, _ in found)
+    assert _get(f"{process_metrics}/metrics")[0] == 404
+    assert _get(f"{process_metrics}/metrics", Authorization="Bearer wrong")[0] == 404
+    assert _get(f"{process_metrics}/other", Authorization=f"Bearer {TOKEN}")[0] == 404
+    # Without a token: loopback clients only, and nothing that came through a proxy.
+    settings.PUFFERPOST_METRICS_TOKEN = ""
+    assert _get(f"{process_metrics}/metrics")[0] == 200
+    assert _get(f"{process_metrics}/metrics", **{"X-Forwarded-For": "203.0.113.9"})[0] == 404
+
+
+def test_no_listen_address_serves_nothing(settings):
+    settings.PUFFERPOST_METRICS_LISTEN = []
+    assert metrics.serve_process_metrics("test") is None
+
+
+def test_the_listen_address_is_one_ipv4_host_and_port():
+    import subprocess
+    import sys
+
+    from tests.processes import REPO, child_env
+
+    for bad in ("127.0.0.1:9101,127.0.0.1:9102", "[::1]:9101", "127.0.0.1:http"):
+        run = subprocess.run(
+            [sys.executable, "-c", "import django; django.setup()"],
+            env=child_env(PUFFERPOST_METRICS_LISTEN=bad),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode != 0 and "PUFFERPOST_METRICS_LISTEN" in run.stderr, bad

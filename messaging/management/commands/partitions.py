@@ -1,9 +1,10 @@
-"""`manage.py partitions`: create the months ahead (idempotent); `--purge` drops what retention
-no longer keeps; `--status` lists every partition with its rows and size. See README "Retention"."""
+"""`manage.py partitions`: create the months ahead (idempotent); `--purge` drops the months
+retention no longer keeps, then removes each workspace's rows its own shorter retention no longer
+keeps; `--status` lists every partition with its rows and size. See README "Retention"."""
 
 from django.core.management.base import BaseCommand, CommandError
 
-from messaging import partitions
+from messaging import partitions, retention
 
 
 class Command(BaseCommand):
@@ -26,7 +27,9 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"created: {', '.join(created)}" if created else "every month ahead exists")
         if purge:
-            for line in partitions.purge(dry_run=dry_run).as_lines() or ["nothing to purge"]:
+            lines = partitions.purge(dry_run=dry_run).as_lines()
+            lines += retention.workspace_retention_purge(dry_run=dry_run).as_lines(dry_run=dry_run)
+            for line in lines or ["nothing to purge"]:
                 self.stdout.write(line)
         if status:
             for row in partitions.status():
