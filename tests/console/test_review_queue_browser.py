@@ -406,7 +406,7 @@ def test_the_sender_and_workspace_pages_chart_30_days_and_rates_beside_the_revie
     dates = [label for label in labels if not label["text"].isdigit()]
     assert dates[-1]["text"] == f"{today:%b} {today.day}"
     for label in labels:
-        assert 0 <= label["left"] and label["right"] <= label["width"], label
+        assert label["left"] >= 0 and label["right"] <= label["width"], label
     rates = review.locator(".pp-rates")
     expect(rates).to_contain_text(f"{volume} messages in the last 7 days")
     assert bounces * 100 > 5 * volume  # the seed crosses the 5 % bounce threshold
