@@ -205,3 +205,19 @@ def test_the_command_and_its_dry_run_say_what_goes(two_workspaces):
         f"2026-07 {ws}: would remove the content of 2 message(s) (content_retention_days 1)",
     ]
     assert Message.objects.count() == 9 and MessageContent.objects.count() == 9
+
+
+def test_the_beat_task_drops_the_months_then_applies_each_workspaces_own_setting(two_workspaces):
+    from messaging.tasks import retention as retention_task
+
+    made = two_workspaces
+    # At the real clock (past 2026-09): June goes whole; July is held by my queued and accepted
+    # mail, so inside it my finished messages go (20 days) and the neighbour's stay (90 days).
+    lines = retention_task()
+    ws = made["mine_june"].workspace_id
+    assert "2026-06: dropped (3 messages)" in lines
+    assert "2026-07: blocked (still on their way: 1 accepted, 1 queued)" in lines
+    assert f"2026-07 {ws}: removed 3 message(s) (message_retention_days 20)" in lines
+    assert set(Message.objects.values_list("pk", flat=True)) == {
+        made[name].pk for name in ("mine_july_queued", "mine_july_accepted", "theirs_july")
+    }
