@@ -474,7 +474,10 @@ PUFFERPOST_SHAPING_RECOVERY = _read("float", "PUFFERPOST_SHAPING_RECOVERY", defa
 # Seconds mail waits when Redis cannot be reached (shaping fails closed).
 PUFFERPOST_SHAPING_UNAVAILABLE_WAIT = _read("float", "PUFFERPOST_SHAPING_UNAVAILABLE_WAIT", default=30.0, positive=True)
 # Seconds after its booked slot a paced message is still admitted on that slot (later: it asks again).
-PUFFERPOST_SHAPING_BOOKING_LATE = _read("float", "PUFFERPOST_SHAPING_BOOKING_LATE", default=2.0, minimum=0, maximum=60)
+# The sliding-minute cap holds however late it comes; this only bounds how long a slot is kept.
+PUFFERPOST_SHAPING_BOOKING_LATE = _read(
+    "float", "PUFFERPOST_SHAPING_BOOKING_LATE", default=300.0, minimum=0, maximum=3600
+)
 # Seconds an MX host that refused a connection or timed out is skipped.
 PUFFERPOST_SHAPING_HOST_SKIP = _read("float", "PUFFERPOST_SHAPING_HOST_SKIP", default=60.0, minimum=0)
 # Seconds before retrying a greylisted message when the reply does not say.
