@@ -129,6 +129,12 @@ def test_a_shorter_workspace_retention_holds_inside_the_months_its_neighbours_ke
     error = assert_envelope(api.get(f"/v1/messages/{kept}/content"), 409, "content_not_available")
     assert "content retention (1 days after its month)" in error["message"]
     assert api.get(f"/v1/messages/{made['mine_july_queued'].id}/events").json()["data"] != []
+    # Mail not handed to delivery yet has no content to have lost, whatever its month's age.
+    MessageContent.objects.filter(message=made["mine_july_accepted"]).delete()
+    error = assert_envelope(
+        api.get(f"/v1/messages/{made['mine_july_accepted'].id}/content"), 409, "content_not_available"
+    )
+    assert "has not been built for delivery yet" in error["message"]
     # The cursor walks what is left of the workspace, newest first.
     seen, cursor = [], None
     for _ in range(10):
