@@ -153,10 +153,13 @@ def test_a_shorter_workspace_retention_holds_inside_the_months_its_neighbours_ke
     assert again.purges == [] and again.batches == 0
 
 
-def test_it_works_in_bounded_batches_and_the_next_run_goes_on(two_workspaces):
+def test_it_works_in_bounded_batches_and_the_next_run_goes_on(two_workspaces, caplog):
     made = two_workspaces
-    first = retention.workspace_retention_purge(now=NOW, batch_size=1, max_batches=1)
+    with caplog.at_level("WARNING", logger="pufferpost.retention"):
+        first = retention.workspace_retention_purge(now=NOW, batch_size=1, max_batches=1)
     assert not first.complete and first.batches == 1
+    assert "stopped after 1 batch(es)" in caplog.text
+    assert first.as_lines()[-1] == "per-workspace retention: batch limit reached; the next run goes on"
     assert Message.objects.filter(pk__in=[made["mine_june"].pk, made["mine_june_bounced"].pk]).count() == 1
     runs = [first]
     for _ in range(6):
