@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-DATABASE = "pufferpost_bench_profile"
-PREFIX = "pp-bench-profile:"
+DATABASE = "pufferpost_bench_profile_delivery"  # its own: profile_send may run beside it
+PREFIX = "pp-bench-profile-delivery:"
 
 
 def _start(argv: list[str], ready: str, env: dict) -> tuple[subprocess.Popen, str]:

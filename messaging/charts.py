@@ -85,10 +85,17 @@ def activity_chart(*, title: str, period: stats.Period, buckets: dict) -> SafeSt
             for k in range(5)
         ),
     )
+    # Each date centred under its day, except the last: it sits at the plot's right edge, so it
+    # ends there (centred, half of it would fall outside the drawing and be cut off).
+    last = len(days) - 1
     ticks = format_html_join(
         "",
-        '<text x="{}" y="{}" class="pp-axis" text-anchor="middle">{}</text>',
-        ((x(i), HEIGHT - 10, f"{d:%b} {d.day}") for i, d in enumerate(days) if i % 5 == 0 or i == len(days) - 1),
+        '<text x="{}" y="{}" class="pp-axis" text-anchor="{}">{}</text>',
+        (
+            (x(i), HEIGHT - 10, "end" if i == last and i else "middle", f"{d:%b} {d.day}")
+            for i, d in enumerate(days)
+            if i % 5 == 0 or i == last
+        ),
     )
     lines = []
     for key, label, colour in SERIES:

@@ -35,6 +35,22 @@ def stamp_published_at(headers=None, **kwargs):
         headers.setdefault("pp_published_at", time.time())
 
 
+@signals.worker_ready.connect
+def serve_worker_metrics(sender=None, **kwargs):
+    """The worker's own series (its prefork children's too) on PUFFERPOST_METRICS_LISTEN, from the
+    main process once its pool is up (pufferpost.metrics.serve_process_metrics)."""
+    from pufferpost import metrics
+
+    metrics.serve_process_metrics("worker")
+
+
+@signals.beat_init.connect
+def serve_beat_metrics(sender=None, **kwargs):
+    from pufferpost import metrics
+
+    metrics.serve_process_metrics("beat")
+
+
 @signals.worker_process_shutdown.connect
 def forget_dead_process_metrics(pid=None, **kwargs):
     """A prefork child going away drops its live-gauge files (prometheus_client multiprocess mode)."""

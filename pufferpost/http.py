@@ -18,9 +18,8 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
-from django.conf import settings
-
 from pufferpost import dns
+from pufferpost.tls import client_context
 
 # Ranges the standard library calls global that must never be reached from the platform:
 # IPv4-compatible addresses (deprecated, `::127.0.0.1` is loopback to many stacks), SIIT
@@ -99,15 +98,6 @@ def _addresses(host: str, *, allow_private: bool) -> list[str]:
     if not allowed:
         raise BlockedAddress(f"{host} resolves only to private or reserved addresses ({', '.join(candidates)})")
     return allowed
-
-
-def _tls_context() -> ssl.SSLContext:
-    """The system trust store with hostname checks, plus PUFFERPOST_TLS_CA_FILE when it is set (a
-    test or dev CA; production leaves it unset and trusts the system store alone)."""
-    context = ssl.create_default_context()
-    if settings.PUFFERPOST_TLS_CA_FILE:
-        context.load_verify_locations(cafile=settings.PUFFERPOST_TLS_CA_FILE)
-    return context
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
@@ -192,7 +182,9 @@ def _request(method, url, *, body, headers, timeout, allow_private, max_body) ->
     last_error: OutboundError | None = None
     for address in _addresses(host, allow_private=allow_private):
         if scheme == "https":
-            conn = _PinnedHTTPSConnection(address, port, server_hostname=host, timeout=timeout, context=_tls_context())
+            conn = _PinnedHTTPSConnection(
+                address, port, server_hostname=host, timeout=timeout, context=client_context()
+            )
         else:
             conn = http.client.HTTPConnection(address, port, timeout=timeout)
         try:

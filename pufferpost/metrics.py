@@ -10,9 +10,14 @@ starts), gunicorn workers and Celery prefork children each write their own files
 `/metrics` on any web worker adds them up (prometheus_client's multiprocess mode). The dead-process
 hooks are in gunicorn.conf.py (`child_exit`) and pufferpost.celery (`worker_process_shutdown`).
 
+The processes that are not the web (Celery workers, beat, the SMTP servers) serve their own
+series with `serve_process_metrics` on PUFFERPOST_METRICS_LISTEN: every process of a container
+writes to that container's directory (process ids of separate containers would collide in a
+shared one), so each container is scraped on its own port (compose.yaml, deploy/prometheus/).
+
 Access: with PUFFERPOST_METRICS_TOKEN set, `/metrics` wants `Authorization: Bearer <token>`;
 without it, only direct loopback clients (no X-Forwarded-For) are answered. Everyone else gets
-the same 404 as a path that does not exist.
+the same 404 as a path that does not exist. The process listeners follow the same rule.
 """
 
 import hmac
@@ -20,8 +25,11 @@ import ipaddress
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from django.conf import settings
 from django.http import HttpResponse
@@ -106,29 +114,72 @@ class _Forward:
         yield from REGISTRY.collect()
 
 
-def registry() -> CollectorRegistry:
+def registry(*, live: bool = True) -> CollectorRegistry:
+    """Every process's series (or this process's alone), plus, for the web, the scrape-time ones."""
     result = CollectorRegistry(auto_describe=False)
     directory = settings.PROMETHEUS_MULTIPROC_DIR
     if directory:
         multiprocess.MultiProcessCollector(result, path=directory)
     else:
         result.register(_Forward())
-    result.register(_Live())
+    if live:
+        result.register(_Live())
     return result
 
 
-def _allowed(request) -> bool:
+def _may_read(authorization: str, forwarded: bool, remote_addr: str) -> bool:
     token = settings.PUFFERPOST_METRICS_TOKEN
     if token:
-        header = request.headers.get("Authorization", "")
-        scheme, _, given = header.partition(" ")
+        scheme, _, given = authorization.partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
-    if "X-Forwarded-For" in request.headers:
+    if forwarded:
         return False  # came through a proxy: the loopback address is the proxy's, not the client's
     try:
-        return ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
+        return ipaddress.ip_address(remote_addr).is_loopback
     except ValueError:
         return False
+
+
+def _allowed(request) -> bool:
+    return _may_read(
+        request.headers.get("Authorization", ""),
+        "X-Forwarded-For" in request.headers,
+        request.META.get("REMOTE_ADDR", ""),
+    )
+
+
+def _process_metrics_app(environ, start_response):
+    allowed = _may_read(
+        environ.get("HTTP_AUTHORIZATION", ""), "HTTP_X_FORWARDED_FOR" in environ, environ.get("REMOTE_ADDR", "")
+    )
+    if environ.get("PATH_INFO") != "/metrics" or environ.get("REQUEST_METHOD") not in ("GET", "HEAD") or not allowed:
+        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+        return [b"not found\n"]
+    body = generate_latest(registry(live=False))
+    start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))])
+    return [body] if environ["REQUEST_METHOD"] == "GET" else []
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format, *args):  # scrapes stay out of the logs, as the web's do
+        pass
+
+
+def serve_process_metrics(name: str) -> WSGIServer | None:
+    """Serve this process's series (all of its container's processes, in multiprocess mode) at
+    GET /metrics on PUFFERPOST_METRICS_LISTEN, from a daemon thread; None when it is not set.
+    Only what the processes counted: the scrape-time series (queues, pending mail) are the web's."""
+    if not settings.PUFFERPOST_METRICS_LISTEN:
+        return None
+    ((host, port),) = settings.PUFFERPOST_METRICS_LISTEN
+    server = make_server(host, port, _process_metrics_app, server_class=_Server, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name=f"{name}-metrics", daemon=True).start()
+    logger.info("%s serves its metrics on http://%s:%d/metrics", name, host, server.server_port)
+    return server
 
 
 def metrics_view(request):

@@ -196,6 +196,14 @@ LOGGING = logging_config(level=_read("str", "PUFFERPOST_LOG_LEVEL", default="INF
 # environment before it starts; here it tells /metrics where to read every process's files.
 PROMETHEUS_MULTIPROC_DIR = _read("str", "PROMETHEUS_MULTIPROC_DIR", default="")
 PUFFERPOST_METRICS_TOKEN = _read("str", "PUFFERPOST_METRICS_TOKEN", default="")
+# host:port where a Celery worker, beat or an SMTP server serves its own processes' series (the
+# web serves its own at /metrics); empty: not served; port 0: any free port (logged). Same access
+# rule as /metrics.
+PUFFERPOST_METRICS_LISTEN = _host_ports(
+    "PUFFERPOST_METRICS_LISTEN", _read("str", "PUFFERPOST_METRICS_LISTEN", default=""), 0
+)
+if len(PUFFERPOST_METRICS_LISTEN) > 1 or any(":" in host for host, _ in PUFFERPOST_METRICS_LISTEN):
+    raise ImproperlyConfigured("PUFFERPOST_METRICS_LISTEN must be one IPv4 host:port, e.g. 127.0.0.1:9101.")
 # Recipient domains that get their own `destination` label; every other domain is `other`, so the
 # number of series stays bounded however many domains mail goes to.
 PUFFERPOST_METRICS_DESTINATIONS = frozenset(
@@ -466,7 +474,10 @@ PUFFERPOST_SHAPING_RECOVERY = _read("float", "PUFFERPOST_SHAPING_RECOVERY", defa
 # Seconds mail waits when Redis cannot be reached (shaping fails closed).
 PUFFERPOST_SHAPING_UNAVAILABLE_WAIT = _read("float", "PUFFERPOST_SHAPING_UNAVAILABLE_WAIT", default=30.0, positive=True)
 # Seconds after its booked slot a paced message is still admitted on that slot (later: it asks again).
-PUFFERPOST_SHAPING_BOOKING_LATE = _read("float", "PUFFERPOST_SHAPING_BOOKING_LATE", default=2.0, minimum=0, maximum=60)
+# The sliding-minute cap holds however late it comes; this only bounds how long a slot is kept.
+PUFFERPOST_SHAPING_BOOKING_LATE = _read(
+    "float", "PUFFERPOST_SHAPING_BOOKING_LATE", default=300.0, minimum=0, maximum=3600
+)
 # Seconds an MX host that refused a connection or timed out is skipped.
 PUFFERPOST_SHAPING_HOST_SKIP = _read("float", "PUFFERPOST_SHAPING_HOST_SKIP", default=60.0, minimum=0)
 # Seconds before retrying a greylisted message when the reply does not say.

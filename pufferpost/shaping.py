@@ -6,7 +6,7 @@ rule matches are a destination of their own, named after their MX hosts, under t
 limits. Limits apply per (egress source address, destination):
 
 - `connections` open at once, `per_connection` messages before the connection is closed,
-- `per_minute` and `per_hour` messages (paced evenly, GCRA, so a minute never holds more),
+- `per_minute` and `per_hour` messages (paced evenly, GCRA, with a `burst`; a sliding minute never holds more),
 - `tls: required`: never plaintext to that destination (defer instead).
 
 Presets (the published starting points) are below; PUFFERPOST_SHAPING_FILE (YAML or JSON) overrides
@@ -30,7 +30,10 @@ Redis (one schedule for every worker) and is due exactly then, so a paced backlo
 per message at its slot instead of coming back every second to be turned away again; workers
 probe the budget before rendering and signing, so mail that has to wait costs one round trip.
 A booked message admitted up to PUFFERPOST_SHAPING_BOOKING_LATE after its slot keeps it (later,
-it asks again): within any minute, at most that many seconds' worth of extra messages.
+it asks again), so a worker that is busy when a slot comes does not push its mail to the back of
+the schedule. The pacing lets `burst` messages go back to back (one second's worth by default).
+Neither late mail nor a burst can break the cap: every admission is logged for a minute, and no
+sliding minute ever holds more than `per_minute` of them.
 Greylisting replies are not throttles: the message is retried after the greylist delay. A host
 that refuses connections or times out is skipped for PUFFERPOST_SHAPING_HOST_SKIP seconds.
 """
@@ -64,6 +67,12 @@ class Limits:
     per_minute: int | None = None
     per_hour: int | None = None
     tls_required: bool = False
+    burst: int | None = None  # messages let through back to back; None: one second's worth
+
+    def burst_size(self) -> int:
+        if self.burst is not None:
+            return max(1, self.burst)
+        return max(1, (self.per_minute or 0) // 60)
 
     def as_dict(self) -> dict:
         return {
@@ -71,6 +80,7 @@ class Limits:
             "per_connection": self.per_connection,
             "per_minute": self.per_minute,
             "per_hour": self.per_hour,
+            "burst": self.burst_size() if self.per_minute or self.per_hour else None,
             "tls": "required" if self.tls_required else "opportunistic",
         }
 
@@ -183,6 +193,7 @@ def _limits(raw: dict, base: Limits) -> Limits:
         per_connection=int(raw.get("per_connection", base.per_connection)),
         per_minute=raw.get("per_minute", base.per_minute),
         per_hour=raw.get("per_hour", base.per_hour),
+        burst=raw.get("burst", base.burst),
         tls_required=base.tls_required if tls is None else tls == "required",
     )
 
@@ -253,22 +264,27 @@ def policy() -> Policy:
     return parsed
 
 
-# KEYS: leases (zset), minute TAT, hour TAT, backoff (hash), state sentinel, bookings (hash).
+# KEYS: leases (zset), minute TAT, hour TAT, backoff (hash), state sentinel, bookings (hash),
+#       the last minute's admissions (zset: the exact sliding-minute cap).
 # ARGV: lease, need connection (1/0), connections, per minute (0 = none), per hour (0 = none),
 #       lease ttl ms, recovery ms, backoff connections, backoff per minute, ticket ('' = none),
-#       booking lateness ms, probe (1/0).
+#       booking lateness ms, probe (1/0), burst (messages the pacing lets through back to back).
 # Returns {ok (1 admitted, 2 probe: would be, 0 no), wait ms, reason}.
 #
-# Pacing books slots: a message with a ticket (its id) that the rate turns away is given the next
-# free slot (the TAT moves on by one interval for it), so every worker's turned-away mail lines
-# up behind one schedule instead of all coming back at once; when it comes back at its slot (up
-# to `lateness` after) it is admitted without asking the rate again. A probe asks without taking
-# a connection slot or a rate slot (it does book a turned-away ticket).
+# Pacing is a GCRA per minute (and per hour) with a burst tolerance: messages are spread at the
+# rate, `burst` of them may go back to back. Over it, a message with a ticket (its id) is given
+# the next free slot (the TAT moves on by one interval for it), so every worker's turned-away mail
+# lines up behind one schedule instead of all coming back at once; when it comes back at its slot
+# (up to `lateness` after) it is admitted without asking the rate again. Whatever the pacing and
+# however late booked mail comes back, no sliding minute ever holds more than `per_minute`
+# admissions: every admission is logged for a minute and the log is the cap. A probe asks without
+# taking a connection slot or a rate slot (it does book a turned-away ticket).
 _ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local conns, per_min, per_hour = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local ticket, late, probe = ARGV[10], tonumber(ARGV[11]), ARGV[12] == '1'
+local burst = math.max(1, tonumber(ARGV[13]))
 local reason = 'ok'
 local sentinel = redis.call('GET', KEYS[5])
 if not sentinel then
@@ -279,6 +295,7 @@ if now < tonumber(sentinel) then
   conns = 1
   if per_min > 0 then per_min = math.max(1, math.floor(per_min / 4)) end
   if per_hour > 0 then per_hour = math.max(1, math.floor(per_hour / 4)) end
+  burst = 1
   reason = 'recovering'
 end
 local b = redis.call('HMGET', KEYS[4], 'paused_until', 'level')
@@ -287,6 +304,7 @@ if b[1] then
   conns = math.min(conns, tonumber(ARGV[8]))
   local bpm = tonumber(ARGV[9])
   if per_min == 0 or per_min > bpm then per_min = bpm end
+  burst = 1
   reason = 'backoff_recovery'
 end
 if not probe then
@@ -297,9 +315,23 @@ if not probe then
     return {0, 0, 'lease_lost'}
   end
 end
+-- The exact cap: ms until the last minute holds fewer than per_min admissions (0: room now).
+local function window_wait()
+  if per_min == 0 then return 0 end
+  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now - 60000)
+  if redis.call('ZCARD', KEYS[7]) < per_min then return 0 end
+  local oldest = redis.call('ZRANGE', KEYS[7], 0, 0, 'WITHSCORES')
+  return math.max(1, tonumber(oldest[2]) + 60000 - now)
+end
 local function take()
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[6]), ARGV[1])
   redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[6]) * 2)
+  if per_min > 0 then
+    local n = redis.call('INCR', KEYS[7] .. ':n')
+    redis.call('PEXPIRE', KEYS[7] .. ':n', 120000)
+    redis.call('ZADD', KEYS[7], now, n)
+    redis.call('PEXPIRE', KEYS[7], 120000)
+  end
 end
 if ticket ~= '' then
   local raw = redis.call('HGET', KEYS[6], ticket)
@@ -307,6 +339,8 @@ if ticket ~= '' then
     local slot = tonumber(raw)
     if now < slot then return {0, slot - now, 'booked'} end
     if now <= slot + late then
+      local full = window_wait()
+      if full > 0 then return {0, full, 'per_minute'} end  -- keeps its booking
       if probe then return {2, 0, 'booked'} end
       redis.call('HDEL', KEYS[6], ticket)
       take()
@@ -318,19 +352,22 @@ end
 local tat_m, tat_h = 0, 0
 if per_min > 0 then tat_m = tonumber(redis.call('GET', KEYS[2]) or '0') end
 if per_hour > 0 then tat_h = tonumber(redis.call('GET', KEYS[3]) or '0') end
-local slot = math.max(now, tat_m, tat_h)
+local slot_m, slot_h = 0, 0
+if per_min > 0 then slot_m = tat_m - (burst - 1) * 60000 / per_min end
+if per_hour > 0 then slot_h = tat_h - (math.min(burst, per_hour) - 1) * 3600000 / per_hour end
+local slot = math.max(now, slot_m, slot_h)
 local function advance(at)
   if per_min > 0 then
-    local next_m = at + 60000 / per_min
+    local next_m = math.max(tat_m, at) + 60000 / per_min
     redis.call('SET', KEYS[2], next_m, 'PX', math.floor(next_m - now) + 120000)
   end
   if per_hour > 0 then
-    local next_h = at + 3600000 / per_hour
+    local next_h = math.max(tat_h, at) + 3600000 / per_hour
     redis.call('SET', KEYS[3], next_h, 'PX', math.floor(next_h - now) + 7200000)
   end
 end
 if slot > now then
-  local why = tat_h > tat_m and 'per_hour' or 'per_minute'
+  local why = slot_h > slot_m and 'per_hour' or 'per_minute'
   if ticket ~= '' then
     advance(slot)
     redis.call('HSET', KEYS[6], ticket, slot)
@@ -338,6 +375,8 @@ if slot > now then
   end
   return {0, slot - now, why}
 end
+local full = window_wait()
+if full > 0 then return {0, full, 'per_minute'} end
 if probe then return {2, 0, reason} end
 advance(now)
 take()
@@ -406,6 +445,7 @@ class Shaper:
             _key("backoff", *base),
             _key("state"),
             _key("book", *base),
+            _key("window", *base),
         ]
 
     def admit(
@@ -440,6 +480,7 @@ class Shaper:
                     ticket,
                     int(settings.PUFFERPOST_SHAPING_BOOKING_LATE * 1000),
                     1 if probe else 0,
+                    limits.burst_size(),
                 ],
             )
         except redis.RedisError as exc:

@@ -36,6 +36,7 @@ from django.conf import settings
 
 from pufferpost import dns, http, mta_sts
 from pufferpost.shaping import Limits, Shaper
+from pufferpost.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -265,14 +266,6 @@ def _verification_failed(host: str) -> None:
         _UNVERIFIABLE[host] = time.monotonic() + _UNVERIFIABLE_FOR
 
 
-def verified_context() -> ssl.SSLContext:
-    """The system's trust store plus PUFFERPOST_TLS_CA_FILE (a test or dev CA), hostname checked."""
-    context = ssl.create_default_context()
-    if settings.PUFFERPOST_TLS_CA_FILE:
-        context.load_verify_locations(cafile=settings.PUFFERPOST_TLS_CA_FILE)
-    return context
-
-
 # Waits whose `wait` is a slot booked for the message in the destination's schedule.
 _BOOKING_RULES = frozenset({"shaping:per_minute", "shaping:per_hour", "shaping:booked"})
 
@@ -340,7 +333,7 @@ def _open(
     Under an enforced MTA-STS policy the certificate must verify for the MX host name, or nothing is sent."""
     enforced = route.enforced
     cls = smtplib.SMTP_SSL if route.security == "tls" else smtplib.SMTP
-    kwargs = {"context": verified_context()} if route.security == "tls" else {}
+    kwargs = {"context": client_context()} if route.security == "tls" else {}
     if source_address:
         kwargs["source_address"] = (source_address, 0)
     smtp = cls(local_hostname=helo or helo_name(), timeout=timeout, **kwargs)
@@ -366,13 +359,10 @@ def _open(
                 )
             )
         if route.security == "starttls" or (route.security == "opportunistic" and smtp.has_extn("starttls")):
-            context = verified_context()
             checked = route.security == "starttls" or verify or enforced
-            if not checked:
-                # Opportunistic TLS to an MX (RFC 7435): encrypt when offered, do not insist on
-                # a certificate many MX hosts do not have for their own name.
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
+            # Opportunistic TLS to an MX (RFC 7435) unchecked: encrypt when offered, do not insist
+            # on a certificate many MX hosts do not have for their own name.
+            context = client_context(verify=checked)
             try:
                 code, text = smtp.starttls(context=context)
             except ssl.SSLCertVerificationError as exc:

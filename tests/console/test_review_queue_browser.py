@@ -395,6 +395,18 @@ def test_the_sender_and_workspace_pages_chart_30_days_and_rates_beside_the_revie
     expect(row.locator("td")).to_have_text(
         [str(expected[today][k]) for k in ("sent", "delivered", "bounced", "complained")]
     )
+    # Every label is drawn whole, inside the SVG's own box: the last date ends at the right edge
+    # instead of being centred on it and cut off.
+    labels = chart.locator("svg").evaluate(
+        """svg => [...svg.querySelectorAll("text.pp-axis")].map(t => {
+               const b = t.getBBox();
+               return {text: t.textContent, left: b.x, right: b.x + b.width, width: svg.viewBox.baseVal.width};
+           })"""
+    )
+    dates = [label for label in labels if not label["text"].isdigit()]
+    assert dates[-1]["text"] == f"{today:%b} {today.day}"
+    for label in labels:
+        assert label["left"] >= 0 and label["right"] <= label["width"], label
     rates = review.locator(".pp-rates")
     expect(rates).to_contain_text(f"{volume} messages in the last 7 days")
     assert bounces * 100 > 5 * volume  # the seed crosses the 5 % bounce threshold

@@ -29,7 +29,7 @@ def env_example() -> dict[str, str]:
 
 def test_the_stack_has_every_service_one_image_and_postgres_data_in_a_volume():
     services = COMPOSE["services"]
-    assert set(services) == APP_SERVICES | {"postgres", "redis"}
+    assert set(services) == APP_SERVICES | {"postgres", "redis", "prometheus"}
     assert {services[name]["image"] for name in APP_SERVICES} == {"${PUFFERPOST_IMAGE:-pufferpost:latest}"}
     assert all(services[name]["build"]["context"] == "." for name in APP_SERVICES)
     assert "postgres-data:/var/lib/postgresql/data" in services["postgres"]["volumes"]
@@ -134,3 +134,35 @@ def test_the_dockerfile_builds_one_non_root_image_on_a_base_image_argument():
     assert "/healthz" in (REPO / "deploy/docker/healthcheck.py").read_text()
     ignored = (REPO / ".dockerignore").read_text().split()
     assert {".venv", "var", ".git", "tests", ".env"} <= set(ignored)
+
+
+def test_every_process_but_the_web_serves_its_metrics_on_its_own_port_and_prometheus_scrapes_them_all():
+    services = COMPOSE["services"]
+    ports = {}
+    for name in APP_SERVICES - {"migrate", "web"}:
+        listen = services[name]["environment"]["PUFFERPOST_METRICS_LISTEN"]
+        host, port = listen.rsplit(":", 1)
+        assert host == "0.0.0.0" and services[name]["expose"] == [port], name  # the compose network only
+        assert all(not published.endswith(":" + port) for published in services[name].get("ports", [])), name
+        ports[name] = port
+    assert len(set(ports.values())) == len(ports)
+    prometheus = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
+    (job,) = prometheus["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    assert job["authorization"]["credentials_file"] == "/prometheus/metrics-token"
+    targets = {c["labels"]["service"]: c["targets"] for c in job["static_configs"]}
+    assert targets == {"web": ["web:8000"], **{name: [f"{name}:{port}"] for name, port in ports.items()}}
+    # The token the processes want is the one Prometheus sends; only loopback publishes its UI.
+    service = services["prometheus"]
+    assert service["profiles"] == ["monitoring"]
+    assert "PUFFERPOST_METRICS_TOKEN" in service["command"][0] and "/prometheus/metrics-token" in service["command"][0]
+    assert "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in service["volumes"]
+    assert service["ports"] == ["127.0.0.1:9090:9090"]
+    assert "web" in env_example()["DJANGO_ALLOWED_HOSTS"].split(",")
+    # On the check's host network every metrics port is on loopback, at a port the check picked.
+    for name in ("worker-delivery", "worker", "beat", "inbound-smtp"):
+        assert CHECK["services"][name]["environment"]["PUFFERPOST_METRICS_LISTEN"].startswith("127.0.0.1:${CHECK_"), (
+            name
+        )
+    assert CHECK["services"]["submission-smtp"]["environment"]["PUFFERPOST_METRICS_LISTEN"] == "127.0.0.1:0"
+    assert "bin/compose-check-metrics" in (REPO / "bin/compose-check").read_text()

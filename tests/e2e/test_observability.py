@@ -3,7 +3,9 @@ series gunicorn and a prefork Celery worker write (the in-process tests are in t
 
 import json
 import re
+import socket
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -22,7 +24,9 @@ def test_beat_in_json_logs_its_start_but_not_every_task_it_sends(processes, redi
     from django.conf import settings
 
     queue = settings.REDIS_KEY_PREFIX + "webhooks"
-    beat = processes.beat(PUFFERPOST_LOG_FORMAT="json", PUFFERPOST_WEBHOOKS_SWEEP_INTERVAL="0.5")
+    beat = processes.beat(
+        PUFFERPOST_LOG_FORMAT="json", PUFFERPOST_WEBHOOKS_SWEEP_INTERVAL="0.5", PUFFERPOST_METRICS_LISTEN="127.0.0.1:0"
+    )
     # No worker runs: what beat sends piles up in the queue, which proves it ticked.
     wait_for(
         lambda: redis_client.llen(queue) >= 3, what="three webhook sweeps sent by beat", timeout=60, processes=[beat]
@@ -33,6 +37,10 @@ def test_beat_in_json_logs_its_start_but_not_every_task_it_sends(processes, redi
     assert any(entry["message"] == "beat: Starting..." for entry in parsed)
     assert all(re.fullmatch(TS, entry["ts"]) for entry in parsed)
     assert "Sending due task" not in beat.log()
+    # Beat serves its own series too (loopback, no token set): the port it took is in its log.
+    (url,) = re.findall(r"beat serves its metrics on (http://127\.0\.0\.1:\d+/metrics)", beat.log())
+    status, text = _http("GET", url)
+    assert status == 200 and b"pufferpost_" in text
 
 
 def _http(method, url, body=None, headers=None):
@@ -93,3 +101,44 @@ def test_after_a_delivered_message_the_series_add_up_across_web_and_worker(
     for process in (worker, web):
         logged = [line for line in process.log().splitlines() if line[:2] == "20"]
         assert logged and all(ts.match(line) for line in logged), process.name
+
+
+def test_a_prefork_worker_with_its_own_directory_serves_its_series_on_its_metrics_port(
+    processes, smtp_sink, workspace, api, dns, tmp_path
+):
+    """As in compose: the worker's container has its own multiprocess directory, and the worker's
+    main process serves what its children counted on PUFFERPOST_METRICS_LISTEN."""
+    sendable = make_sendable(workspace, dns)
+    prom = tmp_path / "worker-metrics"
+    prom.mkdir()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    worker = processes.worker(
+        pool="prefork",
+        concurrency=1,
+        PROMETHEUS_MULTIPROC_DIR=prom,
+        PUFFERPOST_METRICS_LISTEN=f"127.0.0.1:{port}",
+        PUFFERPOST_METRICS_TOKEN=TOKEN,
+        PUFFERPOST_METRICS_DESTINATIONS="example.com",
+        PUFFERPOST_SMTP_PORT=smtp_sink.port,
+        PUFFERPOST_SMTP_HELO_NAME="out.acme.test",
+        PUFFERPOST_SMTP_TIMEOUT="5",
+    )
+    wait_for(lambda: "serves its metrics on" in worker.log(), what="the worker's metrics port", processes=[worker])
+    body = {"from": FROM, "to": "jane@example.com", "templateId": sendable.template.id, "data": {"name": "J"}}
+    response = api.post("/v1/messages", body, format="json")
+    assert response.status_code == 202, response.content
+    message_id = response.json()["id"]
+    wait_for_status(message_id, "delivered", [worker])
+
+    url = f"http://127.0.0.1:{port}/metrics"
+    status, text = _http("GET", url, headers={"Authorization": f"Bearer {TOKEN}"})
+    found = samples(text.decode())
+    delivered = {"outcome": "delivered", "bounce_class": "none", "destination": "example.com"}
+    assert value(found, "pufferpost_delivery_outcomes_total", **delivered) == 1
+    assert value(found, "pufferpost_delivery_seconds_count", outcome="delivered") == 1
+    assert value(found, "pufferpost_message_events_total", type="delivered") == 1
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        _http("GET", url)
+    assert refused.value.code == 404

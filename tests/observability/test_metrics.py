@@ -2,11 +2,14 @@
 worker: tests/e2e/test_observability.py."""
 
 import logging
+import urllib.error
+import urllib.request
 
+import pytest
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from pufferpost import celery_app
+from pufferpost import celery_app, metrics
 from tests.messaging.delivery.pipeline import make_sendable
 
 TOKEN = "metrics-token-for-tests"
@@ -120,3 +123,67 @@ def test_an_unreachable_redis_blanks_only_its_own_series(db, settings):
         pp_redis.client.cache_clear()
     assert value(found, "pufferpost_scrape_collector_up", collector="celery_queues") == 0
     assert value(found, "pufferpost_scrape_collector_up", collector="pending_messages") == 1
+
+
+def _get(url, **headers):
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+@pytest.fixture
+def process_metrics(settings):
+    """serve_process_metrics on a free loopback port, shut down afterwards."""
+    settings.PUFFERPOST_METRICS_LISTEN = [("127.0.0.1", 0)]
+    settings.PROMETHEUS_MULTIPROC_DIR = ""
+    server = metrics.serve_process_metrics("test")
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_worker_serves_its_own_series_on_its_port_with_the_same_access_rule(process_metrics, settings):
+    settings.PUFFERPOST_METRICS_TOKEN = TOKEN
+    labels = {"outcome": "delivered", "bounce_class": "none", "destination": "other"}
+    status, text = _get(f"{process_metrics}/metrics", Authorization=f"Bearer {TOKEN}")
+    assert status == 200
+    before = value(samples(text), "pufferpost_delivery_outcomes_total", **labels) or 0
+    metrics.DELIVERY_OUTCOMES.labels(*labels.values()).inc()
+    status, text = _get(f"{process_metrics}/metrics", Authorization=f"Bearer {TOKEN}")
+    found = samples(text)
+    assert value(found, "pufferpost_delivery_outcomes_total", **labels) == before + 1
+    # Only what the process counted: the scrape-time series (queues, pending mail) are the web's.
+    assert not any(name.startswith(("pufferpost_queue_", "pufferpost_messages_pending")) for name, _ in found)
+    assert _get(f"{process_metrics}/metrics")[0] == 404
+    assert _get(f"{process_metrics}/metrics", Authorization="Bearer wrong")[0] == 404
+    assert _get(f"{process_metrics}/other", Authorization=f"Bearer {TOKEN}")[0] == 404
+    # Without a token: loopback clients only, and nothing that came through a proxy.
+    settings.PUFFERPOST_METRICS_TOKEN = ""
+    assert _get(f"{process_metrics}/metrics")[0] == 200
+    assert _get(f"{process_metrics}/metrics", **{"X-Forwarded-For": "203.0.113.9"})[0] == 404
+
+
+def test_no_listen_address_serves_nothing(settings):
+    settings.PUFFERPOST_METRICS_LISTEN = []
+    assert metrics.serve_process_metrics("test") is None
+
+
+def test_the_listen_address_is_one_ipv4_host_and_port():
+    import subprocess
+    import sys
+
+    from tests.processes import REPO, child_env
+
+    for bad in ("127.0.0.1:9101,127.0.0.1:9102", "[::1]:9101", "127.0.0.1:http"):
+        run = subprocess.run(
+            [sys.executable, "-c", "import django; django.setup()"],
+            env=child_env(PUFFERPOST_METRICS_LISTEN=bad),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode != 0 and "PUFFERPOST_METRICS_LISTEN" in run.stderr, bad

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand
 from django.db import connections
 
 from messaging.feedback.smtp import inbound_smtp_serve
+from pufferpost import metrics
 
 
 class Command(BaseCommand):
@@ -20,6 +21,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Inbound SMTP server listening on {bound_host}:{bound_port}")
             self.stdout.flush()
 
+        metrics.serve_process_metrics("inbound-smtp")
         try:
             abandoned = asyncio.run(inbound_smtp_serve(host=host, port=port, on_ready=ready))
         finally:

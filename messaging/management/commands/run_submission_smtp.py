@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
 from messaging.submission.smtp import submission_smtp_serve
+from pufferpost import metrics
 
 
 class Command(BaseCommand):
@@ -25,6 +26,7 @@ class Command(BaseCommand):
             self.stdout.write(line)
             self.stdout.flush()
 
+        metrics.serve_process_metrics("submission-smtp")
         try:
             asyncio.run(submission_smtp_serve(host=host, port=port, tls_port=tls_port, on_ready=ready))
         except ImproperlyConfigured as exc:

@@ -84,7 +84,7 @@ def test_operators_change_limits_and_patterns_in_a_file(shaping_file):
     shaping_file(
         {
             "destinations": {
-                "google": {"connections": 3, "per_minute": 600},
+                "google": {"connections": 3, "per_minute": 600, "burst": 4},
                 "fastmail": {"mx_suffixes": ["messagingengine.com"], "connections": 4, "tls": "required"},
                 "default": {"connections": 2, "per_hour": 1000},
             },
@@ -93,7 +93,9 @@ def test_operators_change_limits_and_patterns_in_a_file(shaping_file):
         }
     )
     policy = shaping.policy()
-    assert policy.destination(["aspmx.l.google.com"]) == ("google", Limits(3, 50, 600, None, True))
+    assert policy.destination(["aspmx.l.google.com"]) == ("google", Limits(3, 50, 600, None, True, burst=4))
+    assert policy.destination(["aspmx.l.google.com"])[1].burst_size() == 4
+    assert policy.destination(["mx.small.test"])[1].burst_size() == 1  # no rate: one at a time
     assert policy.destination(["in1-smtp.messagingengine.com"]) == ("fastmail", Limits(4, 100, None, None, True))
     assert policy.destination(["mx.small.test"])[1] == Limits(2, 100, None, 1000)
     assert policy.reaction(451, "4.7.0 please slow down")[0] == "throttle"
@@ -138,6 +140,47 @@ def test_messages_per_minute_are_paced_by_the_shared_budget():
     assert shaper.admit("tail", limits, "a", new_connection=True).ok
     held = Shaper().admit("tail", limits, "b", new_connection=True)
     assert not held.ok and held.reason == "per_minute" and 25 < held.wait <= 30
+
+
+def test_the_pacing_lets_a_seconds_worth_through_back_to_back():
+    limits = Limits(per_minute=180)  # 3 a second: a burst of 3, then one every third of a second
+    shaper = Shaper()
+    assert [shaper.admit("tail", limits, "a", new_connection=False).ok for _ in range(3)] == [True] * 3
+    held = shaper.admit("tail", limits, "a", new_connection=False)
+    assert not held.ok and held.reason == "per_minute" and 0.2 < held.wait <= 0.34
+
+
+def test_no_sliding_minute_holds_more_than_per_minute_whatever_the_burst():
+    limits = Limits(per_minute=2, burst=5)  # the pacing alone would let five through
+    shaper = Shaper()
+    assert shaper.admit("tail", limits, "a", new_connection=False).ok
+    assert shaper.admit("tail", limits, "a", new_connection=False).ok
+    third = shaper.admit("tail", limits, "a", new_connection=False, ticket="msg_third")
+    assert not third.ok and third.reason == "per_minute" and 59 < third.wait <= 60
+    assert not shaper.probe("tail", limits, "msg_probe").ok  # a probe sees the cap too
+
+
+def test_a_booked_message_back_late_keeps_its_slot(settings):
+    assert settings.PUFFERPOST_SHAPING_BOOKING_LATE >= 60  # the default: a busy worker loses nothing
+    limits = Limits(per_minute=60)  # one a second
+    shaper = Shaper()
+    assert shaper.admit("tail", limits, "a", new_connection=False).ok
+    booked = shaper.admit("tail", limits, "a", new_connection=False, ticket="msg_late")
+    assert not booked.ok and booked.reason == "per_minute" and 0.9 < booked.wait <= 1.0
+    time.sleep(booked.wait + 2.5)  # its worker was busy: back 2.5 s after its slot
+    back = shaper.admit("tail", limits, "a", new_connection=False, ticket="msg_late")
+    assert (back.ok, back.reason) == (True, "booked")
+
+
+def test_a_booked_message_back_after_the_lateness_asks_again(settings):
+    settings.PUFFERPOST_SHAPING_BOOKING_LATE = 0.2
+    limits = Limits(per_minute=60)
+    shaper = Shaper()
+    assert shaper.admit("tail", limits, "a", new_connection=False).ok
+    booked = shaper.admit("tail", limits, "a", new_connection=False, ticket="msg_later")
+    time.sleep(booked.wait + 0.5)
+    back = shaper.admit("tail", limits, "a", new_connection=False, ticket="msg_later")
+    assert back.reason != "booked"  # its slot was given up: it was paced afresh
 
 
 def test_lost_redis_state_is_conservative_and_unreachable_redis_sends_nothing(settings, redis_client, closed_port):
