@@ -234,11 +234,7 @@ def _longest(month: datetime, column: str) -> int | None:
 def _unfinished(month: datetime, now: datetime) -> dict[str, int]:
     """{status: count} of the month's messages still on their way (the id range prunes to its partition)."""
     rows = (
-        Message.objects.filter(pk__gte=bound(month), pk__lt=bound(add_months(month, 1)))
-        .filter(still_on_its_way(now))
-        .values_list("status")
-        .annotate(n=Count("pk"))
-        .order_by("status")
+        _in_month(month).filter(still_on_its_way(now)).values_list("status").annotate(n=Count("pk")).order_by("status")
     )
     return dict(rows)
 

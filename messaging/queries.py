@@ -172,6 +172,17 @@ def messages_update_returning(
 ROLLUP_KEY = ("workspace_id", "livemode", "bucket", "type", "sender_id", "template_id", "group_id", "bounce_class")
 
 
+def _event_rollup_add_sql() -> str:
+    table = _table(EventRollup)
+    columns = ", ".join(ROLLUP_KEY)
+    return (
+        f"INSERT INTO {table} ({columns}, n) SELECT * FROM jsonb_to_recordset(%(rows)s) AS r("
+        "workspace_id text, livemode boolean, bucket timestamptz, type text, sender_id text, template_id text, "
+        "group_id text, bounce_class text, n bigint) "
+        f"ON CONFLICT ({columns}) DO UPDATE SET n = {table}.n + EXCLUDED.n"
+    )
+
+
 def event_rollup_add(rows: Iterable[tuple]) -> None:
     """Add counts to the hourly event rollup: `rows` are (*ROLLUP_KEY, n), one per distinct key.
 
@@ -182,19 +193,22 @@ def event_rollup_add(rows: Iterable[tuple]) -> None:
     the new value (`SET n = EXCLUDED.n`), and `update(F("n") + …)` after a failed insert is two
     statements with a race between them. The rows go in key order, so transactions that share
     buckets lock them in the same order and cannot deadlock each other.
+
+    It runs in every send's transaction, so it is prepared and takes its rows as one JSON array:
+    0.16 ms of PostgreSQL CPU and 0.11 ms here per single-row add, commit included, where nine
+    arrays sent as text took 0.24 ms and 0.20 ms (bench/README.md, send path).
     """
     rows = sorted(rows)
     if not rows:
         return
-    table = _table(EventRollup)
-    columns = ", ".join(ROLLUP_KEY)
+    payload = [dict(zip((*ROLLUP_KEY, "n"), row, strict=True)) for row in rows]
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({columns}, n) "
-            "SELECT * FROM unnest(%s::text[], %s::bool[], %s::timestamptz[], %s::text[], %s::text[], %s::text[], "
-            "%s::text[], %s::text[], %s::bigint[]) "
-            f"ON CONFLICT ({columns}) DO UPDATE SET n = {table}.n + EXCLUDED.n",
-            [list(column) for column in zip(*rows, strict=True)],
+        execute_prepared(
+            cursor,
+            name="pp_event_rollup_add",
+            sql=_event_rollup_add_sql(),
+            types={"rows": "jsonb"},
+            params={"rows": json.dumps(payload, default=datetime.isoformat)},
         )
 
 

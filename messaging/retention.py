@@ -123,6 +123,11 @@ def workspace_retention_purge(
                     logger.info("retention: %s", report.purges[-1].as_line())
             if budget <= 0 and rows.exists():
                 report.complete = False
+                logger.warning(
+                    "retention: per-workspace removal stopped after %d batch(es) (PUFFERPOST_RETENTION_MAX_BATCHES); "
+                    "the next run goes on",
+                    report.batches,
+                )
                 return report
     return report
 

@@ -302,8 +302,12 @@ class MessageViewSet(WorkspaceScopedViewSet):
     def content(self, request, id=None):
         message = self.get_object()
         content = selectors.message_content(message_id=message.pk)
-        if content is None and partitions.content_dropped(
-            message.pk, content_retention_days=message.workspace.content_retention_days
+        # Mail not yet handed to delivery has no content yet, however old its month.
+        unbuilt = message.status in (MessageStatus.ACCEPTED, MessageStatus.QUEUED)
+        if (
+            content is None
+            and not unbuilt
+            and partitions.content_dropped(message.pk, content_retention_days=message.workspace.content_retention_days)
         ):
             raise ApiError(
                 status_code=409,

@@ -3,6 +3,7 @@
 import signal
 import smtplib
 import socket
+import urllib.request
 from types import SimpleNamespace
 
 import pytest
@@ -19,6 +20,8 @@ from tests.helpers import wait_for
 from tests.messaging.delivery.pipeline import make_sendable
 from tests.messaging.feedback import samples
 from tests.messaging.feedback.test_parse import _padded_qmail_bounce
+from tests.observability.test_metrics import samples as samples_of
+from tests.observability.test_metrics import value
 
 
 def _free_port() -> int:
@@ -29,7 +32,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def inbound(processes):
-    port = _free_port()
+    port, metrics_port = _free_port(), _free_port()
     server = processes.command(
         "inbound",
         "run_inbound_smtp",
@@ -39,9 +42,11 @@ def inbound(processes):
         # The samples' VERP addresses are at mail.acme.test: the operator's platform return-path domain.
         PUFFERPOST_RETURN_PATH_DOMAIN=samples.FROM_DOMAIN,
         PUFFERPOST_INBOUND_SMTP_MAX_BYTES=200_000,
+        PUFFERPOST_METRICS_LISTEN=f"127.0.0.1:{metrics_port}",
     )
     server.wait_for_log(f"listening on 127.0.0.1:{port}")
     server.port = port
+    server.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     return server
 
 
@@ -69,6 +74,11 @@ def test_bounces_and_complaints_over_smtp_are_recorded_and_pause_the_sender(inbo
     assert Suppression.objects.filter(workspace=workspace, email="bob@example.org", reason="complaint").exists()
     # Already paused: the complaint leaves the first reason in place.
     assert Sender.objects.get(pk=sender.pk).state_reason == reason
+    # The server's own metrics port (no token set: loopback) counted what it recorded.
+    with urllib.request.urlopen(inbound.metrics_url, timeout=10) as response:
+        found = samples_of(response.read().decode())
+    assert value(found, "pufferpost_message_events_total", type="bounced") == 1
+    assert value(found, "pufferpost_message_events_total", type="complained") == 1
 
 
 @pytest.mark.e2e

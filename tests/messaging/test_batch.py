@@ -127,7 +127,8 @@ def test_a_hundred_item_batch_costs_a_constant_handful_of_queries(api, sendable,
         for i in range(100)
     ]
     batch(api, items[:1])  # warm-up
-    # key, context, messages, events, webhook endpoints wanting `accepted`, attachments (+ savepoint pair in tests)
+    # key, context, messages, events, the rollup upsert, attachments (+ savepoint pair in tests); no
+    # webhook endpoint lookup in a workspace that has none
     with django_assert_max_num_queries(8):
         response = batch(api, items)
     assert [r["status"] for r in response.json()["data"]] == ["accepted"] * 100

@@ -4,6 +4,7 @@ import pytest
 from django.utils import timezone
 
 from messaging.models import IdempotencyRecord, Message, MessageAttachment, MessageEvent
+from pufferpost import redis as pp_redis
 from pufferpost.ids import is_valid
 from tests.factories import SenderFactory, TemplateFactory, TemplateVersionFactory
 from tests.helpers import assert_envelope
@@ -365,12 +366,42 @@ def test_an_oversized_body_is_413(api, sendable, body, settings):
     assert_envelope(send(api, body(data={"x": "y" * 2000})), 413, "payload_too_large")
 
 
-def test_a_single_send_costs_a_handful_of_queries(api, sendable, body, django_assert_max_num_queries):
-    send(api, body())  # warm-up (zone list, script registration)
-    # key lookup, one context query, message insert, event insert, the webhook endpoints that want
-    # `accepted` (+ savepoint pair in tests)
-    with django_assert_max_num_queries(7):
+def _statement(sql: str) -> str:
+    """What a statement does and to which table: `INSERT messaging_message`, `EXECUTE pp_api_key`."""
+    words = sql.replace('"', "").split()
+    if words[0] == "INSERT":
+        return f"INSERT {words[2]}"
+    if words[0] == "EXECUTE":
+        return "EXECUTE " + words[1].split("(")[0]
+    return words[0]
+
+
+def test_a_single_send_costs_a_handful_of_queries(api, sendable, body, django_assert_max_num_queries, monkeypatch):
+    send(api, body())  # warm-up (zone list, script registration, statements prepared)
+    redis_commands = []
+    client = pp_redis.client()
+    execute_command = client.execute_command
+
+    def counted(*args, **options):
+        redis_commands.append(args[0])
+        return execute_command(*args, **options)
+
+    monkeypatch.setattr(client, "execute_command", counted)
+    # key lookup, one context query, message insert, event insert, rollup upsert (+ savepoint pair
+    # in tests); no webhook endpoint lookup in a workspace that has none
+    with django_assert_max_num_queries(7) as captured:
         assert send(api, body()).status_code == 202
+    assert [_statement(query["sql"]) for query in captured.captured_queries] == [
+        "EXECUTE pp_api_key",
+        "EXECUTE pp_send_context",
+        "SAVEPOINT",
+        "INSERT messaging_message",
+        "INSERT messaging_messageevent",
+        "EXECUTE pp_event_rollup_add",
+        "RELEASE",
+    ]
+    # One round trip to Redis: rate limit and quota in one script (the delivery enqueue is the broker's).
+    assert redis_commands == ["EVALSHA"]
 
 
 @pytest.mark.parametrize(

@@ -129,6 +129,12 @@ def test_a_shorter_workspace_retention_holds_inside_the_months_its_neighbours_ke
     error = assert_envelope(api.get(f"/v1/messages/{kept}/content"), 409, "content_not_available")
     assert "content retention (1 days after its month)" in error["message"]
     assert api.get(f"/v1/messages/{made['mine_july_queued'].id}/events").json()["data"] != []
+    # Mail not handed to delivery yet has no content to have lost, whatever its month's age.
+    MessageContent.objects.filter(message=made["mine_july_accepted"]).delete()
+    error = assert_envelope(
+        api.get(f"/v1/messages/{made['mine_july_accepted'].id}/content"), 409, "content_not_available"
+    )
+    assert "has not been built for delivery yet" in error["message"]
     # The cursor walks what is left of the workspace, newest first.
     seen, cursor = [], None
     for _ in range(10):
@@ -147,10 +153,13 @@ def test_a_shorter_workspace_retention_holds_inside_the_months_its_neighbours_ke
     assert again.purges == [] and again.batches == 0
 
 
-def test_it_works_in_bounded_batches_and_the_next_run_goes_on(two_workspaces):
+def test_it_works_in_bounded_batches_and_the_next_run_goes_on(two_workspaces, caplog):
     made = two_workspaces
-    first = retention.workspace_retention_purge(now=NOW, batch_size=1, max_batches=1)
+    with caplog.at_level("WARNING", logger="pufferpost.retention"):
+        first = retention.workspace_retention_purge(now=NOW, batch_size=1, max_batches=1)
     assert not first.complete and first.batches == 1
+    assert "stopped after 1 batch(es)" in caplog.text
+    assert first.as_lines()[-1] == "per-workspace retention: batch limit reached; the next run goes on"
     assert Message.objects.filter(pk__in=[made["mine_june"].pk, made["mine_june_bounced"].pk]).count() == 1
     runs = [first]
     for _ in range(6):
@@ -205,3 +214,19 @@ def test_the_command_and_its_dry_run_say_what_goes(two_workspaces):
         f"2026-07 {ws}: would remove the content of 2 message(s) (content_retention_days 1)",
     ]
     assert Message.objects.count() == 9 and MessageContent.objects.count() == 9
+
+
+def test_the_beat_task_drops_the_months_then_applies_each_workspaces_own_setting(two_workspaces):
+    from messaging.tasks import retention as retention_task
+
+    made = two_workspaces
+    # At the real clock (past 2026-09): June goes whole; July is held by my queued and accepted
+    # mail, so inside it my finished messages go (20 days) and the neighbour's stay (90 days).
+    lines = retention_task()
+    ws = made["mine_june"].workspace_id
+    assert "2026-06: dropped (3 messages)" in lines
+    assert "2026-07: blocked (still on their way: 1 accepted, 1 queued)" in lines
+    assert f"2026-07 {ws}: removed 3 message(s) (message_retention_days 20)" in lines
+    assert set(Message.objects.values_list("pk", flat=True)) == {
+        made[name].pk for name in ("mine_july_queued", "mine_july_accepted", "theirs_july")
+    }
