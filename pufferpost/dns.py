@@ -3,8 +3,17 @@
 Answers are classified so callers can tell "the record is not there" (NXDOMAIN / no data),
 which may change a verification state, from "we could not ask" (timeout, SERVFAIL, refused),
 which must never do so.
+
+Delivery's lookups (a recipient domain's MX, its hosts' addresses, its MTA-STS record) are asked
+with `cached=True`: answers are kept in the process for their TTL, capped by
+PUFFERPOST_DNS_CACHE_SECONDS (what a caching resolver or Postfix does; a batch to 40 domains asked
+about 160 questions before). Absent records are kept for at most a minute, failures never.
+Verification's lookups (domains.checks) always ask: a customer who just published a record wants
+it seen.
 """
 
+import dataclasses
+import threading
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -40,6 +49,7 @@ class Answer:
     failure: Failure = Failure.NONE
     # Where a CNAME chain led, when the asked name is an alias ("" when it is not).
     alias_of: str = ""
+    ttl: int | None = None  # seconds the records may be kept (FOUND)
 
     @property
     def missing(self) -> bool:
@@ -94,7 +104,7 @@ def _query(name: str, rdtype: str, res: dns.resolver.Resolver | None = None) -> 
         return Answer(Outcome.ERROR, error=f"lookup of {rdtype} {name} failed: {exc}", failure=Failure.OTHER)
     if answer.rrset is None:
         return Answer(Outcome.NODATA, error=f"no {rdtype} record at {name}", alias_of=_alias(name, answer))
-    return Answer(Outcome.FOUND, records=list(answer.rrset), alias_of=_alias(name, answer))
+    return Answer(Outcome.FOUND, records=list(answer.rrset), alias_of=_alias(name, answer), ttl=answer.rrset.ttl)
 
 
 def _alias(name: str, result) -> str:
@@ -106,28 +116,74 @@ def _alias(name: str, result) -> str:
     return target if target.lower() != name.lower().rstrip(".") else ""
 
 
-def txt(name: str, res: dns.resolver.Resolver | None = None) -> Answer:
+NEGATIVE_CACHE_SECONDS = 60.0
+_CACHE_ENTRIES = 20_000
+_cache: dict[tuple, tuple[float, Answer]] = {}
+_cache_lock = threading.Lock()
+
+
+def cache_clear() -> None:
+    """Forget every cached answer (the local DNS zone of the tests and `make up` calls it on change)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def _cached(kind: str, name: str, lookup) -> Answer:
+    """`lookup()`'s answer, from the process cache while it is fresh (a copy: callers may change it)."""
+    cap = settings.PUFFERPOST_DNS_CACHE_SECONDS
+    if cap <= 0:
+        return lookup()
+    key = (tuple(settings.PUFFERPOST_DNS_NAMESERVERS or ()), kind, name.lower().rstrip("."))
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(key)
+    if hit is not None and hit[0] > now:
+        return dataclasses.replace(hit[1], records=list(hit[1].records))
+    answer = lookup()
+    if answer.outcome == Outcome.FOUND:
+        keep = min(cap, answer.ttl if answer.ttl is not None else cap)
+    elif answer.missing:
+        keep = min(cap, NEGATIVE_CACHE_SECONDS)
+    else:
+        keep = 0.0  # a failure is asked again next time
+    if keep > 0:
+        with _cache_lock:
+            if len(_cache) >= _CACHE_ENTRIES:
+                _cache.clear()  # bounded: a full cache starts over rather than grow
+            _cache[key] = (now + keep, dataclasses.replace(answer, records=list(answer.records)))
+    return answer
+
+
+def txt(name: str, res: dns.resolver.Resolver | None = None, *, cached: bool = False) -> Answer:
     """TXT records at `name`, each multi-string record joined into one str."""
+    if cached:
+        return _cached("TXT", name, lambda: txt(name, res))
     answer = _query(name, "TXT", res)
     answer.records = [b"".join(r.strings).decode("utf-8", "replace") for r in answer.records]
     return answer
 
 
-def mx(name: str, res: dns.resolver.Resolver | None = None) -> Answer:
+def mx(name: str, res: dns.resolver.Resolver | None = None, *, cached: bool = False) -> Answer:
     """MX records at `name` as `(preference, host)` sorted by preference; host "." is a null MX."""
+    if cached:
+        return _cached("MX", name, lambda: mx(name, res))
     answer = _query(name, "MX", res)
     answer.records = sorted((r.preference, r.exchange.to_text(omit_final_dot=True) or ".") for r in answer.records)
     return answer
 
 
-def addresses(name: str, res: dns.resolver.Resolver | None = None) -> Answer:
+def addresses(name: str, res: dns.resolver.Resolver | None = None, *, cached: bool = False) -> Answer:
     """A and AAAA addresses of `name` (A first)."""
+    if cached:
+        return _cached("A+AAAA", name, lambda: addresses(name, res))
     res = res or resolver()
-    found, last = [], None
+    found, last, ttls = [], None, []
     for rdtype in ("A", "AAAA"):
         answer = _query(name, rdtype, res)
         found.extend(r.to_text() for r in answer.records)
+        if answer.ttl is not None:
+            ttls.append(answer.ttl)
         last = answer
     if found:
-        return Answer(Outcome.FOUND, records=found)
+        return Answer(Outcome.FOUND, records=found, ttl=min(ttls) if ttls else None)
     return last

@@ -95,7 +95,7 @@ class Lookup:
 
 def txt_id(domain: str) -> tuple[str | None, str]:
     """(the id of the domain's `_mta-sts` TXT record or None, an error when it is there but unusable)."""
-    answer = dns.txt(f"_mta-sts.{domain}")
+    answer = dns.txt(f"_mta-sts.{domain}", cached=True)
     if answer.outcome != dns.Outcome.FOUND:
         if answer.outcome == dns.Outcome.ERROR:
             return None, f"_mta-sts.{domain} TXT lookup failed: {answer.error}"

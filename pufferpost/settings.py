@@ -331,6 +331,9 @@ PUFFERPOST_DNS_NAMESERVERS = _host_ports(
     "PUFFERPOST_DNS_NAMESERVERS", _read("str", "PUFFERPOST_DNS_NAMESERVERS", default=""), 53
 )
 PUFFERPOST_DNS_TIMEOUT = _read("float", "PUFFERPOST_DNS_TIMEOUT", default=5.0)
+# Longest a delivery lookup (MX, addresses, MTA-STS TXT) is kept in each process, capping the
+# record's TTL; absent records at most 60 s; 0 turns the cache off. Verification always asks.
+PUFFERPOST_DNS_CACHE_SECONDS = _read("float", "PUFFERPOST_DNS_CACHE_SECONDS", default=300.0, minimum=0)
 PUFFERPOST_SMTP_RELAY = _read("str", "PUFFERPOST_SMTP_RELAY", default="")
 if PUFFERPOST_SMTP_RELAY and urlsplit(PUFFERPOST_SMTP_RELAY).scheme not in ("smtp", "smtp+starttls", "smtps"):
     raise ImproperlyConfigured("PUFFERPOST_SMTP_RELAY must be smtp://, smtp+starttls:// or smtps://")

@@ -165,7 +165,7 @@ def resolve_route(domain: str) -> Route:
         return relay
     domain = domain.lower().rstrip(".")
     port = settings.PUFFERPOST_SMTP_PORT
-    answer = dns.mx(domain)
+    answer = dns.mx(domain, cached=True)
     if answer.outcome == dns.Outcome.FOUND:
         if any(host == "." for _, host in answer.records):
             return Route(domain, failure=classify(556, f"{domain} does not accept mail (null MX, RFC 7505)"))
@@ -181,7 +181,7 @@ def resolve_route(domain: str) -> Route:
     if answer.outcome == dns.Outcome.ERROR:
         return Route(domain, failure=classify(None, f"MX lookup failed: {answer.error}"))
     # No MX record: the domain itself is the implicit MX when it has an address.
-    implicit = dns.addresses(domain)
+    implicit = dns.addresses(domain, cached=True)
     if implicit.outcome == dns.Outcome.FOUND:
         return _with_sts(Route(domain, hosts=(domain,), port=port))
     if implicit.outcome == dns.Outcome.ERROR:
@@ -298,7 +298,7 @@ def _host_addresses(host: str, route: Route) -> list[str]:
     if literal is not None:
         candidates = [literal]
     else:
-        answer = dns.addresses(host)
+        answer = dns.addresses(host, cached=True)
         if answer.outcome != dns.Outcome.FOUND:
             raise _TryNextHost(classify(None, f"no address for MX host {host}: {answer.error or answer.outcome}", host))
         candidates = answer.records

@@ -1,14 +1,19 @@
 """A small authoritative DNS server on loopback, for tests and `make up` (never for production).
 
 Records live in a dict the owner edits while the server runs; a name can also be made to
-fail (SERVFAIL) or to stall (no answer), to drill the resolver-failure paths.
+fail (SERVFAIL) or to stall (no answer), to drill the resolver-failure paths. Every change
+clears this process's cache of delivery lookups (`pufferpost.dns`), so a test that edits the zone
+sees its change at once, as it would once a real record's TTL ran out.
 """
 
 import threading
 import time
+from collections import Counter
 
 from dnslib import AAAA, CNAME, MX, QTYPE, RCODE, RR, TXT, A, DNSLabel
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
+
+from pufferpost import dns as pp_dns
 
 
 class Zone(BaseResolver):
@@ -17,6 +22,8 @@ class Zone(BaseResolver):
         self._records: dict[tuple[str, str], list] = {}
         self._failing: dict[str, str] = {}
         self.stall_seconds = 3.0
+        # Questions received, by (name, type): what the tests count to see what was asked.
+        self.asked: Counter = Counter()
 
     @staticmethod
     def _key(name: str) -> str:
@@ -41,6 +48,7 @@ class Zone(BaseResolver):
             raise ValueError(f"unsupported record type {rtype}")
         with self._lock:
             self._records.setdefault((self._key(name), rtype), []).append((rdata, ttl))
+        pp_dns.cache_clear()
 
     def replace_all(self, records: list[tuple[str, str, object]]) -> None:
         """Swap every record for `records` ((name, type, value) as for `publish`) in one step."""
@@ -49,31 +57,38 @@ class Zone(BaseResolver):
             staging.publish(name, rtype, value)
         with self._lock:
             self._records = staging._records
+        pp_dns.cache_clear()
 
     def remove(self, name: str, rtype: str | None = None) -> None:
         with self._lock:
             for key in [k for k in self._records if k[0] == self._key(name) and rtype in (None, k[1])]:
                 del self._records[key]
+        pp_dns.cache_clear()
 
     def fail(self, name: str, mode: str = "servfail") -> None:
         """Make lookups of `name` answer SERVFAIL (`servfail`) or not at all (`timeout`)."""
         with self._lock:
             self._failing[self._key(name)] = mode
+        pp_dns.cache_clear()
 
     def heal(self, name: str) -> None:
         with self._lock:
             self._failing.pop(self._key(name), None)
+        pp_dns.cache_clear()
 
     def clear(self) -> None:
         with self._lock:
             self._records.clear()
             self._failing.clear()
+            self.asked.clear()
+        pp_dns.cache_clear()
 
     def resolve(self, request, handler):
         reply = request.reply()
         qname = str(request.q.qname).lower()
         qtype = QTYPE[request.q.qtype]
         with self._lock:
+            self.asked[(qname.rstrip("."), qtype)] += 1
             mode = self._failing.get(qname)
             answers = list(self._records.get((qname, qtype), []))
             exists = any(k[0] == qname for k in self._records)

@@ -308,12 +308,19 @@ def test_a_non_ascii_mailbox_bounces_without_crashing_the_others(direct, smtp_si
     assert results["jane@example.com"].outcome == Outcome.DELIVERED
 
 
-def test_a_mailer_looks_each_domain_up_once(direct, smtp_sink, monkeypatch):
+def test_a_mailer_looks_each_domain_up_once(direct, smtp_sink, settings):
+    settings.PUFFERPOST_DNS_CACHE_SECONDS = 0  # the mailer's own route cache, without the process's
     publish_mx(direct, "example.com", (10, "mx1.example.com", "127.0.0.1"))
-    lookups = []
-    real_mx = smtp.dns.mx
-    monkeypatch.setattr(smtp.dns, "mx", lambda name: lookups.append(name) or real_mx(name))
     with Mailer() as mailer:
         for n in range(3):
             assert send([f"u{n}@example.com"], mailer=mailer)[f"u{n}@example.com"].outcome == Outcome.DELIVERED
-    assert lookups == ["example.com"]
+    assert direct.asked[("example.com", "MX")] == 1
+
+
+def test_the_next_batch_finds_the_route_in_the_process_cache(direct, smtp_sink):
+    publish_mx(direct, "example.com", (10, "mx1.example.com", "127.0.0.1"))
+    for n in range(2):  # two batches, each with a mailer of its own
+        with Mailer() as mailer:
+            assert send([f"u{n}@example.com"], mailer=mailer)[f"u{n}@example.com"].outcome == Outcome.DELIVERED
+    assert direct.asked[("example.com", "MX")] == 1
+    assert direct.asked[("mx1.example.com", "A")] == 1
