@@ -41,7 +41,7 @@ from messaging.models import (
     Suppression,
     SuppressionReason,
 )
-from messaging.queries import attempts_finish, messages_bookkeep
+from messaging.queries import attempts_finish, message_contents_upsert, messages_bookkeep
 from pufferpost import smtp
 from templates_app.rendering import Rendered
 
@@ -175,13 +175,7 @@ def _contents_record(results: list[Result], *, now: datetime) -> None:
         for r in results
         if r.content is not None
     ]
-    if contents:
-        MessageContent.objects.bulk_create(
-            contents,
-            update_conflicts=True,
-            unique_fields=["message"],
-            update_fields=["subject", "text", "html", "built_at"],
-        )
+    message_contents_upsert(contents)
 
 
 def _attempts_write(results: list[Result], *, now: datetime) -> None:

@@ -14,6 +14,7 @@ from messaging.models import (
     DeliveryAttempt,
     EventRollup,
     Message,
+    MessageContent,
     MessageStatus,
     Suppression,
     Unsubscribe,
@@ -25,6 +26,7 @@ from messaging.queries import (
     attempt_commit_in_flight,
     attempts_finish,
     event_rollup_add,
+    message_contents_upsert,
     messages_bookkeep,
     messages_bookkeep_transition_returning,
     messages_claim_due_returning,
@@ -485,6 +487,45 @@ def test_bookkeeping_with_the_transition_equals_its_orm_reading(db):
     assert [row[0] for row in states] == ["delivered", "delivered", "queued", "sent"]
     assert states[1][2:6] == (token + timedelta(minutes=1), 2, 'Subject "1" \\ é', "251 ok")
     assert states[2][3] == 0 and states[3][3] == 0 and stamped == [True] * 4
+
+
+def test_the_content_upsert_equals_bulk_create_with_update_conflicts(db):
+    built = datetime(2026, 12, 1, 15, tzinfo=UTC)
+    tricky = 'He said "hi" \\ {braces}, \u00e9\u4e2d\U0001f600,\r\nline\ttab <a href="x?a=1&b=2">'
+    states = []
+
+    def orm(contents):
+        MessageContent.objects.bulk_create(
+            contents,
+            update_conflicts=True,
+            unique_fields=["message"],
+            update_fields=["subject", "text", "html", "built_at"],
+        )
+
+    for upsert in (message_contents_upsert, orm):
+        workspace = WorkspaceFactory()
+        kept, fresh, untouched = (MessageFactory(workspace=workspace) for _ in range(3))
+        MessageContent.objects.create(message=kept, subject="old", text="old", html="old", built_at=built)
+        MessageContent.objects.create(message=untouched, subject="same", text="same", html="same", built_at=built)
+        later = built + timedelta(minutes=5)
+        upsert(
+            [
+                MessageContent(
+                    message=kept, subject=f"Re: {tricky}", text=tricky, html=f"<p>{tricky}</p>", built_at=later
+                ),
+                MessageContent(message=fresh, subject="", text="", html=tricky * 3, built_at=later),
+            ]
+        )
+        rows = {c.message_id: c for c in MessageContent.objects.filter(message__in=[kept, fresh, untouched])}
+        states.append(
+            [
+                (rows[m.pk].subject, rows[m.pk].text, rows[m.pk].html, rows[m.pk].built_at)
+                for m in (kept, fresh, untouched)
+            ]
+        )
+    assert states[0] == states[1]
+    assert states[0][0][1] == tricky and states[0][2] == ("same", "same", "same", built)
+    message_contents_upsert([])  # nothing to write: no statement, no error
 
 
 def test_the_statement_timeout_holds_to_the_end_of_the_transaction(transactional_db):
