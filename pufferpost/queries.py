@@ -6,10 +6,11 @@ prepared statement returns what its text returns.
 """
 
 import re
+import time
 import weakref
 from functools import cache
 
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from pufferpost.models import ApiKey, Workspace
@@ -38,7 +39,15 @@ def execute_prepared(cursor, *, name: str, sql: str, types: dict[str, str], para
         text = re.sub(r"%\((\w+)\)s", lambda m: f"${order.index(m.group(1)) + 1}", sql)
         raw.execute(f"PREPARE {name}({', '.join(types.values())}) AS {text}")
         prepared.add(name)
-    cursor.execute(f"EXECUTE {name}({', '.join(['%s'] * len(order))})", [params[key] for key in order])
+    try:
+        cursor.execute(f"EXECUTE {name}({', '.join(['%s'] * len(order))})", [params[key] for key in order])
+    except DatabaseError as exc:
+        # A migration changed a column the statement returns (PostgreSQL then refuses the prepared
+        # statement: 0A000), or the session lost it (26000): retire the connection at the end of
+        # this request or task, so the next one prepares afresh.
+        if getattr(exc.__cause__, "sqlstate", None) in ("0A000", "26000"):
+            cursor.db.close_at = time.monotonic()
+        raise
 
 
 @cache

@@ -5,7 +5,7 @@ import threading
 import time
 
 import pytest
-from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, NotSupportedError, OperationalError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -116,3 +116,24 @@ def test_every_connection_prepares_for_itself_and_a_request_logs_only_the_execut
     with CaptureQueriesContext(connection) as captured:
         assert api_key_with_workspace(key_hash=key.key_hash).pk == key.pk
     assert [query["sql"].split("(")[0] for query in captured.captured_queries] == ["EXECUTE pp_api_key"]
+
+
+def test_a_prepared_statement_the_schema_outgrew_retires_its_connection(db):
+    """A migration that changes a returned column's type makes PostgreSQL refuse the prepared
+    statement; the connection is then closed at the end of the request, and the next prepares afresh."""
+    kept, connection.close_at = connection.close_at, None  # a connection without an age limit
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE pp_test_outgrown (name varchar(10))")
+        cursor.execute("INSERT INTO pp_test_outgrown VALUES ('jane')")
+        read = {
+            "name": "pp_test_outgrown",
+            "sql": "SELECT name FROM pp_test_outgrown WHERE %(x)s",
+            "types": {"x": "boolean"},
+        }
+        execute_prepared(cursor, **read, params={"x": True})
+        assert cursor.fetchall() == [("jane",)]
+        cursor.execute("ALTER TABLE pp_test_outgrown ALTER COLUMN name TYPE text")
+        with pytest.raises(NotSupportedError, match="cached plan must not change result type"), transaction.atomic():
+            execute_prepared(cursor, **read, params={"x": True})
+        assert connection.close_at <= time.monotonic()
+    connection.close_at = kept  # the test's transaction goes on; a request would end here
