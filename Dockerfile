@@ -5,8 +5,11 @@
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build
-# An index mirror, when the builder has one (make compose-check passes the host pip's).
+# An index mirror, or a wheelhouse (PIP_NO_INDEX=1 and PIP_FIND_LINKS), when the builder has one
+# (make compose-check serves the host pip's wheels on loopback).
 ARG PIP_INDEX_URL
+ARG PIP_NO_INDEX
+ARG PIP_FIND_LINKS
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 COPY requirements.txt /tmp/requirements.txt
 # Wheels where they exist; the few pure-Python sdists build with the venv's own setuptools, so the

@@ -253,3 +253,49 @@ def messages_transition_bulk(
     )
     _notify(events, bounce_class=fields.get("bounce_class"))
     return [message_id for message_id, _ in moved]
+
+
+@transaction.atomic
+def messages_deliver_bulk(
+    *,
+    messages: list[Message],
+    token: datetime,
+    sent_at: dict[str, datetime],
+    sent_details: dict[str, dict],
+    delivered_at: dict[str, datetime],
+    details: dict[str, dict],
+) -> list[str]:
+    """`queued → sent → delivered` for the messages their claim (`token`) still holds, in one UPDATE
+    that also writes each instance's delivery bookkeeping (`attempts`, `next_attempt_at`, `subject`,
+    `last_response`, as `messaging.queries.messages_bookkeep` does).
+
+    The same events as `messages_transition_bulk` to `sent` and then to `delivered` (a `sent` event
+    at `sent_at` with `sent_details`, a `delivered` one at `delivered_at` with `details`; missing
+    ids: now), inserted together and counted and told to listeners once. Returns the ids it moved;
+    the others (claimed since by another worker, or no longer `queued`) are left untouched for the
+    caller's ordinary path.
+    """
+    if not messages:
+        return []
+    now = timezone.now()
+    moved = queries.messages_bookkeep_transition_returning(
+        messages, token=token, from_statuses=ALLOWED_SOURCES[S.SENT], to_status=S.DELIVERED, now=now
+    )
+    steps = ((S.SENT, sent_at, sent_details), (S.DELIVERED, delivered_at, details))
+    events = MessageEvent.objects.bulk_create(
+        [
+            MessageEvent(
+                message_id=message_id,
+                workspace_id=workspace_id,
+                type=status,
+                occurred_at=times.get(message_id) or now,
+                detail=step_details.get(message_id) or {},
+            )
+            for status, times, step_details in steps
+            for message_id, workspace_id in moved
+        ]
+    )
+    by_id = {message.pk: message for message in messages}
+    dims = {pk: found for pk, _ in moved if (found := _dims_of(by_id[pk])) is not None}
+    _notify(events, dims=dims)
+    return [message_id for message_id, _ in moved]

@@ -655,7 +655,7 @@ class Mailer:
         if sts is not None:
             tls["mta_sts"] = sts
         results = {r: dataclasses.replace(v, tls=tls, destination=destination) for r, v in results.items()}
-        return self._observe(destination, connection, results)
+        return self._observe(destination, connection, results, recovering=admission.reason == "backoff_recovery")
 
     def _wait(self, destination: str, reason: str, wait: float, step: float = 0.0) -> DeliveryResult:
         if f"shaping:{reason}" not in _BOOKING_RULES:
@@ -674,9 +674,18 @@ class Mailer:
         self._waits[destination] = (time.monotonic() + wait, result, step)
         return result
 
-    def _observe(self, destination: str, connection: "_Connection | None", results: dict[str, DeliveryResult]):
+    def _observe(
+        self,
+        destination: str,
+        connection: "_Connection | None",
+        results: dict[str, DeliveryResult],
+        *,
+        recovering: bool = False,
+    ):
         """Feed the replies to the shaper: throttles start a backoff, greylisting sets the retry, a
-        dead host is skipped, deliveries walk a backoff back."""
+        dead host is skipped, deliveries walk a backoff back (`recovering`: the admission said the
+        destination is coming back from one; otherwise there is nothing to walk back and no round
+        trip is spent on it)."""
         shaper = self.shaper
         delivered = False
         out = {}
@@ -703,7 +712,7 @@ class Mailer:
                             self._drop_connection(connection)
                             connection = None
             out[recipient] = result
-        if delivered:
+        if delivered and recovering:
             shaper.delivered(destination)
         return out
 

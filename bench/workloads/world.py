@@ -36,6 +36,7 @@ ACCEPT_RATE = 100.0  # messages a second offered to the API (batches of ACCEPT_B
 ACCEPT_BATCH = 50
 TAIL_ALONE_SECONDS = 15.0
 TAIL_SHARE = 1.0 - 0.67 - 0.09 - 0.06
+DELIVERY_CONCURRENCY = 4  # compose.yaml's PUFFERPOST_DELIVERY_CONCURRENCY default
 
 
 def providers(count: int):
@@ -174,11 +175,17 @@ def run(ctx) -> None:
         # INFO: the worker's "ready." line is an INFO record (WARNING hides it and the wait hangs).
         "PUFFERPOST_LOG_LEVEL": "INFO",
     }
-    workers = []
-    for n in range(ctx.args.delivery_workers):
-        argv = python_argv("-m", "celery", "-A", "pufferpost", "worker", "--pool", "solo", "-n", f"world{n}@%h")
-        argv += ["--without-mingle", "--without-gossip", "-l", "INFO", "-Q", "default,delivery,webhooks,domains"]
-        workers.append(ctx.children.start(f"world-worker{n}", argv, **worker_env))
+    # The workers as compose.yaml runs them: the delivery queue on a prefork worker with more
+    # processes than cores (most of a delivery waits for the remote server) taking one task at a
+    # time each, everything else on a worker of its own.
+    delivery = python_argv("-m", "celery", "-A", "pufferpost", "worker", "-Q", "delivery", "-n", "world-delivery@%h")
+    delivery += ["--pool", "prefork", "--concurrency", str(DELIVERY_CONCURRENCY), "--prefetch-multiplier", "1"]
+    other = python_argv("-m", "celery", "-A", "pufferpost", "worker", "-Q", "default,webhooks,domains")
+    other += ["-n", "world-default@%h", "--pool", "solo"]
+    workers = [
+        ctx.children.start(name, [*argv, "--without-mingle", "--without-gossip", "-l", "INFO"], **worker_env)
+        for name, argv in (("world-worker-delivery", delivery), ("world-worker-default", other))
+    ]
     for worker in workers:
         worker.wait_for_log("ready.", timeout=240)
     port = ctx.web()

@@ -29,7 +29,7 @@ from messaging import observability
 from messaging.delivery.tasks import deliver_due_messages as deliver_due_messages_task
 from messaging.feedback.classes import enhanced_code_find, suppression_detail
 from messaging.feedback.reputation import sender_reputation_evaluate
-from messaging.lifecycle import message_events_bulk_record, messages_transition_bulk
+from messaging.lifecycle import message_events_bulk_record, messages_deliver_bulk, messages_transition_bulk
 from messaging.models import (
     AttemptState,
     DeliveryAttempt,
@@ -41,7 +41,7 @@ from messaging.models import (
     Suppression,
     SuppressionReason,
 )
-from messaging.queries import attempts_finish, messages_bookkeep
+from messaging.queries import attempts_finish, message_contents_upsert, messages_bookkeep
 from pufferpost import smtp
 from templates_app.rendering import Rendered
 
@@ -130,9 +130,12 @@ def outcomes_record(*, results: list[Result], token: datetime) -> None:
             message.subject = r.subject
         message.last_response = r.response[:2000]
         touched.append(message)
-    messages_bookkeep(touched, token=token)
+    # Delivered messages this claim still holds take one rewrite of their row: bookkeeping, `sent`
+    # and `delivered` together. The others (and any that one did not move) go the ordinary way.
+    delivered = _deliveries_record(by_outcome.get(Outcome.DELIVERED, []), token=token)
+    messages_bookkeep([m for m in touched if m.pk not in delivered], token=token)
     _contents_record(results, now=now)
-    bounced = _transitions_record(results, by_outcome, gave_up, now=now, quiet=quiet)
+    bounced = _transitions_record(results, by_outcome, gave_up, now=now, quiet=quiet, delivered=delivered)
     _suppressions_record(results, bounced=set(bounced))
     for message_id, delay in retries:
         if delay <= settings.PUFFERPOST_DELIVERY_COUNTDOWN_MAX:
@@ -141,6 +144,26 @@ def outcomes_record(*, results: list[Result], token: datetime) -> None:
         if delay <= settings.PUFFERPOST_DELIVERY_COUNTDOWN_MAX:
             transaction.on_commit(partial(_enqueue_retry, message_ids, delay))
     observability.delivery_outcomes_observe(results)
+
+
+def _sent_detail(r: Result) -> dict:
+    return {"mx_host": r.mx_host, **({"tls": r.tls} if r.tls is not None else {})}
+
+
+def _deliveries_record(results: list[Result], *, token: datetime) -> set[str]:
+    """`sent` + `delivered` with the try's bookkeeping, one statement for the batch; the ids moved.
+    The timeline orders by occurred_at: `sent` when transmission began, `delivered` when it ended."""
+    if not results:
+        return set()
+    moved = messages_deliver_bulk(
+        messages=[r.message for r in results],
+        token=token,
+        sent_at={r.message.pk: r.started_at for r in results if r.started_at},
+        sent_details={r.message.pk: _sent_detail(r) for r in results},
+        delivered_at={r.message.pk: r.finished_at for r in results if r.finished_at},
+        details={r.message.pk: r.detail for r in results},
+    )
+    return set(moved)
 
 
 def _contents_record(results: list[Result], *, now: datetime) -> None:
@@ -152,13 +175,7 @@ def _contents_record(results: list[Result], *, now: datetime) -> None:
         for r in results
         if r.content is not None
     ]
-    if contents:
-        MessageContent.objects.bulk_create(
-            contents,
-            update_conflicts=True,
-            unique_fields=["message"],
-            update_fields=["subject", "text", "html", "built_at"],
-        )
+    message_contents_upsert(contents)
 
 
 def _attempts_write(results: list[Result], *, now: datetime) -> None:
@@ -247,20 +264,20 @@ def _transitions_record(
     *,
     now: datetime,
     quiet: set[str] = frozenset(),
+    delivered: set[str] = frozenset(),
 ) -> list[str]:
-    """Status transitions and their events, plus `deferred` events; returns the ids that bounced."""
+    """Status transitions and their events, plus `deferred` events; returns the ids that bounced.
+    `delivered`: ids `_deliveries_record` already moved (the others delivered go `sent`, `delivered` here)."""
     details = {r.message.pk: r.detail for r in results}
     # The timeline orders by occurred_at: `sent` when transmission began, the outcome when it ended.
     started = {r.message.pk: r.started_at for r in results if r.started_at}
     ended = {r.message.pk: r.finished_at for r in results if r.finished_at}
-    delivered = [r.message.pk for r in by_outcome.get(Outcome.DELIVERED, [])]
-    if delivered:
-        sent_details = {
-            r.message.pk: {"mx_host": r.mx_host, **({"tls": r.tls} if r.tls is not None else {})}
-            for r in by_outcome[Outcome.DELIVERED]
-        }
-        messages_transition_bulk(message_ids=delivered, to_status=S.SENT, details=sent_details, occurred_at=started)
-        messages_transition_bulk(message_ids=delivered, to_status=S.DELIVERED, details=details, occurred_at=ended)
+    rest = [r for r in by_outcome.get(Outcome.DELIVERED, []) if r.message.pk not in delivered]
+    if rest:
+        ids = [r.message.pk for r in rest]
+        sent_details = {r.message.pk: _sent_detail(r) for r in rest}
+        messages_transition_bulk(message_ids=ids, to_status=S.SENT, details=sent_details, occurred_at=started)
+        messages_transition_bulk(message_ids=ids, to_status=S.DELIVERED, details=details, occurred_at=ended)
     unknown = [r.message.pk for r in by_outcome.get(Outcome.UNKNOWN, [])]
     if unknown:
         unknown_details = {

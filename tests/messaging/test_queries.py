@@ -14,6 +14,7 @@ from messaging.models import (
     DeliveryAttempt,
     EventRollup,
     Message,
+    MessageContent,
     MessageStatus,
     Suppression,
     Unsubscribe,
@@ -25,7 +26,9 @@ from messaging.queries import (
     attempt_commit_in_flight,
     attempts_finish,
     event_rollup_add,
+    message_contents_upsert,
     messages_bookkeep,
+    messages_bookkeep_transition_returning,
     messages_claim_due_returning,
     messages_update_returning,
     send_context_rows,
@@ -441,6 +444,88 @@ def test_the_bookkeeping_equals_bulk_update_over_the_rows_of_its_claim(db):
     assert states[0] == states[1]
     assert [row[2] for row in states[0]] == [1, 2, 0]  # the reclaimed row is left alone
     assert states[0][1][4] == "251 ok" and states[0][2][4] == ""
+
+
+def test_bookkeeping_with_the_transition_equals_its_orm_reading(db):
+    token = datetime(2026, 12, 1, 15, tzinfo=UTC)
+    now = token + timedelta(seconds=3)
+    fields = ["attempts", "next_attempt_at", "subject", "last_response"]
+    results = []
+
+    def orm(messages, *, token, from_statuses, to_status, now):
+        ours = Message.objects.filter(pk__in=[m.pk for m in messages], claimed_at=token, status__in=from_statuses)
+        moved = list(ours.values_list("pk", "workspace_id"))
+        ids = {pk for pk, _ in moved}
+        Message.objects.bulk_update([m for m in messages if m.pk in ids], fields)
+        Message.objects.filter(pk__in=ids).update(status=to_status, updated_at=now)
+        return moved
+
+    for write in (messages_bookkeep_transition_returning, orm):
+        workspace = WorkspaceFactory()
+        mine = [MessageFactory(workspace=workspace, status="queued", claimed_at=token) for _ in range(2)]
+        reclaimed = MessageFactory(workspace=workspace, status="queued", claimed_at=token + timedelta(seconds=1))
+        already_sent = MessageFactory(workspace=workspace, status="sent", claimed_at=token)
+        messages = [*mine, reclaimed, already_sent]
+        for n, message in enumerate(messages):
+            message.attempts += n + 1
+            message.next_attempt_at = None if n == 0 else token + timedelta(minutes=n)
+            message.subject, message.last_response = f'Subject "{n}" \\ é', f"25{n} ok"
+        created = {m.pk: m.updated_at for m in messages}
+        moved = write(messages, token=token, from_statuses=["queued"], to_status="delivered", now=now)
+        position = {m.pk: n for n, m in enumerate(messages)}
+        states = _delivery_state([m.pk for m in messages])
+        results.append(
+            (
+                sorted((position[pk], workspace_id == workspace.pk) for pk, workspace_id in moved),
+                [states[m.pk][:6] for m in messages],
+                [states[m.pk][6] == (now if position[m.pk] < 2 else created[m.pk]) for m in messages],
+            )
+        )
+    assert results[0] == results[1]
+    moved, states, stamped = results[0]
+    assert moved == [(0, True), (1, True)]  # neither the reclaimed row nor the one already past `queued`
+    assert [row[0] for row in states] == ["delivered", "delivered", "queued", "sent"]
+    assert states[1][2:6] == (token + timedelta(minutes=1), 2, 'Subject "1" \\ é', "251 ok")
+    assert states[2][3] == 0 and states[3][3] == 0 and stamped == [True] * 4
+
+
+def test_the_content_upsert_equals_bulk_create_with_update_conflicts(db):
+    built = datetime(2026, 12, 1, 15, tzinfo=UTC)
+    tricky = 'He said "hi" \\ {braces}, \u00e9\u4e2d\U0001f600,\r\nline\ttab <a href="x?a=1&b=2">'
+    states = []
+
+    def orm(contents):
+        MessageContent.objects.bulk_create(
+            contents,
+            update_conflicts=True,
+            unique_fields=["message"],
+            update_fields=["subject", "text", "html", "built_at"],
+        )
+
+    for upsert in (message_contents_upsert, orm):
+        workspace = WorkspaceFactory()
+        kept, fresh, untouched = (MessageFactory(workspace=workspace) for _ in range(3))
+        MessageContent.objects.create(message=kept, subject="old", text="old", html="old", built_at=built)
+        MessageContent.objects.create(message=untouched, subject="same", text="same", html="same", built_at=built)
+        later = built + timedelta(minutes=5)
+        upsert(
+            [
+                MessageContent(
+                    message=kept, subject=f"Re: {tricky}", text=tricky, html=f"<p>{tricky}</p>", built_at=later
+                ),
+                MessageContent(message=fresh, subject="", text="", html=tricky * 3, built_at=later),
+            ]
+        )
+        rows = {c.message_id: c for c in MessageContent.objects.filter(message__in=[kept, fresh, untouched])}
+        states.append(
+            [
+                (rows[m.pk].subject, rows[m.pk].text, rows[m.pk].html, rows[m.pk].built_at)
+                for m in (kept, fresh, untouched)
+            ]
+        )
+    assert states[0] == states[1]
+    assert states[0][0][1] == tricky and states[0][2] == ("same", "same", "same", built)
+    message_contents_upsert([])  # nothing to write: no statement, no error
 
 
 def test_the_statement_timeout_holds_to_the_end_of_the_transaction(transactional_db):

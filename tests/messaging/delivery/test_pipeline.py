@@ -349,6 +349,23 @@ def test_a_batch_of_50_costs_a_bounded_number_of_queries(setup, smtp_sink, djang
     assert len(smtp_sink.received) == 100  # two destinations per message
 
 
+def test_a_delivered_message_row_is_written_three_times_claim_commit_point_outcome(setup, settings):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.PUFFERPOST_DELIVERY_FLUSH_SECONDS = 3600
+    messages = [setup.message(to=f"user{i}@example.com") for i in range(3)]
+    with CaptureQueriesContext(connection) as queries:
+        deliver_messages(message_ids=[m.pk for m in messages])
+    rewrites = [q["sql"] for q in queries.captured_queries if 'UPDATE "messaging_message"' in q["sql"]]
+    # The claim (one for the batch), the commit point (one per message), the outcome: bookkeeping,
+    # `sent` and `delivered` in one statement for the flush (they were three).
+    assert len(rewrites) == 1 + 3 + 1
+    assert Message.objects.filter(pk__in=[m.pk for m in messages], status="delivered").count() == 3
+    for message in messages:
+        assert timeline(message) == ["accepted", "queued", "sent", "delivered"]
+
+
 class _SlowToAnswerData(RecordingHandler):
     """Takes the message, then answers the final dot only after the client has given up."""
 

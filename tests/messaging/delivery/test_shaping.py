@@ -253,6 +253,24 @@ def test_a_throttle_backs_the_destination_off_and_the_long_tail_goes_on(db, send
     assert len(world.log.replies_matching("4.7.28")) == 1
 
 
+def test_deliveries_after_a_backoff_walk_it_back(db, sendable, receiving_world, shaping_file, redis_client):
+    receiving_world(*w.long_tail(1))
+    shaping_file({"backoff": {"pause_seconds": 0.3, "recovery_successes": 2, "per_minute": 600}})
+    shaper = Shaper()
+    destination = "mx/mx.tail0.test"
+    backoff_key = shaper._keys(destination)[3]
+    shaper.throttled(destination)  # a throttle reply, as another worker saw it
+    time.sleep(0.4)  # the pause is over: one connection and the backoff rate until 2 deliveries
+    messages = [sendable.message(to=f"u{i}@tail0.test") for i in range(2)]
+    for message in messages:  # paced at the backoff's 600 a minute: one every 0.1 s
+        deliver_messages(message_ids=[message.pk])
+        assert redis_client.exists(backoff_key) == (message is messages[0])
+        time.sleep(0.15)
+    assert statuses(messages) == ["delivered", "delivered"]
+    assert not redis_client.exists(backoff_key)  # walked back: full limits again
+    assert shaper.admit(destination, Limits(), "lease", new_connection=True).reason == "ok"
+
+
 def test_greylisted_mail_is_retried_after_the_greylist_delay(db, sendable, receiving_world):
     world = receiving_world(w.microsoft(domains=0, greylist_seconds=1))
     message = sendable.message(to="jane@outlook.test")
