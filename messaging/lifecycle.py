@@ -239,7 +239,7 @@ def messages_transition_bulk(
         message_ids=ids, from_statuses=ALLOWED_SOURCES[to_status], assignments=assignments
     )
     details = details or {}
-    events = MessageEvent.objects.bulk_create(
+    events = queries.message_events_insert(
         [
             MessageEvent(
                 message_id=message_id,
@@ -282,7 +282,7 @@ def messages_deliver_bulk(
         messages, token=token, from_statuses=ALLOWED_SOURCES[S.SENT], to_status=S.DELIVERED, now=now
     )
     steps = ((S.SENT, sent_at, sent_details), (S.DELIVERED, delivered_at, details))
-    events = MessageEvent.objects.bulk_create(
+    events = queries.message_events_insert(
         [
             MessageEvent(
                 message_id=message_id,

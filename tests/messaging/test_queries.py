@@ -15,6 +15,7 @@ from messaging.models import (
     EventRollup,
     Message,
     MessageContent,
+    MessageEvent,
     MessageStatus,
     Suppression,
     Unsubscribe,
@@ -27,6 +28,7 @@ from messaging.queries import (
     attempts_finish,
     event_rollup_add,
     message_contents_upsert,
+    message_events_insert,
     messages_bookkeep,
     messages_bookkeep_transition_returning,
     messages_claim_due_returning,
@@ -526,6 +528,48 @@ def test_the_content_upsert_equals_bulk_create_with_update_conflicts(db):
     assert states[0] == states[1]
     assert states[0][0][1] == tricky and states[0][2] == ("same", "same", "same", built)
     message_contents_upsert([])  # nothing to write: no statement, no error
+
+
+def test_the_event_insert_equals_bulk_create(db):
+    from django.utils import timezone
+
+    occurred = datetime(2026, 12, 1, 15, 0, 0, 123456, tzinfo=UTC)
+    details = [
+        {"recipient": "jane@example.com", "code": 250, "response": '2.0.0 "queued" \\ ok', "mx_host": "mx.example"},
+        {"mx_host": "mx.example", "tls": {"version": "TLSv1.3", "cipher": "TLS_AES_256_GCM_SHA384"}},
+        {"nested": [1, 2.5, None, True, {"é": "中😀"}], "text": "line\r\nnext\ttab"},
+        {},
+    ]
+    states = []
+    for insert in (message_events_insert, MessageEvent.objects.bulk_create):
+        workspace = WorkspaceFactory()
+        message = MessageFactory(workspace=workspace)
+        before = timezone.now()
+        events = [
+            MessageEvent(message_id=message.pk, workspace_id=workspace.pk, type=t, occurred_at=occurred, detail=d)
+            for t, d in zip(("delivered", "sent", "deferred", "queued"), details, strict=True)
+        ]
+        saved = insert(events)
+        assert [e.pk for e in saved] == [e.pk for e in events] and not any(e._state.adding for e in saved)
+        rows = MessageEvent.objects.filter(pk__in=[e.pk for e in events])
+        by_id = {e.pk: e for e in rows}
+        assert all(before <= by_id[e.pk].recorded_at == e.recorded_at <= timezone.now() for e in events)
+        states.append([(by_id[e.pk].type, by_id[e.pk].occurred_at, by_id[e.pk].detail) for e in events])
+    assert states[0] == states[1]
+    assert states[0][2][2] == details[2]
+    assert message_events_insert([]) == []
+    with pytest.raises(TypeError):  # what JSON cannot hold is refused, as the ORM refuses it
+        message_events_insert(
+            [
+                MessageEvent(
+                    message_id=message.pk,
+                    workspace_id=workspace.pk,
+                    type="sent",
+                    occurred_at=occurred,
+                    detail={"at": occurred},
+                )
+            ]
+        )
 
 
 def test_the_statement_timeout_holds_to_the_end_of_the_transaction(transactional_db):
