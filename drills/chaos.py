@@ -61,7 +61,14 @@ class Workers:
         name = f"worker{self.started}"
         self.started += 1
         argv = python_argv("-m", "celery", "-A", "pufferpost", "worker", "--pool", "solo", "-n", f"drill-{name}@%h")
-        argv += ["--without-mingle", "--without-gossip", "-l", "INFO", "-Q", "default,delivery,webhooks,domains"]
+        argv += [
+            "--without-mingle",
+            "--without-gossip",
+            "-l",
+            "INFO",
+            "-Q",
+            "default,delivery,delivery_retry,webhooks,domains",
+        ]
         child = self.children.start(name, argv, **self.env)
         child.wait_for_log("ready.", timeout=90)
         self.live.append(child)

@@ -312,12 +312,17 @@ CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ALWAYS_EAGER = _read("bool", "CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
-# One queue per kind of work; a worker started without -Q consumes all of them.
+# One queue per kind of work; a worker started without -Q consumes all of them. Retries (a
+# deferral's, a paced destination's booked slot, the sweeper's) have a queue of their own, so a
+# deployment can give fresh mail processes that a throttled destination's backlog never occupies
+# (compose.yaml does: worker-delivery and worker-retry).
 CELERY_TASK_QUEUES = [
-    Queue(name, Exchange(name), routing_key=name) for name in ("default", "domains", "delivery", "webhooks")
+    Queue(name, Exchange(name), routing_key=name)
+    for name in ("default", "domains", "delivery", "delivery_retry", "webhooks")
 ]
 CELERY_TASK_ROUTES = {
     "domains.tasks.*": {"queue": "domains"},
+    "messaging.delivery.tasks.deliver_due_messages": {"queue": "delivery_retry"},
     "messaging.delivery.*": {"queue": "delivery"},
     "messaging.webhooks.*": {"queue": "webhooks"},
 }

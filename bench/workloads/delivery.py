@@ -272,7 +272,7 @@ def run(ctx) -> None:
         if a.delivery_prefetch is not None:
             argv += ["--prefetch-multiplier", str(a.delivery_prefetch)]
         argv += ["--without-mingle", "--without-gossip", "-l", "INFO"]
-        argv += ["-Q", "default,delivery,webhooks,domains"]
+        argv += ["-Q", "default,delivery,delivery_retry,webhooks,domains"]
         workers.append(ctx.children.start(f"worker{n}", argv, **worker_env))
     for worker in workers:
         worker.wait_for_log("ready.", timeout=60)

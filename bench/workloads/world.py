@@ -36,7 +36,6 @@ ACCEPT_RATE = 100.0  # messages a second offered to the API (batches of ACCEPT_B
 ACCEPT_BATCH = 50
 TAIL_ALONE_SECONDS = 15.0
 TAIL_SHARE = 1.0 - 0.67 - 0.09 - 0.06
-DELIVERY_CONCURRENCY = 4  # compose.yaml's PUFFERPOST_DELIVERY_CONCURRENCY default
 
 
 def providers(count: int):
@@ -175,16 +174,22 @@ def run(ctx) -> None:
         # INFO: the worker's "ready." line is an INFO record (WARNING hides it and the wait hangs).
         "PUFFERPOST_LOG_LEVEL": "INFO",
     }
-    # The workers as compose.yaml runs them: the delivery queue on a prefork worker with more
-    # processes than cores (most of a delivery waits for the remote server) taking one task at a
-    # time each, everything else on a worker of its own.
-    delivery = python_argv("-m", "celery", "-A", "pufferpost", "worker", "-Q", "delivery", "-n", "world-delivery@%h")
-    delivery += ["--pool", "prefork", "--concurrency", str(DELIVERY_CONCURRENCY), "--prefetch-multiplier", "1"]
-    other = python_argv("-m", "celery", "-A", "pufferpost", "worker", "-Q", "default,webhooks,domains")
-    other += ["-n", "world-default@%h", "--pool", "solo"]
+
+    # The workers as compose.yaml runs them: fresh mail on the delivery queue and retries (the
+    # paced backlog's booked slots) on delivery_retry, each on a prefork worker of its own taking
+    # one task at a time per process (more processes than cores: most of a delivery waits for the
+    # remote server), everything else on a third worker.
+    def celery(name: str, queues: str, *pool: str) -> list[str]:
+        argv = python_argv("-m", "celery", "-A", "pufferpost", "worker", "-Q", queues, "-n", f"{name}@%h", *pool)
+        return [*argv, "--without-mingle", "--without-gossip", "-l", "INFO"]
+
+    prefork = ("--pool", "prefork", "--prefetch-multiplier", "1", "--concurrency")
     workers = [
-        ctx.children.start(name, [*argv, "--without-mingle", "--without-gossip", "-l", "INFO"], **worker_env)
-        for name, argv in (("world-worker-delivery", delivery), ("world-worker-default", other))
+        ctx.children.start("world-worker-delivery", celery("world-delivery", "delivery", *prefork, "4"), **worker_env),
+        ctx.children.start("world-worker-retry", celery("world-retry", "delivery_retry", *prefork, "2"), **worker_env),
+        ctx.children.start(
+            "world-worker-default", celery("world-default", "default,webhooks,domains", "--pool", "solo"), **worker_env
+        ),
     ]
     for worker in workers:
         worker.wait_for_log("ready.", timeout=240)

@@ -11,7 +11,16 @@ from tests.processes import REPO
 
 COMPOSE = yaml.safe_load((REPO / "compose.yaml").read_text())
 CHECK = yaml.safe_load((REPO / "deploy/compose-check/compose.check.yaml").read_text())
-APP_SERVICES = {"migrate", "web", "worker-delivery", "worker", "beat", "inbound-smtp", "submission-smtp"}
+APP_SERVICES = {
+    "migrate",
+    "web",
+    "worker-delivery",
+    "worker-retry",
+    "worker",
+    "beat",
+    "inbound-smtp",
+    "submission-smtp",
+}
 RUNNING = APP_SERVICES - {"migrate", "submission-smtp"}
 INTERPOLATED = re.compile(r"\$\{([A-Z0-9_]+)(?::?[-?][^}]*)?\}")
 
@@ -37,14 +46,17 @@ def test_the_stack_has_every_service_one_image_and_postgres_data_in_a_volume():
     assert services["submission-smtp"]["profiles"] == ["submission"]  # needs the operator's certificate
 
 
-def test_the_delivery_worker_has_its_own_queue_and_the_other_worker_every_other_queue():
+def test_fresh_mail_and_retries_have_workers_of_their_own_and_the_other_worker_every_other_queue():
     from django.conf import settings
 
     queues = {queue.name for queue in settings.CELERY_TASK_QUEUES}
     delivery = COMPOSE["services"]["worker-delivery"]["command"]
+    retry = COMPOSE["services"]["worker-retry"]["command"]
     other = COMPOSE["services"]["worker"]["command"]
     assert delivery[delivery.index("-Q") + 1] == "delivery"
-    assert set(other[other.index("-Q") + 1].split(",")) == queues - {"delivery"}
+    assert retry[retry.index("-Q") + 1] == "delivery_retry"
+    assert "--prefetch-multiplier=1" in delivery and "--prefetch-multiplier=1" in retry
+    assert set(other[other.index("-Q") + 1].split(",")) == queues - {"delivery", "delivery_retry"}
     assert COMPOSE["services"]["beat"]["command"][:4] == ["celery", "-A", "pufferpost", "beat"]
     assert "run_inbound_smtp" in COMPOSE["services"]["inbound-smtp"]["command"]
     assert COMPOSE["services"]["web"]["command"][:2] == ["gunicorn", "pufferpost.wsgi"]
@@ -160,7 +172,7 @@ def test_every_process_but_the_web_serves_its_metrics_on_its_own_port_and_promet
     assert service["ports"] == ["127.0.0.1:9090:9090"]
     assert "web" in env_example()["DJANGO_ALLOWED_HOSTS"].split(",")
     # On the check's host network every metrics port is on loopback, at a port the check picked.
-    for name in ("worker-delivery", "worker", "beat", "inbound-smtp"):
+    for name in ("worker-delivery", "worker-retry", "worker", "beat", "inbound-smtp"):
         assert CHECK["services"][name]["environment"]["PUFFERPOST_METRICS_LISTEN"].startswith("127.0.0.1:${CHECK_"), (
             name
         )

@@ -397,14 +397,21 @@ def test_no_reply_to_the_payload_is_an_unknown_outcome_never_retried(setup, sett
         server.stop()
 
 
-def test_the_sweeper_is_on_beat_and_every_delivery_task_on_the_delivery_queue(settings):
+def test_the_sweeper_is_on_beat_and_retries_have_a_queue_of_their_own(settings):
     from pufferpost.celery import app
 
     entry = settings.CELERY_BEAT_SCHEDULE["delivery-sweep"]
     assert entry["task"] == "messaging.delivery.tasks.sweep_deliveries"
     assert entry["schedule"] == settings.PUFFERPOST_DELIVERY_SWEEP_INTERVAL
-    for task in ("deliver_messages", "deliver_due_messages", "sweep_deliveries"):
-        assert app.amqp.router.route({}, f"messaging.delivery.tasks.{task}")["queue"].name == "delivery"
+    queue = {
+        task: app.amqp.router.route({}, f"messaging.delivery.tasks.{task}")["queue"].name
+        for task in ("deliver_messages", "deliver_due_messages", "sweep_deliveries")
+    }
+    assert queue == {
+        "deliver_messages": "delivery",
+        "deliver_due_messages": "delivery_retry",
+        "sweep_deliveries": "delivery",
+    }
     assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] > settings.PUFFERPOST_DELIVERY_COUNTDOWN_MAX
 
 
