@@ -126,8 +126,8 @@ def send_context_rows(
 
     One UNION ALL instead of five ORM queries: five round trips would cost more than the
     send-context read does today (0.14 ms of CPU, bench/README.md). Prepared once per connection:
-    planning the five branches as text took 0.37 ms of PostgreSQL CPU per send, more than the
-    send's inserts and commit together (bench/README.md, send path).
+    sent as text, parsing and planning the five branches took 0.37 ms of PostgreSQL CPU per send,
+    about as much as the send's inserts and commit together (bench/README.md, send path).
     """
     params = {
         "ws": workspace_id,
