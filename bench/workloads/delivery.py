@@ -259,7 +259,8 @@ def run(ctx) -> None:
         "PUFFERPOST_DNS_TIMEOUT": "2",
         "PUFFERPOST_SMTP_PORT": mx_port,
         "PUFFERPOST_SMTP_TIMEOUT": "10",
-        "PUFFERPOST_LOG_LEVEL": "WARNING",
+        # INFO: the worker's "ready." line is an INFO record (WARNING hid it and the wait timed out).
+        "PUFFERPOST_LOG_LEVEL": "INFO",
     }
     workers = []
     a = ctx.args
