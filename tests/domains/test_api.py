@@ -8,6 +8,7 @@ from domains import services as domain_services
 from domains.models import Domain
 from domains.services import domain_create
 from pufferpost.errors import Conflict
+from senders.models import Sender
 from tests.domains.factories import IssuedDomainFactory, publish_dkim
 from tests.factories import DomainFactory
 from tests.helpers import assert_envelope, routes_with_an_id
@@ -496,3 +497,12 @@ def test_refresh_lookups_end_together_at_the_deadline_against_a_stalling_name_se
     assert "timed out" in body["dmarc_error"]
     # The DKIM lookup used up the deadline, so the DMARC question was never even sent.
     assert stalling_dns.questions and all("_domainkey" in q for q in stalling_dns.questions)
+
+
+def test_a_verified_domain_does_not_create_senders(api, workspace, dns):
+    """Gotcha of the guide: "a verified domain does not auto-create senders"."""
+    domain = IssuedDomainFactory(workspace=workspace, domain="mail.acme.com")
+    publish_dkim(dns, domain)
+    assert api.post(f"/v1/domains/{domain.id}/refresh", {}, format="json").json()["verified"] is True
+    assert not Sender.objects.filter(workspace=workspace).exists()
+    assert api.get("/v1/senders").json()["data"] == []

@@ -143,3 +143,11 @@ def test_a_batch_enqueues_delivery_once_with_every_accepted_id(
     ids = [r["id"] for r in response.json()["data"] if r["status"] == "accepted"]
     assert len(callbacks) == 1
     assert enqueued == [ids]
+
+
+def test_batch_items_carry_exactly_the_guides_keys(api, sendable, body):
+    """Accepted items are `index`, `status`, `id`; failed ones `index`, `status`, `error` and no id."""
+    results = batch(api, [body(), body(templateId=...)]).json()["data"]
+    assert set(results[0]) == {"index", "status", "id"}
+    assert set(results[1]) == {"index", "status", "error"}
+    assert results[1]["error"]["code"] == "template_required" and results[1]["error"]["message"]

@@ -456,3 +456,12 @@ def test_an_address_literal_is_refused_with_a_message_that_says_why(api, sendabl
     (violation,) = error["violations"]
     assert "Address literals" in violation["message"]
     assert nothing_stored()
+
+
+def test_template_id_takes_precedence_over_a_slug_even_when_it_names_nothing(api, sendable, body):
+    """The guide: `templateId` "takes precedence over `template`", so a good slug never rescues a bad id."""
+    request = body(templateId="tpl_01J9Y0AA11BB22CC33DD44EE55", template="order-confirmation")
+    assert_envelope(send(api, request), 422, "template_not_found")
+    empty = TemplateFactory(workspace=sendable.workspace, slug="empty")
+    assert_envelope(send(api, body(templateId=empty.id, template="order-confirmation")), 422, "template_has_no_version")
+    assert nothing_stored()
