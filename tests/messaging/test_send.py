@@ -490,3 +490,42 @@ def test_length_limits_count_characters_not_bytes(api, sendable, body):
     message = Message.objects.get(pk=response.json()["id"])
     assert message.metadata == {"note": "é" * 499 + "😀"}
     assert MessageAttachment.objects.get().filename == "ü" * 251 + ".pdf"
+
+
+def test_data_is_optional(api, sendable, body):
+    response = send(api, body(data=...))
+    assert response.status_code == 202, response.content
+    assert Message.objects.get(pk=response.json()["id"]).data == {}
+
+
+def test_the_guides_example_request_is_accepted_and_stored_whole(api, sendable, body):
+    group = UnsubscribeGroupFactory(workspace=sendable.workspace)
+    response = send(
+        api,
+        {
+            "from": FROM,
+            "to": "jane@example.com",
+            "template": "order-confirmation",
+            "data": {"name": "Jane", "order_id": "o_9", "total": "€42.00"},
+            "replyTo": "support@acme.com",
+            "cc": ["audit@acme.com"],
+            "metadata": {"order_id": "o_9", "user_id": "123"},
+            "unsubscribeGroup": group.id,
+            "locale": "de",
+            "timezone": "Europe/Berlin",
+        },
+        HTTP_IDEMPOTENCY_KEY="order-9-confirmation",
+    )
+    assert response.status_code == 202, response.content
+    view = api.get(f"/v1/messages/{response.json()['id']}").json()
+    assert view["status"] == "accepted"
+    assert (view["from"], view["to"], view["reply_to"], view["cc"]) == (
+        FROM,
+        "jane@example.com",
+        "support@acme.com",
+        ["audit@acme.com"],
+    )
+    assert view["template_id"] == sendable.template.id and view["template_version"] == 2
+    assert view["data"] == {"name": "Jane", "order_id": "o_9", "total": "€42.00"}
+    assert view["metadata"] == {"order_id": "o_9", "user_id": "123"}
+    assert (view["locale"], view["timezone"], view["unsubscribe_group"]) == ("de", "Europe/Berlin", group.id)
