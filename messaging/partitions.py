@@ -341,7 +341,17 @@ def _exists(cursor, name: str) -> bool:
 
 def _delete_late_rows() -> int:
     """Rows written after their month's content was dropped (a late open, click or DSN event)
-    land in the default partition; they are past retention too, so they go, bounded per run."""
+    land in the default partition; they are past retention too, so they go, bounded per run to
+    the key range of the months whose content is gone.
+
+    DML, and it stays here rather than in messaging/queries.py: the statement is aimed at the
+    default partition by the name the catalog reads above return, which is its guarantee. A
+    DELETE on the parent (the ORM reading, `MessageEvent.objects.filter(message_id__lt=…)
+    .delete()`) would reach every partition the range covers, so a wrong bound would delete a
+    kept month's rows; this one can only ever touch rows already in the default partition. The
+    ORM has no model for a partition. tests/messaging/test_retention.py holds it to the late rows
+    of purged months: a default-partition row outside their range stays.
+    """
     deleted = 0
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")

@@ -8,6 +8,7 @@ from domains import services as domain_services
 from domains.models import Domain
 from domains.services import domain_create
 from pufferpost.errors import Conflict
+from senders.models import Sender
 from tests.domains.factories import IssuedDomainFactory, publish_dkim
 from tests.factories import DomainFactory
 from tests.helpers import assert_envelope, routes_with_an_id
@@ -496,3 +497,27 @@ def test_refresh_lookups_end_together_at_the_deadline_against_a_stalling_name_se
     assert "timed out" in body["dmarc_error"]
     # The DKIM lookup used up the deadline, so the DMARC question was never even sent.
     assert stalling_dns.questions and all("_domainkey" in q for q in stalling_dns.questions)
+
+
+def test_a_verified_domain_does_not_create_senders(api, workspace, dns):
+    """Gotcha of the guide: "a verified domain does not auto-create senders"."""
+    domain = IssuedDomainFactory(workspace=workspace, domain="mail.acme.com")
+    publish_dkim(dns, domain)
+    assert api.post(f"/v1/domains/{domain.id}/refresh", {}, format="json").json()["verified"] is True
+    assert not Sender.objects.filter(workspace=workspace).exists()
+    assert api.get("/v1/senders").json()["data"] == []
+
+
+def test_creating_again_returns_the_current_dns_records_with_the_dkim_one(api, django_capture_on_commit_callbacks):
+    """Idempotent create "returns the existing record and its current DNS tokens"."""
+    with django_capture_on_commit_callbacks(execute=True):
+        first = create(api, "mail.acme.com")
+    assert "DKIM" not in [r["purpose"] for r in first.json()["dns_records"]]
+
+    again = create(api, "mail.acme.com")
+
+    assert again.status_code == 200
+    records = again.json()["dns_records"]
+    assert [r["purpose"] for r in records][0] == "DKIM"
+    assert records[0]["value"] == f"v=DKIM1; k=rsa; p={Domain.objects.get().dkim_public_key}"
+    assert again.json()["id"] == first.json()["id"]

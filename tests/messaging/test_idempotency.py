@@ -1,4 +1,5 @@
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -142,3 +143,13 @@ def test_a_key_with_a_nul_character_is_422_not_500(api, sendable, body):
     assert error["violations"][0]["field"] == "Idempotency-Key"
     assert error["violations"][0]["code"] == "invalid_character"
     assert not IdempotencyRecord.objects.exists()
+
+
+def test_a_replayed_202_carries_the_rate_limit_headers(api, sendable, body):
+    """Every send response carries the RateLimit headers, the replayed one included."""
+    send(api, body(), "k")
+    replay = send(api, body(), "k")
+    assert replay.status_code == 202 and replay["Idempotent-Replayed"] == "true"
+    assert replay["RateLimit-Limit"] == "600"
+    assert int(replay["RateLimit-Remaining"]) < 600
+    assert int(replay["RateLimit-Reset"]) >= int(time.time())

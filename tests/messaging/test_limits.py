@@ -128,3 +128,13 @@ def test_an_oversized_batch_body_is_413(api, sendable, body, settings):
     response = api.post("/v1/messages/batch", {"messages": [body(data={"x": "y" * 600})]}, format="json")
     assert_envelope(response, 413, "payload_too_large")
     assert response["RateLimit-Limit"] == "600"
+
+
+def test_a_rate_limited_batch_carries_the_rate_limit_headers(api, sendable, body):
+    sendable.workspace.rate_limit_per_minute = 1
+    sendable.workspace.save()
+    assert send(api, body()).status_code == 202
+    response = api.post("/v1/messages/batch", {"messages": [body()]}, format="json")
+    assert_envelope(response, 429, "rate_limited")
+    assert_rate_headers(response, 1, 0)
+    assert Message.objects.count() == 1

@@ -440,12 +440,13 @@ def test_the_bookkeeping_equals_bulk_update_over_the_rows_of_its_claim(db):
         for n, message in enumerate(messages):
             message.attempts += n + 1
             message.next_attempt_at = None if n == 0 else token + timedelta(minutes=n)
-            message.subject, message.last_response = f"Subject {n}", f"25{n} ok"
+            message.subject, message.last_response = f'Subject "{n}" \\ é', f"25{n} ok"
         bookkeep(messages, token=token)
         states.append([_delivery_state([m.pk])[m.pk][1:6] for m in messages])
     assert states[0] == states[1]
     assert [row[2] for row in states[0]] == [1, 2, 0]  # the reclaimed row is left alone
     assert states[0][1][4] == "251 ok" and states[0][2][4] == ""
+    assert states[0][0][1] is None and states[0][1][3] == 'Subject "1" \\ é'  # NULL and quotes go through
 
 
 def test_bookkeeping_with_the_transition_equals_its_orm_reading(db):

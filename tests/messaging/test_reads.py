@@ -238,3 +238,25 @@ def test_a_timestamp_that_overflows_in_utc_is_422(api, workspace, raw):
         "code": "invalid_timestamp",
         "message": "Use an ISO 8601 timestamp.",
     }
+
+
+def test_a_sent_messages_timeline_starts_with_its_accepted_event(api, sendable, body):
+    sent = api.post("/v1/messages", body(), format="json").json()
+    response = api.get(f"/v1/messages/{sent['id']}/events")
+    assert response.status_code == 200
+    (event,) = response.json()["data"]
+    assert event["type"] == "accepted" and event["id"].startswith("evt_")
+    assert event["occurred_at"].endswith("+00:00") and event["recorded_at"].endswith("+00:00")
+
+
+def test_the_list_echoes_metadata_and_never_attachment_content(api, sendable, body):
+    """metadata is "echoed back on reads", and attachment content on none of them."""
+    content = "SGVsbG8gbGlzdCByZWFkZXI="
+    attachment = {"filename": "receipt.pdf", "contentType": "application/pdf", "content": content}
+    sent = api.post("/v1/messages", body(metadata={"order_id": "o_9"}, attachments=[attachment]), format="json")
+    assert sent.status_code == 202, sent.content
+    response = api.get("/v1/messages")
+    (item,) = response.json()["data"]
+    assert (item["id"], item["status"], item["to"]) == (sent.json()["id"], "accepted", "jane@example.com")
+    assert item["metadata"] == {"order_id": "o_9"}
+    assert content not in response.content.decode()

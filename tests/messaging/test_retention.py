@@ -334,3 +334,20 @@ def test_the_command_creates_purges_and_lists(months, workspace):
     call_command("partitions", "--purge", "--dry-run", "--status", stdout=out)
     text = out.getvalue()
     assert "messaging_message_default" in text and "messaging_message_p2026_06" in text
+
+
+def test_the_late_rows_delete_takes_only_default_partition_rows_of_months_whose_content_is_gone(months, workspace):
+    sendable = make_sendable(workspace)
+    june = _message(sendable, JUNE + timedelta(days=5))
+    _everything(june)
+    assert partitions.purge(now=JULY + timedelta(days=31)).months[0].action == "content dropped"
+    # Three rows in the events' default partition: a late one of June, and two of months that
+    # have no partitions but whose content was never dropped (before the epoch, and years ahead).
+    before_epoch = _message(sendable, partitions.EPOCH - timedelta(days=10))
+    years_ahead = _message(sendable, datetime(2030, 1, 15, tzinfo=UTC))
+    for message in (june, before_epoch, years_ahead):
+        MessageEvent.objects.create(message=message, workspace=workspace, type="opened", occurred_at=timezone.now())
+        assert _where("messaging_messageevent", "message_id", message.id) == "messaging_messageevent_default"
+    assert partitions.purge(now=JULY + timedelta(days=32)).late_rows_deleted == 1
+    assert not MessageEvent.objects.filter(message=june).exists()
+    assert MessageEvent.objects.filter(message__in=[before_epoch, years_ahead], type="opened").count() == 2

@@ -456,3 +456,37 @@ def test_an_address_literal_is_refused_with_a_message_that_says_why(api, sendabl
     (violation,) = error["violations"]
     assert "Address literals" in violation["message"]
     assert nothing_stored()
+
+
+def test_template_id_takes_precedence_over_a_slug_even_when_it_names_nothing(api, sendable, body):
+    """The guide: `templateId` "takes precedence over `template`", so a good slug never rescues a bad id."""
+    request = body(templateId="tpl_01J9Y0AA11BB22CC33DD44EE55", template="order-confirmation")
+    assert_envelope(send(api, request), 422, "template_not_found")
+    empty = TemplateFactory(workspace=sendable.workspace, slug="empty")
+    assert_envelope(send(api, body(templateId=empty.id, template="order-confirmation")), 422, "template_has_no_version")
+    assert nothing_stored()
+
+
+def test_every_violation_names_its_field_code_and_a_message(api, sendable, body):
+    """422s carry a `violations` array, one entry per offending field, each saying why."""
+    error = assert_envelope(send(api, body(to="jane", cc="x", metadata="y")), 422, "validation_failed")
+    assert {v["field"] for v in error["violations"]} == {"to", "cc", "metadata"}
+    for violation in error["violations"]:
+        assert set(violation) == {"field", "code", "message"}
+        assert violation["code"] and violation["message"]
+    assert nothing_stored()
+
+
+def test_length_limits_count_characters_not_bytes(api, sendable, body):
+    """The guide's limits are in characters: 500 for a metadata value, 255 for a filename."""
+    response = send(
+        api,
+        body(
+            metadata={"note": "é" * 499 + "😀"},
+            attachments=[_attachment(filename="ü" * 251 + ".pdf")],
+        ),
+    )
+    assert response.status_code == 202, response.content
+    message = Message.objects.get(pk=response.json()["id"])
+    assert message.metadata == {"note": "é" * 499 + "😀"}
+    assert MessageAttachment.objects.get().filename == "ü" * 251 + ".pdf"
