@@ -173,6 +173,16 @@ def python_argv(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
+def celery_worker_argv(name: str, *options: str, queues: str = "") -> list[str]:
+    """A Celery worker of the project named `name`, logging at INFO (its "ready." line is an INFO
+    record the harness waits for). Without `queues` it consumes every queue of
+    CELERY_TASK_QUEUES, as `celery worker` without -Q does."""
+    argv = python_argv("-m", "celery", "-A", "pufferpost", "worker", "-n", f"{name}@%h", *options)
+    if queues:
+        argv += ["-Q", queues]
+    return [*argv, "--without-mingle", "--without-gossip", "-l", "INFO"]
+
+
 def percentile(values, q: float) -> float | None:
     """Nearest-rank percentile (q in 0..100) of a non-empty sequence; None when empty."""
     if not values:

@@ -27,7 +27,7 @@ from pathlib import Path
 import psycopg
 
 from bench import seed
-from bench.common import Child, python_argv, wait_for_port
+from bench.common import Child, celery_worker_argv, python_argv, wait_for_port
 from drills.http import post
 
 CHUNK = 100  # items per batch request
@@ -60,15 +60,7 @@ class Workers:
     def start_worker(self) -> Child:
         name = f"worker{self.started}"
         self.started += 1
-        argv = python_argv("-m", "celery", "-A", "pufferpost", "worker", "--pool", "solo", "-n", f"drill-{name}@%h")
-        argv += [
-            "--without-mingle",
-            "--without-gossip",
-            "-l",
-            "INFO",
-            "-Q",
-            "default,delivery,delivery_retry,webhooks,domains",
-        ]
+        argv = celery_worker_argv(f"drill-{name}", "--pool", "solo")
         child = self.children.start(name, argv, **self.env)
         child.wait_for_log("ready.", timeout=90)
         self.live.append(child)

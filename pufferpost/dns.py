@@ -9,7 +9,8 @@ with `cached=True`: answers are kept in the process for their TTL, capped by
 PUFFERPOST_DNS_CACHE_SECONDS (what a caching resolver or Postfix does; a batch to 40 domains asked
 about 160 questions before). Absent records are kept for at most a minute, failures never.
 Verification's lookups (domains.checks) always ask: a customer who just published a record wants
-it seen.
+it seen. (dnspython's own resolver cache keeps raw answers for their full TTL with no ceiling and
+no negative caching without an SOA; this one keeps the classified answer, capped.)
 """
 
 import dataclasses

@@ -10,6 +10,20 @@ from django.test import Client
 REQUEST_ID = re.compile(r"^req_[0-9A-HJKMNP-TV-Z]{26}$")
 
 
+# Every list of the staff console (what the console tests walk, in the browser and without it).
+CONSOLE_CHANGELISTS = [
+    "/admin/pufferpost/workspace/",
+    "/admin/pufferpost/apikey/",
+    "/admin/senders/sender/",
+    "/admin/domains/domain/",
+    "/admin/templates_app/template/",
+    "/admin/messaging/message/",
+    "/admin/messaging/suppression/",
+    "/admin/messaging/unsubscribegroup/",
+    "/admin/messaging/senderreputation/",
+]
+
+
 def assert_envelope(response, status, code):
     assert response.status_code == status, response.content
     body = response.json()

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from bench import seed
-from bench.common import free_port, percentile, python_argv, wait_for_port
+from bench.common import celery_worker_argv, free_port, percentile, python_argv, wait_for_port
 from bench.loadgen import http_request, run_load
 
 CEILING_PROCESSES = 2
@@ -265,15 +265,12 @@ def run(ctx) -> None:
     workers = []
     a = ctx.args
     for n in range(a.delivery_workers):
-        argv = python_argv(
-            "-m", "celery", "-A", "pufferpost", "worker", "--pool", a.delivery_pool, "-n", f"bench{n}@%h"
-        )
+        options = ["--pool", a.delivery_pool]
         if a.delivery_pool != "solo":
-            argv += ["-c", str(a.delivery_concurrency)]
+            options += ["-c", str(a.delivery_concurrency)]
         if a.delivery_prefetch is not None:
-            argv += ["--prefetch-multiplier", str(a.delivery_prefetch)]
-        argv += ["--without-mingle", "--without-gossip", "-l", "INFO"]
-        argv += ["-Q", "default,delivery,delivery_retry,webhooks,domains"]
+            options += ["--prefetch-multiplier", str(a.delivery_prefetch)]
+        argv = celery_worker_argv(f"bench{n}", *options)
         workers.append(ctx.children.start(f"worker{n}", argv, **worker_env))
     for worker in workers:
         worker.wait_for_log("ready.", timeout=60)

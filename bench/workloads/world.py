@@ -26,7 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from bench import seed
-from bench.common import percentile, python_argv
+from bench.common import celery_worker_argv, percentile
 from bench.loadgen import http_request, run_load
 from bench.workloads.delivery import _observe, _recent_ids, start_dns
 
@@ -179,16 +179,22 @@ def run(ctx) -> None:
     # paced backlog's booked slots) on delivery_retry, each on a prefork worker of its own taking
     # one task at a time per process (more processes than cores: most of a delivery waits for the
     # remote server), everything else on a third worker.
-    def celery(name: str, queues: str, *pool: str) -> list[str]:
-        argv = python_argv("-m", "celery", "-A", "pufferpost", "worker", "-Q", queues, "-n", f"{name}@%h", *pool)
-        return [*argv, "--without-mingle", "--without-gossip", "-l", "INFO"]
-
     prefork = ("--pool", "prefork", "--prefetch-multiplier", "1", "--concurrency")
     workers = [
-        ctx.children.start("world-worker-delivery", celery("world-delivery", "delivery", *prefork, "4"), **worker_env),
-        ctx.children.start("world-worker-retry", celery("world-retry", "delivery_retry", *prefork, "2"), **worker_env),
         ctx.children.start(
-            "world-worker-default", celery("world-default", "default,webhooks,domains", "--pool", "solo"), **worker_env
+            "world-worker-delivery",
+            celery_worker_argv("world-delivery", *prefork, "4", queues="delivery"),
+            **worker_env,
+        ),
+        ctx.children.start(
+            "world-worker-retry",
+            celery_worker_argv("world-retry", *prefork, "2", queues="delivery_retry"),
+            **worker_env,
+        ),
+        ctx.children.start(
+            "world-worker-default",
+            celery_worker_argv("world-default", "--pool", "solo", queues="default,webhooks,domains"),
+            **worker_env,
         ),
     ]
     for worker in workers:

@@ -22,6 +22,7 @@ from pufferpost.services import api_key_create
 from senders.models import Sender, SenderStateChange
 from tests.domains.factories import IssuedDomainFactory, VerifiedDomainFactory
 from tests.factories import DomainFactory, TemplateFactory, TemplateVersionFactory, WorkspaceFactory
+from tests.helpers import CONSOLE_CHANGELISTS
 from tests.messaging.factories import MessageFactory, SuppressionFactory, UnsubscribeGroupFactory
 from tests.senders.factories import ActiveSenderFactory, PausedSenderFactory, SenderFactory
 
@@ -196,17 +197,6 @@ def test_staff_approve_pause_and_resume_a_sender_in_the_browser(browser_page, re
     page.screenshot(path=ARTIFACTS / "history.png", full_page=True)
 
 
-CHANGELISTS = [
-    "/admin/pufferpost/workspace/",
-    "/admin/pufferpost/apikey/",
-    "/admin/senders/sender/",
-    "/admin/domains/domain/",
-    "/admin/templates_app/template/",
-    "/admin/messaging/message/",
-    "/admin/messaging/suppression/",
-    "/admin/messaging/unsubscribegroup/",
-    "/admin/messaging/senderreputation/",
-]
 # What one line of a changelist row measures in Chromium with the admin's stylesheet (13 px text,
 # 8 px padding, a 20 px badge); a wrapped cell is at least one more line.
 ONE_LINE_PX = 40
@@ -263,7 +253,7 @@ def test_every_changelist_fits_1280_px_on_one_line_per_row(browser_page, operato
     log_in(page, "operator")
     expect(page.locator("#site-name")).to_have_text("Acme Mail Console")
     problems = []
-    for url in CHANGELISTS:
+    for url in CONSOLE_CHANGELISTS:
         page.goto(url)
         expect(page).to_have_title(re.compile(r"\| Acme Mail Console$"))
         measured = page.evaluate(MEASURE)

@@ -506,3 +506,18 @@ def test_a_verified_domain_does_not_create_senders(api, workspace, dns):
     assert api.post(f"/v1/domains/{domain.id}/refresh", {}, format="json").json()["verified"] is True
     assert not Sender.objects.filter(workspace=workspace).exists()
     assert api.get("/v1/senders").json()["data"] == []
+
+
+def test_creating_again_returns_the_current_dns_records_with_the_dkim_one(api, django_capture_on_commit_callbacks):
+    """Idempotent create "returns the existing record and its current DNS tokens"."""
+    with django_capture_on_commit_callbacks(execute=True):
+        first = create(api, "mail.acme.com")
+    assert "DKIM" not in [r["purpose"] for r in first.json()["dns_records"]]
+
+    again = create(api, "mail.acme.com")
+
+    assert again.status_code == 200
+    records = again.json()["dns_records"]
+    assert [r["purpose"] for r in records][0] == "DKIM"
+    assert records[0]["value"] == f"v=DKIM1; k=rsa; p={Domain.objects.get().dkim_public_key}"
+    assert again.json()["id"] == first.json()["id"]

@@ -151,3 +151,13 @@ def test_batch_items_carry_exactly_the_guides_keys(api, sendable, body):
     assert set(results[0]) == {"index", "status", "id"}
     assert set(results[1]) == {"index", "status", "error"}
     assert results[1]["error"]["code"] == "template_required" and results[1]["error"]["message"]
+
+
+def test_a_batch_whose_every_item_fails_is_still_200(api, sendable, body):
+    """Only a paused workspace rejects the whole batch; failing items never do, however many."""
+    response = batch(api, [body(templateId=...), body(to="jane"), body(**{"from": "nobody@mail.acme.com"})])
+    assert response.status_code == 200, response.content
+    results = response.json()["data"]
+    assert [(r["index"], r["status"]) for r in results] == [(0, "error"), (1, "error"), (2, "error")]
+    assert [r["error"]["code"] for r in results] == ["template_required", "validation_failed", "sender_not_available"]
+    assert not Message.objects.exists() and not MessageEvent.objects.exists()

@@ -153,3 +153,13 @@ def test_a_replayed_202_carries_the_rate_limit_headers(api, sendable, body):
     assert replay["RateLimit-Limit"] == "600"
     assert int(replay["RateLimit-Remaining"]) < 600
     assert int(replay["RateLimit-Reset"]) >= int(time.time())
+
+
+def test_the_replay_is_the_original_202_even_after_the_message_moved_on(api, sendable, body):
+    """ "Same key, same body → the original 202 response is replayed", not a fresh read of the message."""
+    first = send(api, body(), "k")
+    Message.objects.filter(pk=first.json()["id"]).update(status="delivered")
+    replay = send(api, body(), "k")
+    assert replay.status_code == 202
+    assert replay.json() == {"id": first.json()["id"], "status": "accepted"}
+    assert Message.objects.count() == 1

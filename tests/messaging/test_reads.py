@@ -260,3 +260,21 @@ def test_the_list_echoes_metadata_and_never_attachment_content(api, sendable, bo
     assert (item["id"], item["status"], item["to"]) == (sent.json()["id"], "accepted", "jane@example.com")
     assert item["metadata"] == {"order_id": "o_9"}
     assert content not in response.content.decode()
+
+
+def test_the_list_filters_match_exactly_not_by_part(api, workspace):
+    """The guide calls status, recipient, from and templateId exact-match filters."""
+    sendable, made = _messages(workspace, 2)
+    Message.objects.filter(pk=made[0]).update(to="jane@example.com")
+
+    def ids(**params):
+        response = api.get("/v1/messages", params)
+        assert response.status_code == 200, response.content
+        return {m["id"] for m in response.json()["data"]}
+
+    assert ids(recipient="jane@example.com") == {made[0]}
+    assert ids(recipient="jane") == set()
+    assert ids(recipient="example.com") == set()
+    assert ids(**{"from": "receipts"}) == set()
+    assert ids(**{"from": "mail.acme.com"}) == set()
+    assert ids(templateId=sendable.template.id[:-1]) == set()

@@ -465,3 +465,67 @@ def test_template_id_takes_precedence_over_a_slug_even_when_it_names_nothing(api
     empty = TemplateFactory(workspace=sendable.workspace, slug="empty")
     assert_envelope(send(api, body(templateId=empty.id, template="order-confirmation")), 422, "template_has_no_version")
     assert nothing_stored()
+
+
+def test_every_violation_names_its_field_code_and_a_message(api, sendable, body):
+    """422s carry a `violations` array, one entry per offending field, each saying why."""
+    error = assert_envelope(send(api, body(to="jane", cc="x", metadata="y")), 422, "validation_failed")
+    assert {v["field"] for v in error["violations"]} == {"to", "cc", "metadata"}
+    for violation in error["violations"]:
+        assert set(violation) == {"field", "code", "message"}
+        assert violation["code"] and violation["message"]
+    assert nothing_stored()
+
+
+def test_length_limits_count_characters_not_bytes(api, sendable, body):
+    """The guide's limits are in characters: 500 for a metadata value, 255 for a filename."""
+    response = send(
+        api,
+        body(
+            metadata={"note": "é" * 499 + "😀"},
+            attachments=[_attachment(filename="ü" * 251 + ".pdf")],
+        ),
+    )
+    assert response.status_code == 202, response.content
+    message = Message.objects.get(pk=response.json()["id"])
+    assert message.metadata == {"note": "é" * 499 + "😀"}
+    assert MessageAttachment.objects.get().filename == "ü" * 251 + ".pdf"
+
+
+def test_data_is_optional(api, sendable, body):
+    response = send(api, body(data=...))
+    assert response.status_code == 202, response.content
+    assert Message.objects.get(pk=response.json()["id"]).data == {}
+
+
+def test_the_guides_example_request_is_accepted_and_stored_whole(api, sendable, body):
+    group = UnsubscribeGroupFactory(workspace=sendable.workspace)
+    response = send(
+        api,
+        {
+            "from": FROM,
+            "to": "jane@example.com",
+            "template": "order-confirmation",
+            "data": {"name": "Jane", "order_id": "o_9", "total": "€42.00"},
+            "replyTo": "support@acme.com",
+            "cc": ["audit@acme.com"],
+            "metadata": {"order_id": "o_9", "user_id": "123"},
+            "unsubscribeGroup": group.id,
+            "locale": "de",
+            "timezone": "Europe/Berlin",
+        },
+        HTTP_IDEMPOTENCY_KEY="order-9-confirmation",
+    )
+    assert response.status_code == 202, response.content
+    view = api.get(f"/v1/messages/{response.json()['id']}").json()
+    assert view["status"] == "accepted"
+    assert (view["from"], view["to"], view["reply_to"], view["cc"]) == (
+        FROM,
+        "jane@example.com",
+        "support@acme.com",
+        ["audit@acme.com"],
+    )
+    assert view["template_id"] == sendable.template.id and view["template_version"] == 2
+    assert view["data"] == {"name": "Jane", "order_id": "o_9", "total": "€42.00"}
+    assert view["metadata"] == {"order_id": "o_9", "user_id": "123"}
+    assert (view["locale"], view["timezone"], view["unsubscribe_group"]) == ("de", "Europe/Berlin", group.id)

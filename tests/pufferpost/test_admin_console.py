@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from pufferpost.models import ApiKey
 from tests.factories import DomainFactory, WorkspaceFactory
+from tests.helpers import CONSOLE_CHANGELISTS
 from tests.messaging.factories import MessageFactory, SuppressionFactory, UnsubscribeGroupFactory
 from tests.senders.factories import SenderFactory
 
@@ -83,20 +84,7 @@ def test_long_values_are_cut_to_their_column_with_the_whole_value_in_the_title(a
     assert admin_client.get(WORKSPACES, {"o": "1"}).status_code == 200
 
 
-@pytest.mark.parametrize(
-    "url",
-    [
-        "/admin/pufferpost/workspace/",
-        "/admin/pufferpost/apikey/",
-        "/admin/senders/sender/",
-        "/admin/domains/domain/",
-        "/admin/templates_app/template/",
-        "/admin/messaging/message/",
-        "/admin/messaging/suppression/",
-        "/admin/messaging/unsubscribegroup/",
-        "/admin/messaging/senderreputation/",
-    ],
-)
+@pytest.mark.parametrize("url", CONSOLE_CHANGELISTS)
 def test_every_changelist_renders_its_text_columns_cut_and_sorts_by_each(admin_client, make_client, url):
     workspace = WorkspaceFactory(name=LONG_NAME)
     make_client(workspace)

@@ -268,3 +268,18 @@ def test_senders_beyond_the_workspace_cap_are_a_409_and_a_duplicate_still_says_e
     assert "limit of 1 senders" in error["message"]
     assert_envelope(api.post("/v1/senders", {"fromAddress": "a@mail.acme.com"}, format="json"), 409, "sender_exists")
     assert Sender.objects.filter(workspace=workspace).count() == 1
+
+
+def test_a_duplicate_in_another_case_is_409_quoting_the_normalised_address(api):
+    assert create(api, {"fromAddress": "receipts@mail.acme.com"}).status_code == 201
+
+    error = assert_envelope(create(api, {"fromAddress": " RECEIPTS@Mail.Acme.com"}), 409, "sender_exists")
+
+    assert error["message"] == 'A sender for "receipts@mail.acme.com" already exists.'
+    assert Sender.objects.count() == 1
+
+
+def test_a_display_name_of_255_multibyte_characters_is_accepted(api):
+    response = create(api, {"fromAddress": "receipts@mail.acme.com", "displayName": "Ä" * 254 + "😀"})
+    assert response.status_code == 201, response.content
+    assert response.json()["display_name"] == "Ä" * 254 + "😀"
