@@ -7,6 +7,7 @@ import pytest
 from django.db import OperationalError, connection, connections, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.forms.models import model_to_dict
+from psycopg.errors import QueryCanceled
 
 from domains.models import DkimStatus, Domain
 from messaging.models import (
@@ -27,6 +28,7 @@ from messaging.queries import (
     attempt_commit_in_flight,
     attempts_finish,
     event_rollup_add,
+    event_rollup_lock,
     message_contents_upsert,
     message_events_insert,
     messages_bookkeep,
@@ -255,6 +257,43 @@ def test_concurrent_upserts_into_one_bucket_lose_no_count(transactional_db):
         thread.join(timeout=120)
 
     assert _rollup_state(workspace.id) == {key[1:]: 200, other[1:]: 400}
+
+
+def test_the_rollup_lock_holds_off_writes_until_its_transaction_ends_and_lets_reads_through(transactional_db):
+    """No ORM reading (the ORM takes no table locks): the test holds it to its guarantee instead."""
+    workspace = WorkspaceFactory()
+    key = (workspace.id, True, datetime(2026, 12, 1, 15, tzinfo=UTC), "delivered", "", "", "", "")
+    event_rollup_add([(*key, 1)])
+    outcome = {}
+
+    def record(name):
+        try:
+            with transaction.atomic():
+                statement_timeout_local(milliseconds=300)
+                outcome[f"{name} read"] = EventRollup.objects.filter(workspace_id=workspace.id).count()
+                try:
+                    with transaction.atomic():
+                        event_rollup_add([(*key, 1)])
+                    outcome[f"{name} write"] = "added"
+                except (OperationalError, QueryCanceled) as exc:
+                    # On a fresh connection the add first PREPAREs on psycopg's connection (not
+                    # Django's wrapper), and parse analysis already takes the table lock: it is the
+                    # PREPARE that waits, and its error comes unwrapped.
+                    outcome[f"{name} write"] = "held off" if "statement timeout" in str(exc) else str(exc)
+        finally:
+            connections.close_all()
+
+    def in_another_connection(name):
+        thread = threading.Thread(target=record, args=(name,))
+        thread.start()
+        thread.join(timeout=30)
+
+    with transaction.atomic():
+        event_rollup_lock()
+        in_another_connection("locked")
+    in_another_connection("after")
+    assert outcome == {"locked read": 1, "locked write": "held off", "after read": 1, "after write": "added"}
+    assert _rollup_state(workspace.id) == {key[1:]: 2}
 
 
 def _delivery_state(message_ids) -> dict:
