@@ -9,8 +9,9 @@ from domains.models import Domain
 from domains.services import domain_create
 from pufferpost.errors import Conflict
 from senders.models import Sender
+from senders.services import sender_review
 from tests.domains.factories import IssuedDomainFactory, publish_dkim
-from tests.factories import DomainFactory
+from tests.factories import DomainFactory, TemplateFactory, TemplateVersionFactory
 from tests.helpers import assert_envelope, routes_with_an_id
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$")
@@ -521,3 +522,31 @@ def test_creating_again_returns_the_current_dns_records_with_the_dkim_one(api, d
     assert [r["purpose"] for r in records][0] == "DKIM"
     assert records[0]["value"] == f"v=DKIM1; k=rsa; p={Domain.objects.get().dkim_public_key}"
     assert again.json()["id"] == first.json()["id"]
+
+
+def test_the_guides_four_step_checklist_opens_the_send_gate_only_at_the_end(
+    api, workspace, dns, django_capture_on_commit_callbacks
+):
+    """Domain created and refreshed to verified, sender registered and approved: only then a 202."""
+    template = TemplateFactory(workspace=workspace)
+    TemplateVersionFactory(template=template)
+    request = {"from": "receipts@mail.acme.com", "to": "jane@example.com", "templateId": template.id}
+
+    def gate():
+        return api.post("/v1/messages", request, format="json")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        domain_id = create(api, "mail.acme.com").json()["id"]
+    sender_id = api.post("/v1/senders", {"fromAddress": "Receipts@mail.acme.com"}, format="json").json()["id"]
+    error = assert_envelope(gate(), 422, "sender_not_available")
+    assert error["message"] == 'No active sender for "receipts@mail.acme.com".'
+
+    sender_review(sender=Sender.objects.get(pk=sender_id), verb="approve", reason="reviewed")
+    assert api.get(f"/v1/senders/{sender_id}").json()["state"] == "active"
+    assert_envelope(gate(), 422, "sender_not_available")  # the domain is not verified yet
+
+    publish_dkim(dns, Domain.objects.get(pk=domain_id))
+    assert api.post(f"/v1/domains/{domain_id}/refresh", {}, format="json").json()["verified"] is True
+    response = gate()
+    assert response.status_code == 202, response.content
+    assert response.json()["status"] == "accepted"
