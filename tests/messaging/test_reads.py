@@ -278,3 +278,21 @@ def test_the_list_filters_match_exactly_not_by_part(api, workspace):
     assert ids(**{"from": "receipts"}) == set()
     assert ids(**{"from": "mail.acme.com"}) == set()
     assert ids(templateId=sendable.template.id[:-1]) == set()
+
+
+GUIDE_EVENT_TYPES = [
+    "accepted", "queued", "sent", "delivered", "opened", "clicked", "bounced", "complained", "suppressed",
+    "unsubscribed", "errored",
+]  # fmt: skip
+
+
+def test_every_event_type_of_the_guide_reads_back_on_the_timeline(api, workspace):
+    message = MessageFactory(workspace=workspace)
+    base = message.created_at
+    for i, kind in enumerate(GUIDE_EVENT_TYPES[1:], start=1):
+        MessageEvent.objects.create(
+            message=message, workspace=workspace, type=kind, occurred_at=base + timedelta(seconds=i)
+        )
+    response = api.get(f"/v1/messages/{message.id}/events")
+    assert response.status_code == 200
+    assert [e["type"] for e in response.json()["data"]] == GUIDE_EVENT_TYPES

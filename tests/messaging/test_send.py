@@ -529,3 +529,10 @@ def test_the_guides_example_request_is_accepted_and_stored_whole(api, sendable, 
     assert view["data"] == {"name": "Jane", "order_id": "o_9", "total": "€42.00"}
     assert view["metadata"] == {"order_id": "o_9", "user_id": "123"}
     assert (view["locale"], view["timezone"], view["unsubscribe_group"]) == ("de", "Europe/Berlin", group.id)
+
+
+def test_another_workspaces_template_slug_is_template_not_found(api, sendable, body, other_workspace):
+    theirs = TemplateFactory(workspace=other_workspace, slug="theirs")
+    TemplateVersionFactory(template=theirs)
+    assert_envelope(send(api, body(templateId=..., template="theirs")), 422, "template_not_found")
+    assert nothing_stored()
