@@ -112,7 +112,9 @@ SQL_ALLOWED = {
     # Partition DDL: creating, detaching and dropping monthly partitions, the catalog reads it
     # needs (to_regclass, pg_inherits, pg_constraint), a purge's lock timeout and constraint mode,
     # and the bounded DELETE of late rows straight from a default partition. None has an ORM
-    # reading; the module reads rows through the ORM (tests/messaging/test_partition_reads.py).
+    # reading that keeps its guarantee (the ORM reaches a partition only through its parent table:
+    # `_delete_late_rows` says why that matters, tests/messaging/test_retention.py holds it to its
+    # range); the module reads rows through the ORM (tests/messaging/test_partition_reads.py).
     "messaging/partitions.py",
 }
 # Calls that hand SQL to the database, and the names that carry raw SQL into the ORM.
