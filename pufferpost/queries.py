@@ -37,7 +37,9 @@ def execute_prepared(cursor, *, name: str, sql: str, types: dict[str, str], para
     order = list(types)
     if name not in prepared:
         text = re.sub(r"%\((\w+)\)s", lambda m: f"${order.index(m.group(1)) + 1}", sql)
-        raw.execute(f"PREPARE {name}({', '.join(types.values())}) AS {text}")
+        # Django's error classes, as for every other statement (a timeout is an OperationalError).
+        with cursor.db.wrap_database_errors:
+            raw.execute(f"PREPARE {name}({', '.join(types.values())}) AS {text}")
         prepared.add(name)
     try:
         cursor.execute(f"EXECUTE {name}({', '.join(['%s'] * len(order))})", [params[key] for key in order])

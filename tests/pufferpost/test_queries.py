@@ -5,7 +5,15 @@ import threading
 import time
 
 import pytest
-from django.db import DEFAULT_DB_ALIAS, NotSupportedError, OperationalError, connection, connections, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    NotSupportedError,
+    OperationalError,
+    ProgrammingError,
+    connection,
+    connections,
+    transaction,
+)
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -137,3 +145,14 @@ def test_a_prepared_statement_the_schema_outgrew_retires_its_connection(db):
             execute_prepared(cursor, **read, params={"x": True})
         assert connection.close_at <= time.monotonic()
     connection.close_at = kept  # the test's transaction goes on; a request would end here
+
+
+def test_a_prepare_that_fails_raises_djangos_error_and_is_prepared_next_time(db):
+    with connection.cursor() as cursor:
+        # Django's class, as the error envelope and the tasks' database-blip retries expect.
+        with pytest.raises(ProgrammingError) as raised, transaction.atomic():
+            execute_prepared(cursor, name="pp_test_bad", sql="SELEC %(n)s", types={"n": "integer"}, params={"n": 1})
+        assert type(raised.value).__module__ == "django.db.utils"
+        # Not remembered as prepared: the next call prepares it and answers.
+        execute_prepared(cursor, name="pp_test_bad", sql="SELECT %(n)s", types={"n": "integer"}, params={"n": 7})
+        assert cursor.fetchall() == [(7,)]
