@@ -107,3 +107,15 @@ def test_group_routes_use_the_suppression_scopes(make_client, workspace):
     assert_envelope(reader.post("/v1/unsubscribe-groups", {"name": "x"}, format="json"), 403, "missing_scope")
     url = f"/v1/unsubscribe-groups/{group.id}/unsubscribes"
     assert_envelope(reader.post(url, {"email": "a@b.co"}, format="json"), 403, "missing_scope")
+
+
+def test_the_manage_scope_includes_reading_suppressions_and_groups(make_client, workspace):
+    """CONTRACT: a `:manage` scope includes the matching `:read`."""
+    manager = make_client(workspace, scopes=["suppressions:manage"])
+    assert manager.post("/v1/suppressions", {"email": "a@b.co"}, format="json").status_code == 201
+    listed = manager.get("/v1/suppressions")
+    assert listed.status_code == 200
+    assert [s["email"] for s in listed.json()["data"]] == ["a@b.co"]
+    group = UnsubscribeGroupFactory(workspace=workspace)
+    assert manager.get(f"/v1/unsubscribe-groups/{group.id}").status_code == 200
+    assert manager.get("/v1/unsubscribe-groups").status_code == 200
