@@ -35,7 +35,7 @@ from urllib.parse import unquote, urlsplit
 from django.conf import settings
 
 from pufferpost import dns, http, mta_sts
-from pufferpost.shaping import Limits, Shaper
+from pufferpost.shaping import Admission, Limits, Shaper
 from pufferpost.tls import client_context
 
 log = logging.getLogger(__name__)
@@ -417,6 +417,12 @@ def _close_quietly(smtp: smtplib.SMTP, *, quit: bool = False) -> None:
         smtp.close()
 
 
+def _reusable(route: Route, connection: _Connection, limits: Limits) -> bool:
+    """May this open connection carry one more message of the route (its lease held, under the
+    destination's messages per connection, and fit for the route's TLS policy)?"""
+    return bool(connection.lease) and connection.messages < limits.per_connection and _fits(route, connection)
+
+
 def _fits(route: Route, connection: _Connection) -> bool:
     """May an open connection (opened for another domain with the same MX hosts) carry this route's
     mail? Not when the route's MTA-STS policy is enforced and the connection is not verified TLS to
@@ -458,6 +464,9 @@ class Mailer:
     # destination → (monotonic deadline, the deferral): the budget said no; later messages of the
     # batch for it are answered without asking again.
     _waits: dict[str, tuple[float, DeliveryResult]] = field(default_factory=dict)
+    # ticket → (lease, admission): a probe that found the destination's connection already open
+    # took the message's admission on it, so its send asks Redis nothing more.
+    _admitted: dict[str, tuple[str, Admission]] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.timeout is None:
@@ -476,6 +485,7 @@ class Mailer:
             self._release(connection)
         self._routes.clear()
         self._waits.clear()
+        self._admitted.clear()
 
     def send(
         self,
@@ -571,7 +581,8 @@ class Mailer:
     def probe(self, recipient: str, *, ticket: str) -> DeliveryResult | None:
         """The deferral `recipient`'s message would get from its destination's budget now (nothing
         sent, a paced message booked its slot), or None when it may go: asked before a message is
-        rendered and signed, so mail that has to wait costs one Redis round trip, not a build."""
+        rendered and signed, so mail that has to wait costs one Redis round trip, not a build.
+        On a connection the batch already holds, the probe is the admission itself."""
         if self.shaper is None:
             return None
         ascii_address = ascii_address_or_none(recipient)
@@ -584,7 +595,19 @@ class Mailer:
         known = self._known_wait(destination, ticket)
         if known is not None:
             return known
-        admission = self.shaper.probe(destination, limits, ticket)
+        connection = self._connections.get(_connection_key(route))
+        if ticket and connection is not None and _reusable(route, connection, limits):
+            # It would go on a connection this batch holds: admit it on that lease now (what its
+            # send would ask), so the probe is the message's only round trip to the budget. If it
+            # is not sent after all (it fails to build), its rate slot goes unused: never over.
+            admission = self.shaper.admit(destination, limits, connection.lease, new_connection=False, ticket=ticket)
+            if admission.ok:
+                self._admitted[ticket] = (connection.lease, admission)
+                return None
+            if admission.reason == "lease_lost":
+                return None  # the send takes a new connection and asks again
+        else:
+            admission = self.shaper.probe(destination, limits, ticket)
         if admission.ok:
             return None
         return self._wait(
@@ -617,16 +640,20 @@ class Mailer:
         if known is not None:
             return dict.fromkeys(recipients, known)
         connection = self._connections.get(key)
-        if connection is not None and (connection.messages >= limits.per_connection or not _fits(route, connection)):
+        if connection is not None and not _reusable(route, connection, limits):
             self._drop(key, quit=True)
             connection = None
-        for _ in range(2):  # a second pass when our lease vanished (Redis state lost)
-            lease = connection.lease if connection is not None else uuid.uuid4().hex
-            admission = shaper.admit(destination, limits, lease, new_connection=connection is None, ticket=ticket)
-            if admission.ok or admission.reason != "lease_lost" or connection is None:
-                break
-            self._drop(key, quit=True)
-            connection = None
+        admitted = self._admitted.pop(ticket, None) if ticket else None
+        if admitted is not None and connection is not None and connection.lease == admitted[0]:
+            lease, admission = admitted  # the probe admitted it on this very connection
+        else:
+            for _ in range(2):  # a second pass when our lease vanished (Redis state lost)
+                lease = connection.lease if connection is not None else uuid.uuid4().hex
+                admission = shaper.admit(destination, limits, lease, new_connection=connection is None, ticket=ticket)
+                if admission.ok or admission.reason != "lease_lost" or connection is None:
+                    break
+                self._drop(key, quit=True)
+                connection = None
         if not admission.ok:
             step = _pacing_step(limits, admission.reason, shaper)
             return dict.fromkeys(recipients, self._wait(destination, admission.reason, admission.wait, step))

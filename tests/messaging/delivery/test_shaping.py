@@ -440,3 +440,26 @@ def test_a_message_that_must_wait_is_not_built(db, sendable, receiving_world, sh
     assert statuses(messages) == ["delivered", "queued", "queued"]
     # The budget was asked before rendering and signing: nothing was built for the waiting ones.
     assert [MessageContent.objects.filter(message_id=m.pk).exists() for m in messages] == [True, False, False]
+
+
+def test_on_a_connection_already_open_a_message_asks_the_budget_once(
+    db, sendable, receiving_world, shaping_file, monkeypatch
+):
+    world = receiving_world(*w.long_tail(1))
+    shaping_file({"destinations": {"small": {"mx_suffixes": ["tail0.test"], "per_minute": 60, "burst": 3}}})
+    asked = []
+    ask = Shaper._ask
+
+    def counted(self, destination, limits, lease, *, new_connection, ticket, probe):
+        asked.append("probe" if probe else "admit, new connection" if new_connection else "admit")
+        return ask(self, destination, limits, lease, new_connection=new_connection, ticket=ticket, probe=probe)
+
+    monkeypatch.setattr(Shaper, "_ask", counted)
+    messages = [sendable.message(to=f"u{i}@tail0.test") for i in range(5)]
+    deliver_messages(message_ids=[m.pk for m in messages])
+    # The first opens the connection (a probe, then its admission); each later one is admitted on
+    # that connection by the probe itself. The burst of 3 holds: the fourth is booked a slot.
+    assert asked == ["probe", "admit, new connection", "admit", "admit", "admit", "admit"]
+    assert statuses(messages) == ["delivered"] * 3 + ["queued"] * 2
+    assert len(world.log.accepted("tail0")) == 3
+    assert [MessageContent.objects.filter(message_id=m.pk).exists() for m in messages] == [True] * 3 + [False] * 2
