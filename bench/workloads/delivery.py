@@ -261,6 +261,11 @@ def run(ctx) -> None:
         "PUFFERPOST_SMTP_TIMEOUT": "10",
         # INFO: the worker's "ready." line is an INFO record (WARNING hid it and the wait timed out).
         "PUFFERPOST_LOG_LEVEL": "INFO",
+        # The run starts on an empty Redis prefix, which the shaper takes for lost state (fail
+        # safe): for PUFFERPOST_SHAPING_RECOVERY seconds every destination gets one connection
+        # across all workers. That recovery is not the steady state this workload measures (it
+        # had been most of its window: 1,700 of 2,050 messages were deferred once for it).
+        "PUFFERPOST_SHAPING_RECOVERY": "0",
     }
     workers = []
     a = ctx.args
