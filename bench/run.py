@@ -59,14 +59,16 @@ def parse_args(argv=None):
     )
     parser.add_argument("--redis-prefix", default="pp-bench:", help="Redis key prefix (must start with pp-bench)")
     parser.add_argument("--gunicorn-workers", type=int, default=4)
-    parser.add_argument("--delivery-workers", type=int, default=2, help="Celery worker processes (delivery)")
-    parser.add_argument("--delivery-pool", default="solo", choices=("solo", "prefork", "threads"))
-    parser.add_argument("--delivery-concurrency", type=int, default=1, help="-c of each delivery worker")
+    # The delivery workers' defaults are compose.yaml's worker-delivery: one prefork worker of 4
+    # processes taking one task at a time each.
+    parser.add_argument("--delivery-workers", type=int, default=1, help="Celery worker processes (delivery)")
+    parser.add_argument("--delivery-pool", default="prefork", choices=("solo", "prefork", "threads"))
+    parser.add_argument("--delivery-concurrency", type=int, default=4, help="-c of each delivery worker")
     parser.add_argument(
         "--delivery-prefetch",
         type=int,
-        default=None,
-        help="--prefetch-multiplier of the delivery workers (default: settings)",
+        default=1,
+        help="--prefetch-multiplier of the delivery workers (0: the settings' value)",
     )
     parser.add_argument("--gunicorn-class", default="sync", choices=("sync", "gthread"))
     parser.add_argument("--gunicorn-threads", type=int, default=4)

@@ -1,4 +1,5 @@
-"""Delivery: accepted → delivered by 2 Celery worker processes to a loopback aiosmtpd MX, against a
+"""Delivery: accepted → delivered by the Celery workers (by default as compose.yaml's worker-delivery
+runs: one prefork worker, 4 processes, prefetch 1) to a loopback aiosmtpd MX, against a
 bare loop on 2 processes doing the same render + DKIM sign (RSA-2048) + SMTP send over one reused
 connection each (the limit).
 
@@ -273,7 +274,7 @@ def run(ctx) -> None:
         options = ["--pool", a.delivery_pool]
         if a.delivery_pool != "solo":
             options += ["-c", str(a.delivery_concurrency)]
-        if a.delivery_prefetch is not None:
+        if a.delivery_prefetch:
             options += ["--prefetch-multiplier", str(a.delivery_prefetch)]
         argv = celery_worker_argv(f"bench{n}", *options)
         workers.append(ctx.children.start(f"worker{n}", argv, **worker_env))
@@ -320,8 +321,8 @@ def run(ctx) -> None:
         "msg/s",
         ceiling["msg_per_s"],
         round(ratio, 2) if ratio is not None else None,
-        "≥ 0.5× limit",
-        ratio is not None and ratio >= 0.5,
+        "≥ 0.8× limit (#9)",
+        ratio is not None and ratio >= 0.8,
     )
     ctx.row("delivery", "msg/s sustained", bulk["msg_per_s"], "msg/s", goal="≥ 300 msg/s", met=bulk["msg_per_s"] >= 300)
     ctx.row("delivery", "accept→delivered p50 (bulk)", bulk["p50_s"], "s")
