@@ -227,8 +227,9 @@ class MessageContent(models.Model):
 
 class MessageEvent(models.Model):
     id = PrefixedIdField(prefix="evt")
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    # Indexed by event_timeline_idx (which leads with it) and event_workspace_idx (migration 0014).
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events", db_index=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
     type = models.CharField(max_length=16, choices=EventType.choices)
     occurred_at = models.DateTimeField()
     recorded_at = models.DateTimeField(auto_now_add=True)
@@ -237,7 +238,10 @@ class MessageEvent(models.Model):
     class Meta:
         # When it happened, then when we learnt it (a DSN's whole-second Date ties with delivery's events).
         ordering = ["occurred_at", "recorded_at", "id"]
-        indexes = [models.Index(fields=["message", "occurred_at", "recorded_at", "id"], name="event_timeline_idx")]
+        indexes = [
+            models.Index(fields=["message", "occurred_at", "recorded_at", "id"], name="event_timeline_idx"),
+            models.Index(fields=["workspace"], name="event_workspace_idx"),  # a workspace's deletion
+        ]
 
     def __str__(self):
         return f"{self.type} {self.message_id}"
@@ -259,7 +263,8 @@ class DeliveryAttempt(models.Model):
     finished. `recipients` holds each recipient's result: {address: {outcome, code, response}}.
     """
 
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="delivery_attempts")
+    # Indexed by attempt_message_idx, which leads with it (migration 0014).
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="delivery_attempts", db_index=False)
     state = models.CharField(max_length=16, choices=AttemptState.choices)
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)

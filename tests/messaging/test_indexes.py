@@ -1,4 +1,5 @@
-"""Every read of messaging_message runs on the index kept for it (messaging/migrations/0010).
+"""Every read of messaging_message, and of its events, attempts and content, runs on the index kept
+for it (messaging/migrations/0011 and 0014).
 
 Each case runs the product's own code, captures the statements it sends to PostgreSQL, and
 EXPLAINs the ones over messaging_message with sequential scans disabled: the plan names the index
@@ -61,8 +62,8 @@ def messages(workspace):
     return rows
 
 
-def plans(run) -> list[str]:
-    """The plans of the statements `run()` sends that read messaging_message (SELECTs only)."""
+def plans(run, table: str = TABLE) -> list[str]:
+    """The plans of the statements `run()` sends that read `table` (SELECTs only)."""
     with CaptureQueriesContext(connection) as captured:
         run()
     found = []
@@ -77,19 +78,19 @@ def plans(run) -> list[str]:
         cursor.execute("SET LOCAL enable_seqscan = off")
         for query in captured.captured_queries:
             sql = query["sql"]
-            if sql.lstrip().upper().startswith("SELECT") and f"FROM {TABLE}" in sql:
+            if sql.lstrip().upper().startswith("SELECT") and f"FROM {table}" in sql:
                 cursor.execute("EXPLAIN " + sql)
                 lines = [row[0] for row in cursor.fetchall()]
                 plan = "\n".join(lines)
                 for child, parent in parents.items():
                     plan = plan.replace(f" {child} ", f" {parent} ")
                 found.append(plan)
-    assert found, "the code read nothing from messaging_message"
+    assert found, f"the code read nothing from {table}"
     return found
 
 
-def assert_served_by(index: str, run) -> None:
-    found = plans(run)
+def assert_served_by(index: str, run, table: str = TABLE) -> None:
+    found = plans(run, table)
     assert any(index in plan for plan in found), "\n\n".join(found)
 
 
@@ -144,3 +145,69 @@ def test_the_outbox_sweeper_reads_the_unfinished_index(messages):
 
 def test_the_pending_metrics_read_the_unfinished_index(messages):
     assert_served_by("message_outbox_idx", lambda: list(pending_messages()))
+
+
+# -- events, attempts and content (messaging/migrations/0014) --
+
+EVENTS, ATTEMPTS = '"messaging_messageevent"', '"messaging_deliveryattempt"'
+
+
+def test_events_attempts_and_content_carry_only_the_indexes_their_reads_need(db):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tablename, indexname FROM pg_indexes WHERE tablename = ANY(%s)",
+            [["messaging_messageevent", "messaging_deliveryattempt", "messaging_messagecontent"]],
+        )
+        found = sorted(cursor.fetchall())
+    assert found == [
+        ("messaging_deliveryattempt", "attempt_in_flight_idx"),
+        ("messaging_deliveryattempt", "attempt_message_idx"),
+        ("messaging_deliveryattempt", "messaging_deliveryattempt_pkey"),
+        ("messaging_messagecontent", "messaging_messagecontent_pkey"),
+        ("messaging_messageevent", "event_timeline_idx"),
+        ("messaging_messageevent", "event_workspace_idx"),
+        ("messaging_messageevent", "messaging_messageevent_pkey"),
+    ]
+
+
+@pytest.fixture
+def timeline(messages):
+    """Events and attempts for the 3,005 messages, analysed: a few each, as delivery writes them."""
+    from messaging.models import DeliveryAttempt, MessageEvent
+
+    rows = list(Message.objects.values_list("pk", "workspace_id", "created_at"))
+    MessageEvent.objects.bulk_create(
+        MessageEvent(message_id=pk, workspace_id=ws, type=kind, occurred_at=at)
+        for pk, ws, at in rows
+        for kind in ("accepted", "queued", "sent", "delivered")
+    )
+    DeliveryAttempt.objects.bulk_create(
+        DeliveryAttempt(message_id=pk, state="succeeded", started_at=at) for pk, _, at in rows
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {EVENTS}")
+        cursor.execute(f"ANALYZE {ATTEMPTS}")
+    return messages
+
+
+def test_a_messages_timeline_reads_the_timeline_index(api, timeline):
+    assert_served_by("event_timeline_idx", lambda: api.get(f"/v1/messages/{timeline[0].pk}/events"), EVENTS)
+
+
+def test_a_workspaces_events_are_found_on_the_workspace_index(timeline, workspace):
+    from messaging.models import MessageEvent
+
+    assert_served_by(
+        "event_workspace_idx", lambda: list(MessageEvent.objects.filter(workspace_id=workspace.pk)[:10]), EVENTS
+    )
+
+
+def test_a_batchs_earlier_attempts_are_read_on_the_attempt_index(timeline):
+    from messaging.models import DeliveryAttempt
+
+    ids = [m.pk for m in timeline[:3]]
+    assert_served_by(
+        "attempt_message_idx",
+        lambda: list(DeliveryAttempt.objects.filter(message_id__in=ids).values_list("message_id", "recipients")),
+        ATTEMPTS,
+    )
