@@ -357,10 +357,17 @@ def test_a_delivered_message_row_is_written_three_times_claim_commit_point_outco
     messages = [setup.message(to=f"user{i}@example.com") for i in range(3)]
     with CaptureQueriesContext(connection) as queries:
         deliver_messages(message_ids=[m.pk for m in messages])
-    rewrites = [q["sql"] for q in queries.captured_queries if 'UPDATE "messaging_message"' in q["sql"]]
+    # The commit point is a prepared statement (messaging.queries.attempt_commit_in_flight): its
+    # EXECUTE is the UPDATE of the message row.
+    rewrites = [
+        q["sql"]
+        for q in queries.captured_queries
+        if 'UPDATE "messaging_message"' in q["sql"] or q["sql"].startswith("EXECUTE pp_commit_point(")
+    ]
     # The claim (one for the batch), the commit point (one per message), the outcome: bookkeeping,
     # `sent` and `delivered` in one statement for the flush (they were three).
     assert len(rewrites) == 1 + 3 + 1
+    assert [sql.startswith("EXECUTE pp_commit_point(") for sql in rewrites] == [False, True, True, True, False]
     assert Message.objects.filter(pk__in=[m.pk for m in messages], status="delivered").count() == 3
     for message in messages:
         assert timeline(message) == ["accepted", "queued", "sent", "delivered"]
