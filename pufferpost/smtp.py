@@ -467,6 +467,7 @@ class Mailer:
     # ticket → (lease, admission): a probe that found the destination's connection already open
     # took the message's admission on it, so its send asks Redis nothing more.
     _admitted: dict[str, tuple[str, Admission]] = field(default_factory=dict)
+    _destinations: dict[tuple[str, ...], tuple[str, Limits]] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.timeout is None:
@@ -486,6 +487,7 @@ class Mailer:
         self._routes.clear()
         self._waits.clear()
         self._admitted.clear()
+        self._destinations.clear()
 
     def send(
         self,
@@ -552,7 +554,12 @@ class Mailer:
         """The shaping destination a route belongs to (its MX rollup) and its limits."""
         if self.shaper is None:
             return _connection_key(route), Limits()
-        return self.shaper.destination(route.hosts)
+        # Asked three times per message (ordering, probe, send); the shaper's policy is fixed for
+        # its life, so one batch matches each set of MX hosts against the rules once.
+        found = self._destinations.get(route.hosts)
+        if found is None:
+            found = self._destinations[route.hosts] = self.shaper.destination(route.hosts)
+        return found
 
     def _send_route(self, route: Route, mail_from: str, recipients: list[str], data: Payload, before_data=None):
         key = _connection_key(route)
