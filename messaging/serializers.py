@@ -256,6 +256,15 @@ class SendSerializer(StrictSerializer):
     timezone = TimezoneField(required=False, allow_null=True)
     attachments = serializers.ListField(child=AttachmentSerializer(), required=False, max_length=MAX_ATTACHMENTS)
 
+    # Optional fields sent as null mean "not given", as they already did for replyTo, locale and
+    # the other optional strings: SDKs often write every unset optional field as null.
+    ABSENT_WHEN_NULL = frozenset({"data", "cc", "metadata", "attachments"})
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping) and any(data.get(name, ...) is None for name in self.ABSENT_WHEN_NULL):
+            data = {k: v for k, v in data.items() if not (v is None and k in self.ABSENT_WHEN_NULL)}
+        return super().to_internal_value(data)
+
 
 class BatchSerializer(StrictSerializer):
     """The batch envelope only; each item is validated on its own so one bad item fails alone."""

@@ -44,6 +44,19 @@ def test_send_is_accepted_with_a_message_id_and_stores_message_and_event(api, se
     assert list(message.events.values_list("type", flat=True)) == ["accepted"]
 
 
+@pytest.mark.parametrize("field", ["data", "cc", "metadata", "attachments", "replyTo", "locale", "unsubscribeGroup"])
+def test_an_optional_field_sent_as_null_answers_exactly_as_one_left_out(api, sendable, body, field):
+    """The guide lists these as optional; SDKs often send an unset optional field as null."""
+    stored = ("data", "cc", "metadata", "reply_to", "locale", "timezone", "unsubscribe_group_id", "status")
+    left_out = send(api, body(**{field: ...}))
+    as_null = send(api, body(**{field: None}))
+    assert as_null.status_code == left_out.status_code == 202, as_null.content
+    assert set(as_null.json()) == set(left_out.json()) == {"id", "status"}
+    first, second = (Message.objects.values_list(*stored).get(pk=r.json()["id"]) for r in (left_out, as_null))
+    assert second == first
+    assert not MessageAttachment.objects.exists()
+
+
 def test_locale_defaults_to_the_workspace_default_and_can_be_overridden(api, sendable, body):
     sendable.workspace.default_locale = "fr"
     sendable.workspace.save()
