@@ -4,9 +4,10 @@ Routing: through PUFFERPOST_SMTP_RELAY when it is set, else straight to each rec
 MX hosts (looked up with `pufferpost.dns`, host addresses included, so tests and `make up` can
 point all of it at a loopback DNS server) on PUFFERPOST_SMTP_PORT.
 
-`Mailer` keeps one open connection per destination and reuses it for the next message (RSET
-in between): a new TCP + EHLO per message halves throughput on loopback and costs far more
-against a remote MX (the machine ceilings in bench/README.md).
+`Mailer` keeps one open connection per destination and reuses it for the next message (its MAIL
+follows the last one's final reply; RSET only after a transaction that ended early): a new TCP +
+EHLO per message halves throughput on loopback and costs far more against a remote MX (the
+machine ceilings in bench/README.md).
 
 Outcomes are per recipient: `delivered` (2xx after DATA), `bounced` (5xx, or a domain that
 cannot receive mail: NXDOMAIN, null MX, no address at all) and `deferred` (4xx, 421, refused
@@ -832,10 +833,9 @@ class Mailer:
         smtp, host = connection.smtp, connection.host
         results: dict[str, DeliveryResult] = {}
         try:
-            if connection.messages:
-                code, text = smtp.rset()
-                if code != 250:
-                    raise _ConnectionLost(classify(None, f"RSET answered {code} {_text(text)}", host))
+            # No RSET first: a transaction that got its final reply left the session clean (RFC
+            # 5321 4.1.1.4), and every one that ended early reset it then. A server that dropped
+            # the idle connection answers MAIL with 421 or not at all: lost, so safe to resend.
             connection.messages += 1
             code, text = smtp.mail(mail_from)
             if code == 421:
@@ -857,8 +857,10 @@ class Mailer:
             if before_data is None:
                 try:
                     code, text = smtp.data(data)
-                except smtplib.SMTPDataError as exc:
+                except smtplib.SMTPDataError as exc:  # DATA itself refused: the envelope is still open
                     code, text = exc.smtp_code, exc.smtp_error
+                    if code != 421:
+                        smtp.rset()
             else:
                 code, text = self._data_after_commit_point(connection, data, before_data, accepted)
                 if code is None:
@@ -889,6 +891,8 @@ class Mailer:
         smtp.putcmd("data")
         code, text = smtp.getreply()
         if code != 354:
+            if code != 421:
+                smtp.rset()  # DATA itself refused: close the envelope for the next transaction
             return code, text
         try:
             go_ahead = before_data(list(accepted))

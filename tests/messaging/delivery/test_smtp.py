@@ -5,6 +5,7 @@ import pytest
 
 from messaging.delivery import dkim
 from pufferpost import smtp
+from pufferpost.localdev.smtp_server import LoopbackSmtpServer, RecordingHandler
 from pufferpost.smtp import Mailer, Outcome, relay_route, resolve_route
 from tests.messaging.delivery.conftest import RELAY_PASSWORD, RELAY_USER
 from tests.messaging.delivery.test_dkim import mail_dkim_verify
@@ -33,9 +34,11 @@ def publish_mx(zone, domain, *mxs):
             zone.publish(host, "A", address)
 
 
-def send(recipients, data=DATA, mailer=None):
+def send(recipients, data=DATA, mailer=None, before_data=None):
     if mailer is not None:
-        return mailer.send(mail_from="bounces+x@mail.acme.test", recipients=recipients, data=data)
+        return mailer.send(
+            mail_from="bounces+x@mail.acme.test", recipients=recipients, data=data, before_data=before_data
+        )
     return smtp.send_message(mail_from="bounces+x@mail.acme.test", recipients=recipients, data=data)
 
 
@@ -324,3 +327,67 @@ def test_the_next_batch_finds_the_route_in_the_process_cache(direct, smtp_sink):
             assert send([f"u{n}@example.com"], mailer=mailer)[f"u{n}@example.com"].outcome == Outcome.DELIVERED
     assert direct.asked[("example.com", "MX")] == 1
     assert direct.asked[("mx1.example.com", "A")] == 1
+
+
+class _CountingHandler(RecordingHandler):
+    """Records like the sink, counts RSETs, and refuses the DATA command itself (before 354) the
+    next `refuse_data` times, leaving the envelope open as a real server does."""
+
+    def __init__(self):
+        super().__init__()
+        self.rsets = 0
+        self.refuse_data = 0
+
+    async def handle_RSET(self, server, session, envelope):
+        self.rsets += 1
+        return "250 OK"
+
+
+class _DataRefusingServer(LoopbackSmtpServer):
+    def factory(self):
+        server = super().factory()
+        handler, original = self.handler, server.smtp_DATA
+
+        async def smtp_data(arg):
+            if handler.refuse_data:
+                handler.refuse_data -= 1
+                await server.push("554 5.7.1 Transaction refused at DATA")
+                return
+            await original(arg)
+
+        server._smtp_methods["DATA"] = smtp_data  # aiosmtpd dispatches from this table
+        return server
+
+
+@pytest.fixture
+def counting_relay(settings):
+    handler = _CountingHandler()
+    server = _DataRefusingServer(handler)
+    server.start()
+    settings.PUFFERPOST_SMTP_RELAY = f"smtp://127.0.0.1:{server.port}"
+    yield handler
+    server.stop()
+
+
+def test_messages_on_one_connection_follow_each_other_without_a_reset(counting_relay):
+    with Mailer() as mailer:
+        for n in range(5):
+            assert send([f"user{n}@example.com"], mailer=mailer)[f"user{n}@example.com"].outcome == Outcome.DELIVERED
+    assert [r.rcpt_tos for r in counting_relay.received] == [[f"user{n}@example.com"] for n in range(5)]
+    assert counting_relay.connections == 1 and counting_relay.rsets == 0
+
+
+@pytest.mark.parametrize("commit_point", [False, True])
+def test_after_data_itself_is_refused_the_connection_is_reset_and_carries_the_next_message(
+    counting_relay, commit_point
+):
+    counting_relay.refuse_data = 1
+    with Mailer() as mailer:
+        before_data = (lambda recipients: True) if commit_point else None
+        refused = send(["jane@example.com"], mailer=mailer, before_data=before_data)["jane@example.com"]
+        assert (refused.outcome, refused.code) == (Outcome.BOUNCED, 554)
+        delivered = send(["joe@example.com"], mailer=mailer, before_data=before_data)["joe@example.com"]
+        assert delivered.outcome == Outcome.DELIVERED, delivered
+    # Without the reset the server would still hold jane's envelope: "503 nested MAIL command".
+    assert [r.rcpt_tos for r in counting_relay.received] == [["joe@example.com"]]
+    assert counting_relay.connections == 1 and counting_relay.rsets == 1
