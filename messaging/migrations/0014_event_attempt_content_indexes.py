@@ -22,33 +22,21 @@ partitioned tables, dropping or renaming the parent's index does the same for ev
 from django.db import migrations, models
 
 
-def _index(table, name, column, opclass=""):
+def _index(table, name, column, like):
+    opclass = " varchar_pattern_ops" if like else ""
     return f'CREATE INDEX IF NOT EXISTS "{name}" ON "{table}" ("{column}"{opclass})'
 
 
+EVENT, ATTEMPT, CONTENT = "messaging_messageevent", "messaging_deliveryattempt", "messaging_messagecontent"
+# (table, column, index, whether it is a varchar_pattern_ops twin)
 DROPS = [
-    ("messaging_messageevent", "messaging_messageevent_message_id_2f3585a9", "message_id", ""),
-    ("messaging_messageevent", "messaging_messageevent_message_id_2f3585a9_like", "message_id", " varchar_pattern_ops"),
-    (
-        "messaging_messageevent",
-        "messaging_messageevent_workspace_id_b7ba9aa9_like",
-        "workspace_id",
-        " varchar_pattern_ops",
-    ),
-    ("messaging_messageevent", "messaging_messageevent_id_26f300eb_like", "id", " varchar_pattern_ops"),
-    ("messaging_deliveryattempt", "messaging_deliveryattempt_message_id_3317fec4", "message_id", ""),
-    (
-        "messaging_deliveryattempt",
-        "messaging_deliveryattempt_message_id_3317fec4_like",
-        "message_id",
-        " varchar_pattern_ops",
-    ),
-    (
-        "messaging_messagecontent",
-        "messaging_messagecontent_message_id_6f565e0a_like",
-        "message_id",
-        " varchar_pattern_ops",
-    ),
+    (EVENT, "message_id", "messaging_messageevent_message_id_2f3585a9", False),
+    (EVENT, "message_id", "messaging_messageevent_message_id_2f3585a9_like", True),
+    (EVENT, "workspace_id", "messaging_messageevent_workspace_id_b7ba9aa9_like", True),
+    (EVENT, "id", "messaging_messageevent_id_26f300eb_like", True),
+    (ATTEMPT, "message_id", "messaging_deliveryattempt_message_id_3317fec4", False),
+    (ATTEMPT, "message_id", "messaging_deliveryattempt_message_id_3317fec4_like", True),
+    (CONTENT, "message_id", "messaging_messagecontent_message_id_6f565e0a_like", True),
 ]
 WORKSPACE_INDEX = "messaging_messageevent_workspace_id_b7ba9aa9"
 
@@ -59,42 +47,29 @@ class Migration(migrations.Migration):
     operations = [
         migrations.SeparateDatabaseAndState(
             state_operations=[
-                migrations.AlterField(
-                    model_name="messageevent",
-                    name="message",
-                    field=models.ForeignKey(
-                        db_index=False,
-                        on_delete=models.deletion.CASCADE,
-                        related_name="events",
-                        to="messaging.message",
-                    ),
-                ),
-                migrations.AlterField(
-                    model_name="messageevent",
-                    name="workspace",
-                    field=models.ForeignKey(
-                        db_index=False, on_delete=models.deletion.CASCADE, related_name="+", to="pufferpost.workspace"
-                    ),
+                *(
+                    migrations.AlterField(
+                        model_name=model,
+                        name=name,
+                        field=models.ForeignKey(
+                            db_index=False, on_delete=models.deletion.CASCADE, related_name=related_name, to=to
+                        ),
+                    )
+                    for model, name, related_name, to in [
+                        ("messageevent", "message", "events", "messaging.message"),
+                        ("messageevent", "workspace", "+", "pufferpost.workspace"),
+                        ("deliveryattempt", "message", "delivery_attempts", "messaging.message"),
+                    ]
                 ),
                 migrations.AddIndex(
                     model_name="messageevent",
                     index=models.Index(fields=["workspace"], name="event_workspace_idx"),
                 ),
-                migrations.AlterField(
-                    model_name="deliveryattempt",
-                    name="message",
-                    field=models.ForeignKey(
-                        db_index=False,
-                        on_delete=models.deletion.CASCADE,
-                        related_name="delivery_attempts",
-                        to="messaging.message",
-                    ),
-                ),
             ],
             database_operations=[
                 *(
-                    migrations.RunSQL(f'DROP INDEX IF EXISTS "{name}"', _index(table, name, column, opclass))
-                    for table, name, column, opclass in DROPS
+                    migrations.RunSQL(f'DROP INDEX IF EXISTS "{name}"', _index(table, name, column, like))
+                    for table, column, name, like in DROPS
                 ),
                 migrations.RunSQL(
                     f'ALTER INDEX "{WORKSPACE_INDEX}" RENAME TO "event_workspace_idx"',
