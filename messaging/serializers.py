@@ -247,17 +247,21 @@ class SendSerializer(StrictSerializer):
     to = EmailField()
     templateId = StringField(required=False, allow_null=True, allow_blank=True, max_length=64)
     template = StringField(required=False, allow_null=True, allow_blank=True, max_length=200)
-    data = ObjectField(required=False)
+    data = ObjectField(required=False, allow_null=True)
     replyTo = EmailField(required=False, allow_null=True)
-    cc = serializers.ListField(child=EmailField(), required=False, max_length=MAX_CC)
-    metadata = MetadataField(required=False)
+    cc = serializers.ListField(child=EmailField(), required=False, allow_null=True, max_length=MAX_CC)
+    metadata = MetadataField(required=False, allow_null=True)
     unsubscribeGroup = StringField(required=False, allow_null=True, max_length=64)
     locale = LocaleField(required=False, allow_null=True)
     timezone = TimezoneField(required=False, allow_null=True)
-    attachments = serializers.ListField(child=AttachmentSerializer(), required=False, max_length=MAX_ATTACHMENTS)
+    attachments = serializers.ListField(
+        child=AttachmentSerializer(), required=False, allow_null=True, max_length=MAX_ATTACHMENTS
+    )
 
     # Optional fields sent as null mean "not given", as they already did for replyTo, locale and
-    # the other optional strings: SDKs often write every unset optional field as null.
+    # the other optional strings: SDKs often write every unset optional field as null. (These four
+    # are dropped before validation, so the validated send never holds a None for them; allow_null
+    # is what tells the OpenAPI schema.)
     ABSENT_WHEN_NULL = frozenset({"data", "cc", "metadata", "attachments"})
 
     def to_internal_value(self, data):

@@ -90,7 +90,8 @@ def aim(case, seeded):
     if case.operation.path == "/v1/messages" and case.method == "POST":
         _aim_send(body, seeded)
     if case.operation.path == "/v1/messages/batch" and isinstance(body, dict):
-        for item in body.get("messages") or []:
+        items = body.get("messages")
+        for item in items if isinstance(items, list) else []:  # a non-list goes as generated
             _aim_send(item, seeded)
 
 
