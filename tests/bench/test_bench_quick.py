@@ -63,4 +63,7 @@ def test_quick_delivery_run_starts_its_workers_and_delivers_every_message(tmp_pa
 
     metrics = {row["metric"]: row for row in result["rows"] if row["workload"] == "delivery"}
     assert metrics["msg/s (200/200 delivered)"]["value"] > 0
+    # The drain phase: accepted while no worker ran, then every one delivered by restarted workers.
+    assert metrics["drain msg/s (accepted first; 200/200 delivered)"]["value"] > 0
+    assert result["details"]["delivery"]["drain"]["statuses"] == {"delivered": 200}
     assert any(name.startswith("ceiling: render+sign+send") for name in metrics)
