@@ -40,6 +40,14 @@ class Context:
     def auth(self) -> dict:
         return {"Authorization": f"Bearer {self.fixture.api_key}"}
 
+    def batch_request(self, offset: int, count: int) -> bytes:
+        """One POST /v1/messages/batch of `count` sends numbered from `offset` (seed.send_body)."""
+        from bench import seed
+        from bench.loadgen import http_request
+
+        body = {"messages": [seed.send_body(self.fixture, offset + i) for i in range(count)]}
+        return http_request("POST", "/v1/messages/batch", body=body, headers=self.auth(), port=self.web_port)
+
     def web(self) -> int:
         """gunicorn serving the app and the ceiling route (bench.settings), started once per run."""
         if self.web_port is not None:

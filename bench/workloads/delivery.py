@@ -158,8 +158,9 @@ def _observe(ids: list[str], *, hard_limit: float, stall: float = STALL_SECONDS,
     `stall` seconds, or `hard_limit` seconds pass. Returns latencies of the delivered ones; the rate
     runs from the first accept (with `since_claim`, the first claim) to the last delivery."""
     from django.db import connection
+    from django.db.models import Min
 
-    from messaging.models import TERMINAL_STATUSES
+    from messaging.models import TERMINAL_STATUSES, EventType, MessageEvent
 
     terminal = [str(s) for s in TERMINAL_STATUSES]
     started = time.monotonic()
@@ -191,10 +192,9 @@ def _observe(ids: list[str], *, hard_limit: float, stall: float = STALL_SECONDS,
         pairs = cursor.fetchall()
         cursor.execute("SELECT status, count(*) FROM messaging_message WHERE id = ANY(%s) GROUP BY status", [ids])
         statuses = dict(cursor.fetchall())
-        cursor.execute(
-            "SELECT min(occurred_at) FROM messaging_messageevent WHERE message_id = ANY(%s) AND type = 'queued'", [ids]
-        )
-        (first_claim,) = cursor.fetchone()
+    first_claim = MessageEvent.objects.filter(message_id__in=ids, type=EventType.QUEUED).aggregate(
+        first=Min("occurred_at")
+    )["first"]
     latencies = [(d - c).total_seconds() for c, d in pairs]
     result = {
         "messages": len(ids),
@@ -229,12 +229,6 @@ def _accept_single(ctx, port: int, count: int, offset: int) -> None:
         if result.ok != 1:
             raise RuntimeError(f"a send was refused: {result.summary()}")
         time.sleep(max(0.0, 1 / LIGHT_RATE - (time.perf_counter() - t0)))
-
-
-def _batch(ctx, offset: int, count: int) -> bytes:
-    """One POST /v1/messages/batch of `count` sends."""
-    body = {"messages": [seed.send_body(ctx.fixture, offset + i) for i in range(count)]}
-    return http_request("POST", "/v1/messages/batch", body=body, headers=ctx.auth(), port=ctx.web_port)
 
 
 def _start_workers(ctx, worker_env: dict, *, suffix: str = "") -> list:
@@ -308,7 +302,7 @@ def run(ctx) -> None:
 
     # Throughput: N messages accepted in 100-item batches as fast as the API takes them.
     n = ctx.args.delivery_count
-    batches = [_batch(ctx, 40_000_000 + b * 100, min(100, n - b * 100)) for b in range((n + 99) // 100)]
+    batches = [ctx.batch_request(40_000_000 + b * 100, min(100, n - b * 100)) for b in range((n + 99) // 100)]
     since = timezone.now()
     accept = run_load(port, batches, concurrency=2, expect=(200,), total_timeout=300).summary()
     bulk_ids = _recent_ids(since)
@@ -326,7 +320,7 @@ def run(ctx) -> None:
     since = timezone.now()
     drain_accept = run_load(
         port,
-        [_batch(ctx, 60_000_000 + b * 100, min(100, n - b * 100)) for b in range((n + 99) // 100)],
+        [ctx.batch_request(60_000_000 + b * 100, min(100, n - b * 100)) for b in range((n + 99) // 100)],
         concurrency=2,
         expect=(200,),
         total_timeout=300,

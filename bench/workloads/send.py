@@ -92,8 +92,7 @@ def run(ctx) -> None:
 
 
 def _batch_request(ctx, b: int) -> bytes:
-    items = [seed.send_body(ctx.fixture, 20_000_000 + b * BATCH_SIZE + i) for i in range(BATCH_SIZE)]
-    return http_request("POST", "/v1/messages/batch", body={"messages": items}, headers=ctx.auth(), port=ctx.web_port)
+    return ctx.batch_request(20_000_000 + b * BATCH_SIZE, BATCH_SIZE)
 
 
 def _purge_queues(ctx) -> None:
