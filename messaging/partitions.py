@@ -40,6 +40,7 @@ from django.db.models import Count, Exists, Max, OuterRef, Q
 from ulid import ULID
 
 from messaging.models import TERMINAL_STATUSES, IdempotencyRecord, Message, MessageStatus, Suppression
+from messaging.queries import default_partition_rows_delete
 from pufferpost.models import Workspace
 
 logger = logging.getLogger("pufferpost.retention")
@@ -344,13 +345,10 @@ def _delete_late_rows() -> int:
     land in the default partition; they are past retention too, so they go, bounded per run to
     the key range of the months whose content is gone.
 
-    DML, and it stays here rather than in messaging/queries.py: the statement is aimed at the
-    default partition by the name the catalog reads above return, which is its guarantee. A
-    DELETE on the parent (the ORM reading, `MessageEvent.objects.filter(message_id__lt=…)
-    .delete()`) would reach every partition the range covers, so a wrong bound would delete a
-    kept month's rows; this one can only ever touch rows already in the default partition. The
-    ORM has no model for a partition. tests/messaging/test_retention.py holds it to the late rows
-    of purged months: a default-partition row outside their range stays.
+    The DELETE is messaging.queries.default_partition_rows_delete: aimed at the default partition
+    by the name the catalog reads here return, it can only ever touch rows already there.
+    tests/messaging/test_retention.py holds it to the late rows of purged months: a
+    default-partition row outside their range stays.
     """
     deleted = 0
     with transaction.atomic(), connection.cursor() as cursor:
@@ -362,16 +360,12 @@ def _delete_late_rows() -> int:
             if not gone or not _exists(cursor, default_name(table)):
                 continue
             # Everything below the newest month whose content is gone, and not in a kept month.
-            hi = bound(add_months(max(gone), 1))
-            lo = bound(min(existing)) if existing else None
-            key = _q(PARTITIONED[table])
-            sql = f"DELETE FROM {_q(default_name(table))} WHERE {key} >= %s AND {key} < %s"
-            params = [bound(EPOCH), hi]
-            if lo is not None and lo < hi:
-                sql += f" AND {key} < %s"
-                params.append(lo)
-            cursor.execute(sql, params)
-            deleted += cursor.rowcount
+            below = bound(add_months(max(gone), 1))
+            if existing:
+                below = min(below, bound(min(existing)))
+            deleted += default_partition_rows_delete(
+                partition=default_name(table), key=PARTITIONED[table], at_least=bound(EPOCH), below=below
+            )
     return deleted
 
 

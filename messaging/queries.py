@@ -476,3 +476,21 @@ def statement_timeout_local(*, milliseconds: int) -> None:
     """
     with connection.cursor() as cursor:
         cursor.execute("SELECT set_config('statement_timeout', %s, true)", [f"{int(milliseconds)}ms"])
+
+
+def default_partition_rows_delete(*, partition: str, key: str, at_least: str, below: str) -> int:
+    """Delete the rows of `partition` (a partitioned table's default partition, by name) whose
+    `key` is in [at_least, below); the number deleted (messaging.partitions' late rows).
+
+    The ORM reading is `Model.objects.filter(<key>__gte=at_least, <key>__lt=below).delete()` on
+    the parent, and it equals this while every row of that range is in the default partition.
+    The guarantee is that this can only ever touch rows already in the default partition: the
+    parent's DELETE would reach every partition the range covers, so a wrong bound would delete
+    a kept month's rows. The ORM has no model for a partition.
+    """
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {quote(partition)} WHERE {quote(key)} >= %s AND {quote(key)} < %s", [at_least, below]
+        )
+        return cursor.rowcount

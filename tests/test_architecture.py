@@ -110,11 +110,9 @@ def test_autodiscovery_alone_registers_every_task():
 # `_modules` leaves out): each entry says why its statements have no place there.
 SQL_ALLOWED = {
     # Partition DDL: creating, detaching and dropping monthly partitions, the catalog reads it
-    # needs (to_regclass, pg_inherits, pg_constraint), a purge's lock timeout and constraint mode,
-    # and the bounded DELETE of late rows straight from a default partition. None has an ORM
-    # reading that keeps its guarantee (the ORM reaches a partition only through its parent table:
-    # `_delete_late_rows` says why that matters, tests/messaging/test_retention.py holds it to its
-    # range); the module reads rows through the ORM (tests/messaging/test_partition_reads.py).
+    # needs (to_regclass, pg_inherits, pg_constraint), a purge's lock timeout and constraint mode.
+    # None is a row read or write (the late rows' DELETE is in messaging/queries.py, with its ORM
+    # reading); the module reads rows through the ORM (tests/messaging/test_partition_reads.py).
     "messaging/partitions.py",
 }
 # Calls that hand SQL to the database, and the names that carry raw SQL into the ORM.

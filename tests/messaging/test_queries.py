@@ -27,6 +27,7 @@ from messaging.queries import (
     SendContextRow,
     attempt_commit_in_flight,
     attempts_finish,
+    default_partition_rows_delete,
     event_rollup_add,
     event_rollup_lock,
     message_contents_upsert,
@@ -628,3 +629,41 @@ def test_the_statement_timeout_holds_to_the_end_of_the_transaction(transactional
         statement_timeout_local(milliseconds=50)
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_sleep(2)")
+
+
+def test_the_default_partition_delete_equals_its_orm_reading_and_reaches_no_other_partition(db, workspace):
+    """Rows of months without a partition of their own sit in the default partition: there the
+    DELETE deletes exactly what the ORM's range delete does. A row of the range that sits in a
+    month's own partition is left, where the ORM's delete on the parent would take it."""
+    from messaging import partitions
+    from tests.messaging.conftest import make_sendable
+    from tests.messaging.test_retention import JUNE, _message
+
+    partitions.ensure_partitions(now=JUNE, ahead=3)  # June to September 2026 have partitions
+    sendable = make_sendable(workspace)
+    at_least, below = partitions.bound(partitions.EPOCH), partitions.bound(datetime(2026, 8, 1, tzinfo=UTC))
+    deleted = {}
+    for delete in ("ours", "orm"):
+        in_default = [_message(sendable, datetime(2025, month, 3, tzinfo=UTC)) for month in (2, 5)]
+        in_june = _message(sendable, JUNE + timedelta(days=3))
+        outside = _message(sendable, datetime(2023, 6, 1, tzinfo=UTC))  # below the range, also in default
+        for message in (*in_default, in_june, outside):
+            MessageEvent.objects.create(message=message, workspace=workspace, type="opened", occurred_at=JUNE)
+        ids = [m.pk for m in (*in_default, in_june, outside)]
+        expected = MessageEvent.objects.filter(message__in=in_default).count()  # the factory's and the opens
+        if delete == "ours":
+            count = default_partition_rows_delete(
+                partition="messaging_messageevent_default", key="message_id", at_least=at_least, below=below
+            )
+        else:
+            rows = MessageEvent.objects.filter(message_id__gte=at_least, message_id__lt=below, message_id__in=ids)
+            # The ORM reading, kept to the rows the default partition holds (the June row is not there).
+            count, _ = rows.exclude(message_id=in_june.pk).delete()
+        left = set(MessageEvent.objects.filter(message_id__in=ids).values_list("message_id", flat=True))
+        deleted[delete] = (count == expected, left == {in_june.pk, outside.pk})
+        MessageEvent.objects.filter(message_id__in=ids).delete()
+    assert deleted["ours"] == deleted["orm"] == (True, True)
+    # The ORM's delete on the parent, unrestricted, would have reached June's own partition.
+    june = _message(sendable, JUNE + timedelta(days=4))
+    MessageEvent.objects.create(message=june, workspace=workspace, type="opened", occurred_at=JUNE)
+    assert MessageEvent.objects.filter(message_id__gte=at_least, message_id__lt=below, message_id=june.pk).exists()
