@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from bench import seed
-from bench.common import celery_worker_argv, free_port, percentile, python_argv, wait_for_port
+from bench.common import celery_worker_argv, delivery_worker_env, free_port, percentile, python_argv, wait_for_port
 from bench.loadgen import http_request, run_load
 
 CEILING_PROCESSES = 2
@@ -277,19 +277,7 @@ def run(ctx) -> None:
     details["ceiling"] = ceiling
 
     port = ctx.web()
-    worker_env = {
-        "PUFFERPOST_DNS_NAMESERVERS": f"127.0.0.1:{dns_port}",
-        "PUFFERPOST_DNS_TIMEOUT": "2",
-        "PUFFERPOST_SMTP_PORT": mx_port,
-        "PUFFERPOST_SMTP_TIMEOUT": "10",
-        # INFO: the worker's "ready." line is an INFO record (WARNING hid it and the wait timed out).
-        "PUFFERPOST_LOG_LEVEL": "INFO",
-        # The run starts on an empty Redis prefix, which the shaper takes for lost state (fail
-        # safe): for PUFFERPOST_SHAPING_RECOVERY seconds every destination gets one connection
-        # across all workers. That recovery is not the steady state this workload measures (it
-        # had been most of its window: 1,700 of 2,050 messages were deferred once for it).
-        "PUFFERPOST_SHAPING_RECOVERY": "0",
-    }
+    worker_env = delivery_worker_env(dns_port=dns_port, smtp_port=mx_port)
     workers = _start_workers(ctx, worker_env)
     mx_before = mx_count(count_file)
 

@@ -26,7 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from bench import seed
-from bench.common import celery_worker_argv, percentile
+from bench.common import celery_worker_argv, delivery_worker_env, percentile
 from bench.loadgen import http_request, run_load
 from bench.workloads.delivery import _observe, _recent_ids, start_dns
 
@@ -163,17 +163,12 @@ def run(ctx) -> None:
         [f"_dmarc.{fixture.domain}", "TXT", "v=DMARC1; p=none"],
     ]
     dns, dns_port = start_dns(ctx, records, name="world-dns")
-    worker_env = {
-        "PUFFERPOST_DNS_NAMESERVERS": f"127.0.0.1:{dns_port}",
-        "PUFFERPOST_DNS_TIMEOUT": "2",
-        "PUFFERPOST_SMTP_PORT": world.port,
-        "PUFFERPOST_SMTP_TIMEOUT": "10",
-        "PUFFERPOST_TLS_CA_FILE": str(world.ca.ca_file),
-        "PUFFERPOST_SHAPING_FILE": shaping_file(ctx, world),
-        "PUFFERPOST_SHAPING_RECOVERY": "0",
-        # INFO: the worker's "ready." line is an INFO record (WARNING hides it and the wait hangs).
-        "PUFFERPOST_LOG_LEVEL": "INFO",
-    }
+    worker_env = delivery_worker_env(
+        dns_port=dns_port,
+        smtp_port=world.port,
+        PUFFERPOST_TLS_CA_FILE=str(world.ca.ca_file),
+        PUFFERPOST_SHAPING_FILE=shaping_file(ctx, world),
+    )
 
     # The workers as compose.yaml runs them: fresh mail on the delivery queue and retries (the
     # paced backlog's booked slots) on delivery_retry, each on a prefork worker of its own taking
